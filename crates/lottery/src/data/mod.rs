@@ -1,0 +1,391 @@
+//! Datasets: reading them from disk, normalising, holding out a validation split, and serving
+//! shuffled (and, for CIFAR, augmented) batches in a deterministic order.
+
+pub mod cifar;
+pub mod download;
+pub mod idx;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::rng::Rng;
+
+/// Which dataset format to read from a directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DatasetKind {
+    /// MNIST itself: the paper's normalisation constants.
+    Mnist,
+    /// Any other dataset in MNIST's IDX layout (Fashion-MNIST, KMNIST…): normalised with the
+    /// mean and standard deviation of its own training images.
+    MnistFormat,
+    Cifar10,
+}
+
+impl DatasetKind {
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "mnist" => Ok(Self::Mnist),
+            "mnist-format" | "fashion-mnist" | "kmnist" => Ok(Self::MnistFormat),
+            "cifar10" | "cifar-10" => Ok(Self::Cifar10),
+            _ => Err(Error::config(
+                "dataset",
+                format!("`{name}` is not one of mnist, mnist-format, cifar10"),
+            )),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Mnist => "mnist",
+            Self::MnistFormat => "mnist-format",
+            Self::Cifar10 => "cifar10",
+        }
+    }
+
+    /// Where the data lives when the user does not say: MNIST ships with the repository.
+    pub fn default_dir(self) -> PathBuf {
+        let bundled = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data");
+        let root = std::env::var_os("LOTTERY_DATA")
+            .map(PathBuf::from)
+            .unwrap_or(bundled);
+        root.join(match self {
+            Self::Mnist | Self::MnistFormat => "mnist",
+            Self::Cifar10 => "cifar10",
+        })
+    }
+}
+
+/// Images stored normalised, one example after another in C×H×W order.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    pub images: Vec<f32>,
+    pub labels: Vec<u32>,
+    /// (channels, height, width)
+    pub shape: [usize; 3],
+    pub classes: usize,
+}
+
+impl Dataset {
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    pub fn example_len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    pub fn image(&self, i: usize) -> &[f32] {
+        let n = self.example_len();
+        &self.images[i * n..(i + 1) * n]
+    }
+
+    fn subset(&self, indices: &[usize]) -> Dataset {
+        let n = self.example_len();
+        let mut images = Vec::with_capacity(indices.len() * n);
+        for &i in indices {
+            images.extend_from_slice(self.image(i));
+        }
+        Dataset {
+            images,
+            labels: indices.iter().map(|&i| self.labels[i]).collect(),
+            shape: self.shape,
+            classes: self.classes,
+        }
+    }
+}
+
+/// Training, validation and test sets, ready for training.
+#[derive(Debug, Clone)]
+pub struct Splits {
+    pub kind: DatasetKind,
+    pub train: Dataset,
+    pub val: Dataset,
+    pub test: Dataset,
+}
+
+/// Fixed so that every seed and replicate sees the same validation images; variation between
+/// replicates then comes from initialisation and data order only.
+const SPLIT_SEED: u64 = 0x5eed;
+
+/// Loads a dataset, normalises it and holds `val_size` training examples out for validation.
+pub fn load(kind: DatasetKind, dir: &Path, val_size: usize) -> Result<Splits> {
+    let (train, test) = match kind {
+        DatasetKind::Mnist | DatasetKind::MnistFormat => load_mnist_format(dir, kind)?,
+        DatasetKind::Cifar10 => load_cifar10(dir)?,
+    };
+    if val_size >= train.len() {
+        return Err(Error::config(
+            "val-size",
+            format!(
+                "{val_size} leaves no training examples (the training set has {})",
+                train.len()
+            ),
+        ));
+    }
+    let order = Rng::derive(SPLIT_SEED, "validation split").permutation(train.len());
+    let (val_idx, train_idx) = order.split_at(val_size);
+    let mut train_idx = train_idx.to_vec();
+    let mut val_idx = val_idx.to_vec();
+    // Keep the original order within each part: stable, and easy to reason about.
+    train_idx.sort_unstable();
+    val_idx.sort_unstable();
+    Ok(Splits {
+        kind,
+        val: train.subset(&val_idx),
+        train: train.subset(&train_idx),
+        test,
+    })
+}
+
+/// Finds `stem` or `stem.gz`, also accepting the `train-images.idx3-ubyte` spelling.
+fn find_idx(dir: &Path, stem: &str) -> Result<PathBuf> {
+    let dotted = stem.replacen("-idx", ".idx", 1);
+    for name in [
+        stem.to_string(),
+        format!("{stem}.gz"),
+        dotted.clone(),
+        format!("{dotted}.gz"),
+    ] {
+        let p = dir.join(&name);
+        if p.is_file() {
+            return Ok(p);
+        }
+    }
+    Err(Error::io(
+        dir.join(format!("{stem}.gz")),
+        std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "not found (nor without .gz); `lottery data` lists what is expected",
+        ),
+    ))
+}
+
+pub const MNIST_FILES: [&str; 4] = [
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+];
+
+fn load_mnist_format(dir: &Path, kind: DatasetKind) -> Result<(Dataset, Dataset)> {
+    let read_pair =
+        |images: &str, labels: &str| -> Result<(idx::IdxArray, idx::IdxArray, PathBuf)> {
+            let ip = find_idx(dir, images)?;
+            let lp = find_idx(dir, labels)?;
+            let im = idx::read_idx(&ip)?;
+            let lb = idx::read_idx(&lp)?;
+            if im.dims.len() != 3 {
+                return Err(Error::format(
+                    &ip,
+                    format!(
+                        "expected rank 3 (count, rows, columns), found dims {:?}",
+                        im.dims
+                    ),
+                ));
+            }
+            if lb.dims.len() != 1 || lb.dims[0] != im.dims[0] {
+                return Err(Error::format(
+                    &lp,
+                    format!("labels {:?} do not match {} images", lb.dims, im.dims[0]),
+                ));
+            }
+            Ok((im, lb, lp))
+        };
+    let (tri, trl, trl_path) = read_pair(MNIST_FILES[0], MNIST_FILES[1])?;
+    let (tei, tel, tel_path) = read_pair(MNIST_FILES[2], MNIST_FILES[3])?;
+    if tri.dims[1..] != tei.dims[1..] {
+        return Err(Error::format(
+            dir,
+            format!(
+                "train images are {:?} but test images {:?}",
+                &tri.dims[1..],
+                &tei.dims[1..]
+            ),
+        ));
+    }
+    let classes = trl.data.iter().chain(&tel.data).copied().max().unwrap_or(0) as usize + 1;
+    for (lb, p) in [(&trl, &trl_path), (&tel, &tel_path)] {
+        if let Some(&bad) = lb.data.iter().find(|&&l| l as usize >= 256) {
+            return Err(Error::format(p, format!("label {bad} out of range")));
+        }
+    }
+    let (mean, std) = match kind {
+        DatasetKind::Mnist => (0.1307, 0.3081),
+        _ => mean_std(&tri.data),
+    };
+    let shape = [1, tri.dims[1], tri.dims[2]];
+    let make = |im: idx::IdxArray, lb: idx::IdxArray| Dataset {
+        images: normalise(&im.data, &[mean], &[std], shape.iter().product()),
+        labels: lb.data.iter().map(|&l| l as u32).collect(),
+        shape,
+        classes,
+    };
+    Ok((make(tri, trl), make(tei, tel)))
+}
+
+fn load_cifar10(dir: &Path) -> Result<(Dataset, Dataset)> {
+    let ((trp, trl), (tep, tel)) = cifar::read_cifar10(dir)?;
+    const MEAN: [f32; 3] = [0.4914, 0.4822, 0.4465];
+    const STD: [f32; 3] = [0.2470, 0.2435, 0.2616];
+    let make = |px: Vec<u8>, lb: Vec<u8>| Dataset {
+        images: normalise(&px, &MEAN, &STD, 3 * 32 * 32),
+        labels: lb.iter().map(|&l| l as u32).collect(),
+        shape: [3, 32, 32],
+        classes: 10,
+    };
+    Ok((make(trp, trl), make(tep, tel)))
+}
+
+fn mean_std(pixels: &[u8]) -> (f32, f32) {
+    let n = pixels.len().max(1) as f64;
+    let mean = pixels.iter().map(|&p| p as f64 / 255.0).sum::<f64>() / n;
+    let var = pixels
+        .iter()
+        .map(|&p| (p as f64 / 255.0 - mean).powi(2))
+        .sum::<f64>()
+        / n;
+    (mean as f32, (var.sqrt() as f32).max(1e-6))
+}
+
+/// Scales bytes to [0, 1] and standardises per channel (`mean.len()` channels, C×H×W order).
+fn normalise(pixels: &[u8], mean: &[f32], std: &[f32], example: usize) -> Vec<f32> {
+    let per_channel = (example / mean.len()).max(1);
+    pixels
+        .iter()
+        .enumerate()
+        .map(|(i, &p)| {
+            let c = (i % example) / per_channel;
+            (p as f32 / 255.0 - mean[c]) / std[c]
+        })
+        .collect()
+}
+
+/// Serves training batches: a fresh permutation each epoch, drawn from the data seed, with
+/// the last incomplete batch of an epoch dropped so every step has the same shape.
+#[derive(Debug, Clone)]
+pub struct BatchOrder {
+    seed: u64,
+    batch: usize,
+    len: usize,
+    epoch: usize,
+    order: Vec<usize>,
+    cursor: usize,
+}
+
+impl BatchOrder {
+    pub fn new(len: usize, batch: usize, seed: u64) -> Self {
+        let mut b = BatchOrder {
+            seed,
+            batch,
+            len,
+            epoch: 0,
+            order: Vec::new(),
+            cursor: 0,
+        };
+        b.order = b.epoch_order(0);
+        b
+    }
+
+    fn epoch_order(&self, epoch: usize) -> Vec<usize> {
+        Rng::derive(
+            self.seed ^ (epoch as u64).wrapping_mul(0x9e37_79b9),
+            "data order",
+        )
+        .permutation(self.len)
+    }
+
+    pub fn steps_per_epoch(&self) -> usize {
+        self.len / self.batch
+    }
+
+    /// The example indices of the next batch.
+    pub fn next_batch(&mut self) -> &[usize] {
+        if self.cursor + self.batch > self.len {
+            self.epoch += 1;
+            self.order = self.epoch_order(self.epoch);
+            self.cursor = 0;
+        }
+        let s = &self.order[self.cursor..self.cursor + self.batch];
+        self.cursor += self.batch;
+        s
+    }
+}
+
+/// CIFAR augmentation: a random horizontal flip and a random crop of the image padded by 4 on
+/// each side. The padding is zero after normalisation, i.e. the dataset's mean colour.
+pub fn augment_into(src: &[f32], shape: [usize; 3], rng: &mut Rng, out: &mut Vec<f32>) {
+    let [c, h, w] = shape;
+    let flip = rng.below(2) == 1;
+    let dy = rng.below(9) as isize - 4;
+    let dx = rng.below(9) as isize - 4;
+    for ch in 0..c {
+        for y in 0..h as isize {
+            for x in 0..w as isize {
+                let sy = y + dy;
+                let sx0 = x + dx;
+                let sx = if flip { w as isize - 1 - sx0 } else { sx0 };
+                let v = if sy < 0 || sy >= h as isize || sx0 < 0 || sx0 >= w as isize {
+                    0.0
+                } else {
+                    src[ch * h * w + sy as usize * w + sx as usize]
+                };
+                out.push(v);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_order_covers_each_epoch_once_and_is_deterministic() {
+        let mut a = BatchOrder::new(10, 3, 1);
+        let mut b = BatchOrder::new(10, 3, 1);
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            let x = a.next_batch().to_vec();
+            assert_eq!(x, b.next_batch());
+            seen.extend(x);
+        }
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen.len(), 9, "one epoch serves distinct examples");
+        let next = a.next_batch().to_vec();
+        assert_eq!(next.len(), 3, "a new epoch starts instead of a short batch");
+    }
+
+    #[test]
+    fn augmentation_keeps_shape_and_zero_shift_without_flip_is_identity() {
+        let src: Vec<f32> = (0..3 * 32 * 32).map(|i| i as f32).collect();
+        let mut rng = Rng::new(0);
+        for _ in 0..20 {
+            let mut out = Vec::new();
+            augment_into(&src, [3, 32, 32], &mut rng, &mut out);
+            assert_eq!(out.len(), src.len());
+            // Every kept value comes from the same channel plane.
+            for (i, &v) in out.iter().enumerate() {
+                if v != 0.0 {
+                    assert_eq!(i / 1024, v as usize / 1024);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn normalise_per_channel() {
+        let px = vec![255u8; 3 * 1024];
+        let out = normalise(&px, &[0.5, 0.0, 1.0], &[0.5, 1.0, 1.0], 3 * 1024);
+        assert_eq!(out[0], 1.0);
+        assert_eq!(out[1024], 1.0);
+        assert_eq!(out[2048], 0.0);
+    }
+}

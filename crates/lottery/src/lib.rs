@@ -1,0 +1,16 @@
+//! Find, study and deploy lottery tickets.
+//!
+//! Data flows one way: [`data`] → [`models`] (+ initialisation) → [`train`] under a
+//! [`masks::MaskSet`] → checkpoints in [`tensors`] files.
+
+pub mod data;
+pub mod device;
+pub mod error;
+pub mod files;
+pub mod masks;
+pub mod models;
+pub mod rng;
+pub mod tensors;
+pub mod train;
+
+pub use error::{Error, Result};

@@ -1,0 +1,155 @@
+//! Plain convolutional stacks followed by fully connected layers: the LTH paper's Conv-2/4/6
+//! and the CIFAR VGGs (with batch norm), which differ only in their plan.
+
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::{AvgPool2d, AvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, Initializer, Linear, LinearConfig, PaddingConfig2d};
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Tensor};
+
+/// What follows a convolution (after its ReLU).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Pool {
+    None,
+    Max,
+    Avg,
+}
+
+/// One convolution of the plan: output channels and the pooling after it.
+#[derive(Debug, Clone, Copy)]
+pub struct ConvStep {
+    pub channels: usize,
+    pub pool: Pool,
+}
+
+#[derive(Module, Debug)]
+pub struct ConvNet {
+    pub convs: Vec<Conv2d>,
+    /// Empty for the LTH Conv nets; one per convolution for VGG.
+    pub norms: Vec<BatchNorm>,
+    pub fcs: Vec<Linear>,
+    #[module(skip)]
+    pools: Vec<Pool>,
+    max: MaxPool2d,
+    avg: AvgPool2d,
+}
+
+impl ConvNet {
+    pub fn new(
+        input: [usize; 3],
+        plan: &[ConvStep],
+        batch_norm: bool,
+        hidden: &[usize],
+        classes: usize,
+        device: &Device,
+    ) -> Self {
+        let [mut c, mut h, mut w] = input;
+        let mut convs = Vec::new();
+        let mut norms = Vec::new();
+        for step in plan {
+            convs.push(
+                Conv2dConfig::new([c, step.channels], [3, 3])
+                    .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                    .with_bias(!batch_norm)
+                    .with_initializer(Initializer::Zeros)
+                    .init(device),
+            );
+            if batch_norm {
+                norms.push(BatchNormConfig::new(step.channels).init(device));
+            }
+            c = step.channels;
+            if step.pool != Pool::None {
+                h /= 2;
+                w /= 2;
+            }
+        }
+        let widths: Vec<usize> = std::iter::once(c * h * w)
+            .chain(hidden.iter().copied())
+            .chain([classes])
+            .collect();
+        let fcs = widths
+            .windows(2)
+            .map(|p| {
+                LinearConfig::new(p[0], p[1])
+                    .with_initializer(Initializer::Zeros)
+                    .init(device)
+            })
+            .collect();
+        ConvNet {
+            convs,
+            norms,
+            fcs,
+            pools: plan.iter().map(|s| s.pool).collect(),
+            max: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
+            avg: AvgPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
+        }
+    }
+
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        let mut x = x;
+        for (i, conv) in self.convs.iter().enumerate() {
+            x = conv.forward(x);
+            if let Some(bn) = self.norms.get(i) {
+                x = bn.forward(x);
+            }
+            x = relu(x);
+            x = match self.pools[i] {
+                Pool::Max => self.max.forward(x),
+                Pool::Avg => self.avg.forward(x),
+                Pool::None => x,
+            };
+        }
+        let x: Tensor<2> = x.flatten(1, 3);
+        let last = self.fcs.len() - 1;
+        self.fcs.iter().enumerate().fold(x, |x, (i, l)| {
+            let y = l.forward(x);
+            if i == last { y } else { relu(y) }
+        })
+    }
+}
+
+/// The LTH paper's Conv-2/4/6: pairs of 3×3 convolutions (64, 128, 256 channels), a max-pool
+/// after each pair, then fully connected 256-256-classes.
+pub fn lth_conv_plan(pairs: usize) -> Vec<ConvStep> {
+    [64, 128, 256][..pairs]
+        .iter()
+        .flat_map(|&c| {
+            [
+                ConvStep {
+                    channels: c,
+                    pool: Pool::None,
+                },
+                ConvStep {
+                    channels: c,
+                    pool: Pool::Max,
+                },
+            ]
+        })
+        .collect()
+}
+
+/// CIFAR VGG-11/13/16/19 as in OpenLTH: the last stage ends in a 2×2 average pool instead of a
+/// max-pool, leaving 512 features for a single linear classifier.
+pub fn vgg_plan(depth: usize) -> Option<Vec<ConvStep>> {
+    let per_stage: [usize; 5] = match depth {
+        11 => [1, 1, 2, 2, 2],
+        13 => [2, 2, 2, 2, 2],
+        16 => [2, 2, 3, 3, 3],
+        19 => [2, 2, 4, 4, 4],
+        _ => return None,
+    };
+    let widths = [64, 128, 256, 512, 512];
+    let mut plan = Vec::new();
+    for (stage, (&n, &c)) in per_stage.iter().zip(&widths).enumerate() {
+        for i in 0..n {
+            let pool = match (i + 1 == n, stage == 4) {
+                (false, _) => Pool::None,
+                (true, false) => Pool::Max,
+                (true, true) => Pool::Avg,
+            };
+            plan.push(ConvStep { channels: c, pool });
+        }
+    }
+    Some(plan)
+}

@@ -1,0 +1,157 @@
+//! Training under a mask is exact: pruned weights are 0.0 before and after every step.
+
+use burn::tensor::Device;
+use lottery::data::{self, DatasetKind};
+use lottery::masks::MaskSet;
+use lottery::models::{Architecture, init};
+use lottery::rng::Rng;
+use lottery::train::{Length, OptimizerConfig, Schedule, TrainConfig, Trainer};
+
+fn random_mask(set: &mut MaskSet, keep: f64, seed: u64) {
+    let mut rng = Rng::new(seed);
+    for m in set.masks.values_mut() {
+        for x in m.data.iter_mut() {
+            *x = if rng.uniform() < keep { 1.0 } else { 0.0 };
+        }
+    }
+}
+
+#[test]
+fn pruned_weights_stay_exactly_zero_under_every_optimizer() {
+    let splits = data::load(DatasetKind::Mnist, &DatasetKind::Mnist.default_dir(), 5000).unwrap();
+    let device = Device::flex();
+    for optimizer in [
+        OptimizerConfig::Adam {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 1e-3,
+        },
+        OptimizerConfig::sgd(0.9, true, 5e-4),
+        OptimizerConfig::sgd(0.0, false, 0.0),
+    ] {
+        let arch = Architecture::parse("lenet_300_100").unwrap();
+        let net = init::initialise(
+            arch.build([1, 28, 28], 10, &device).unwrap(),
+            init::InitScheme::GlorotNormal,
+            1,
+        );
+        let mut mask = MaskSet::ones(&net, &net.prunable());
+        random_mask(&mut mask, 0.1, 2);
+        let kept = mask.kept();
+        assert!((mask.density() - 0.1).abs() < 0.01);
+        let cfg = TrainConfig {
+            optimizer: optimizer.clone(),
+            lr: 0.05,
+            schedule: Schedule::constant(),
+            batch_size: 60,
+            length: Length::Iterations(25),
+            eval_every: 100,
+            data_seed: 3,
+            augment: false,
+        };
+        let mut trainer = Trainer::new(net, &splits, Some(&mask), &cfg, &device).unwrap();
+        let check = |t: &Trainer, when: &str| {
+            let dict = t.network().state_dict();
+            let mut nonzero = 0;
+            for (name, m) in &mask.masks {
+                let w = &dict[name];
+                for (i, (&wi, &mi)) in w.data.iter().zip(&m.data).enumerate() {
+                    assert!(
+                        mi == 1.0 || wi == 0.0,
+                        "{optimizer:?} {when}: {name}[{i}] = {wi} though pruned"
+                    );
+                    nonzero += (wi != 0.0) as usize;
+                }
+            }
+            assert!(nonzero <= kept);
+            nonzero
+        };
+        check(&trainer, "before training");
+        let mut moved = 0;
+        for step in 1..=25 {
+            trainer.step().unwrap();
+            moved = check(&trainer, &format!("after step {step}"));
+        }
+        assert!(
+            moved > kept * 9 / 10,
+            "surviving weights are trained, not frozen at zero"
+        );
+    }
+}
+
+#[test]
+fn state_dict_uses_pytorch_names_and_layouts_and_round_trips() {
+    let device = Device::flex();
+    let net = Architecture::parse("lenet_300_100")
+        .unwrap()
+        .build([1, 28, 28], 10, &device)
+        .unwrap();
+    let net = init::initialise(net, init::InitScheme::KaimingNormal, 9);
+    let dict = net.state_dict();
+    let shapes: Vec<(String, Vec<usize>)> = dict
+        .iter()
+        .map(|(k, v)| (k.clone(), v.shape.clone()))
+        .collect();
+    assert_eq!(
+        shapes,
+        vec![
+            ("fc1.bias".into(), vec![300]),
+            ("fc1.weight".into(), vec![300, 784]),
+            ("fc2.bias".into(), vec![100]),
+            ("fc2.weight".into(), vec![100, 300]),
+            ("fc3.bias".into(), vec![10]),
+            ("fc3.weight".into(), vec![10, 100]),
+        ]
+    );
+    assert_eq!(
+        net.prunable(),
+        vec!["fc1.weight", "fc2.weight", "fc3.weight"]
+    );
+    assert_eq!(net.output_layer(), "fc3.weight");
+    let fresh = Architecture::parse("lenet_300_100")
+        .unwrap()
+        .build([1, 28, 28], 10, &device)
+        .unwrap();
+    let loaded = fresh.load_state_dict(&dict).unwrap();
+    assert_eq!(loaded.state_dict(), dict);
+    let mut wrong = dict.clone();
+    wrong.get_mut("fc2.weight").unwrap().shape = vec![300, 100];
+    let e = net.load_state_dict(&wrong).unwrap_err();
+    assert!(e.contains("fc2.weight") && e.contains("[300, 100]"), "{e}");
+}
+
+#[test]
+fn every_registered_architecture_builds_and_runs() {
+    let device = Device::flex();
+    for (name, input, prunable) in [
+        ("mlp_20_10", [1, 28, 28], 3),
+        ("conv2", [3, 32, 32], 5),
+        ("conv4", [3, 32, 32], 7),
+        ("conv6", [3, 32, 32], 9),
+        ("vgg11", [3, 32, 32], 9),
+        ("vgg19", [3, 32, 32], 17),
+        ("resnet20", [3, 32, 32], 22),
+    ] {
+        let net = Architecture::parse(name)
+            .unwrap()
+            .build(input, 10, &device)
+            .unwrap();
+        let net = init::initialise(net, init::InitScheme::KaimingNormal, 1);
+        assert_eq!(
+            net.prunable().len(),
+            prunable,
+            "{name}: {:?}",
+            net.prunable()
+        );
+        let x = burn::tensor::Tensor::<4>::ones([2, input[0], input[1], input[2]], &device);
+        assert_eq!(net.forward(x).dims(), [2, 10], "{name}");
+        let dict = net.state_dict();
+        assert!(
+            dict.keys()
+                .all(|k| !k.contains("..") && !k.starts_with('.')),
+            "{name}: {:?}",
+            dict.keys()
+        );
+    }
+}
