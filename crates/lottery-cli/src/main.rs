@@ -1,1 +1,57 @@
-fn main() {}
+//! `lottery`: the command-line front end. Each subcommand lives in its own module and is a
+//! thin layer over the `lottery` library.
+
+mod args;
+mod bench;
+mod data;
+mod progress;
+mod train;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "lottery", version, about = "Find, study and deploy lottery tickets", max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a network (optionally under a mask) and save its weights and metrics.
+    Train(train::TrainArgs),
+    /// List the datasets found on disk and check their files (or download them).
+    Data(data::DataArgs),
+    /// Measure speed (training steps, masked and unmasked).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train(a) => train::run(a),
+        Command::Data(a) => data::run(a),
+        Command::Bench(c) => bench::run(c),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: the context, then each cause.
+            let causes: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+            eprintln!("error: {}", causes.join(": "));
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,6 +1,6 @@
 //! Choosing where tensors live: burn's CPU backend by default, a GPU when built with one.
 
-use burn::tensor::Device;
+pub use burn::tensor::Device;
 
 use crate::error::{Error, Result};
 

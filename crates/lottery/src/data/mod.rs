@@ -45,16 +45,22 @@ impl DatasetKind {
         }
     }
 
-    /// Where the data lives when the user does not say: MNIST ships with the repository.
+    /// Where the data lives when the user does not say: `$LOTTERY_DATA/<name>`, else
+    /// `./data/<name>` if present, else the `data/` of the source checkout (MNIST ships there).
     pub fn default_dir(self) -> PathBuf {
-        let bundled = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data");
-        let root = std::env::var_os("LOTTERY_DATA")
-            .map(PathBuf::from)
-            .unwrap_or(bundled);
-        root.join(match self {
+        let sub = match self {
             Self::Mnist | Self::MnistFormat => "mnist",
             Self::Cifar10 => "cifar10",
-        })
+        };
+        if let Some(root) = std::env::var_os("LOTTERY_DATA") {
+            return PathBuf::from(root).join(sub);
+        }
+        let local = Path::new("data").join(sub);
+        if local.is_dir() {
+            return local;
+        }
+        let bundled = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data");
+        bundled.canonicalize().unwrap_or(bundled).join(sub)
     }
 }
 

@@ -1,0 +1,117 @@
+//! `lottery bench`: speed measurements. Medians of per-step wall time, after a warm-up.
+
+use std::time::Instant;
+
+use anyhow::Result;
+use clap::{Args, Subcommand};
+use lottery::data::{Dataset, DatasetKind, Splits};
+use lottery::masks::MaskSet;
+use lottery::models::{Architecture, init};
+use lottery::rng::Rng;
+use lottery::train::{Length, Trainer};
+
+use crate::args::OptimArgs;
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Milliseconds per training step, unmasked and under a random mask.
+    Train(BenchTrainArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchTrainArgs {
+    #[arg(long, default_value = "lenet_300_100")]
+    model: String,
+    /// Input shape C,H,W (default: 1,28,28 for MLPs, 3,32,32 otherwise). Inputs are random:
+    /// step time does not depend on the values.
+    #[arg(long, value_delimiter = ',', num_args = 3)]
+    input: Option<Vec<usize>>,
+    #[command(flatten)]
+    optim: OptimArgs,
+    /// Timed steps per variant.
+    #[arg(long, default_value_t = 200)]
+    steps: usize,
+    /// Untimed steps first.
+    #[arg(long, default_value_t = 20)]
+    warmup_steps: usize,
+    /// Fraction of prunable weights the mask removes.
+    #[arg(long, default_value_t = 0.8)]
+    sparsity: f64,
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(c: BenchCommand) -> Result<()> {
+    match c {
+        BenchCommand::Train(a) => bench_train(a),
+    }
+}
+
+fn bench_train(a: BenchTrainArgs) -> Result<()> {
+    let arch = Architecture::parse(&a.model)?;
+    if !(0.0..1.0).contains(&a.sparsity) {
+        anyhow::bail!("invalid --sparsity: {} is outside [0, 1)", a.sparsity);
+    }
+    let input = match &a.input {
+        Some(v) => [v[0], v[1], v[2]],
+        None if matches!(arch, Architecture::Mlp { .. }) => [1, 28, 28],
+        None => [3, 32, 32],
+    };
+    let device = lottery::device::parse(&a.device)?;
+    let data = synthetic(input, a.optim.batch_size * 20);
+    let cfg = a.optim.config(Length::Iterations(a.warmup_steps + a.steps), usize::MAX, 0);
+    cfg.validate()?;
+
+    let net = init::initialise(arch.build(input, 10, &device)?, init::InitScheme::KaimingNormal, 0);
+    let mut mask = MaskSet::ones(&net, &net.prunable());
+    let mut rng = Rng::new(1);
+    for m in mask.masks.values_mut() {
+        m.data.iter_mut().for_each(|x| *x = if rng.uniform() < a.sparsity { 0.0 } else { 1.0 });
+    }
+
+    let time = |mask: Option<&MaskSet>| -> Result<f64> {
+        let mut t = Trainer::new(net.clone(), &data, mask, &cfg, &device)?;
+        let mut ms = Vec::with_capacity(a.steps);
+        for i in 0..a.warmup_steps + a.steps {
+            let start = Instant::now();
+            t.step()?;
+            if i >= a.warmup_steps {
+                ms.push(start.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+        ms.sort_by(|x, y| x.total_cmp(y));
+        Ok(ms[ms.len() / 2])
+    };
+    let plain = time(None)?;
+    let masked = time(Some(&mask))?;
+    if a.json {
+        println!("{}", serde_json::json!({ "ms_per_step": plain, "ms_per_step_masked": masked }));
+    } else {
+        println!(
+            "{} batch {} {:?} on {}: {plain:.3} ms/step, masked ({:.0}% pruned) {masked:.3} ms/step ({:+.1}%)",
+            a.model,
+            a.optim.batch_size,
+            a.optim.optimizer,
+            a.device,
+            a.sparsity * 100.0,
+            (masked / plain - 1.0) * 100.0
+        );
+    }
+    Ok(())
+}
+
+/// Random images of the given shape: enough for timing, no files needed.
+fn synthetic(shape: [usize; 3], n: usize) -> Splits {
+    let mut rng = Rng::new(7);
+    let per: usize = shape.iter().product();
+    let set = |n: usize, rng: &mut Rng| Dataset {
+        images: (0..n * per).map(|_| rng.normal() as f32).collect(),
+        labels: (0..n).map(|_| rng.below(10) as u32).collect(),
+        shape,
+        classes: 10,
+    };
+    Splits { kind: DatasetKind::Mnist, train: set(n, &mut rng), val: set(0, &mut rng), test: set(10, &mut rng) }
+}

@@ -1,0 +1,58 @@
+//! `lottery data`: what datasets are on disk, whether their files are sound; download on request.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+use lottery::data::{self, DatasetKind};
+
+#[derive(Args, Debug)]
+pub struct DataArgs {
+    /// Check only this dataset (mnist, mnist-format, cifar10).
+    #[arg(long)]
+    dataset: Option<String>,
+    /// Look here instead of the default directory.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Download the dataset into the directory first (needs internet access and curl).
+    #[arg(long, requires = "dataset")]
+    download: bool,
+}
+
+pub fn run(a: DataArgs) -> Result<()> {
+    let kinds = match &a.dataset {
+        Some(name) => vec![DatasetKind::parse(name)?],
+        None => vec![DatasetKind::Mnist, DatasetKind::Cifar10],
+    };
+    let mut failures = 0;
+    for kind in kinds {
+        let dir = a.data_dir.clone().unwrap_or_else(|| kind.default_dir());
+        if a.download {
+            println!("downloading {} into {} …", kind.name(), dir.display());
+            data::download::download(kind, &dir)?;
+        }
+        match data::load(kind, &dir, 0) {
+            Ok(s) => println!(
+                "{:<8} ok       {}: {} training and {} test images of {:?}, {} classes",
+                kind.name(),
+                dir.display(),
+                s.train.len(),
+                s.test.len(),
+                s.train.shape,
+                s.train.classes
+            ),
+            Err(e) => {
+                // Missing data is normal (CIFAR-10 is not bundled); broken data is a failure.
+                let missing = matches!(&e, lottery::Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound);
+                if !missing || a.dataset.is_some() {
+                    failures += 1;
+                }
+                println!("{:<8} {}  {e}", kind.name(), if missing { "missing" } else { "BROKEN " });
+            }
+        }
+    }
+    if failures > 0 {
+        anyhow::bail!("{failures} dataset(s) could not be read");
+    }
+    Ok(())
+}

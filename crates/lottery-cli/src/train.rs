@@ -1,0 +1,149 @@
+//! `lottery train`: one training run, written to a directory a user can open.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use lottery::files::{read_json, write_atomic, write_json};
+use lottery::masks::MaskSet;
+use lottery::tensors;
+use lottery::train::{self, Length, TrainConfig};
+use serde::{Deserialize, Serialize};
+
+use crate::args::{ModelArgs, OptimArgs};
+use crate::progress::Bar;
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub optim: OptimArgs,
+    /// Training length in iterations (the LTH paper: 50,000 for LeNet).
+    #[arg(long, default_value_t = 50_000, conflicts_with = "epochs")]
+    pub iterations: usize,
+    /// Training length in epochs instead of iterations.
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Evaluate on the validation and test sets every this many iterations.
+    #[arg(long, default_value_t = 100)]
+    pub eval_every: usize,
+    /// Train under this mask (safetensors of 0/1 tensors named like the weights).
+    #[arg(long)]
+    pub mask: Option<PathBuf>,
+    /// Start from these weights (ours, or a PyTorch state_dict saved as safetensors).
+    #[arg(long)]
+    pub from: Option<PathBuf>,
+    /// Output directory (default: runs/train/<model>-<hash of the settings>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// Everything that decides the result; `config.json` holds it and its hash names the directory.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+struct RunConfig {
+    model: ModelArgs,
+    train: TrainConfig,
+    mask: Option<PathBuf>,
+    from: Option<PathBuf>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Summary {
+    iterations: usize,
+    test_accuracy: f64,
+    test_loss: f64,
+    best_val_iteration: Option<usize>,
+    test_accuracy_at_best_val: Option<f64>,
+    weights_remaining: f64,
+    seconds: f64,
+}
+
+pub fn run(a: TrainArgs) -> Result<()> {
+    let length = match a.epochs {
+        Some(e) => Length::Epochs(e),
+        None => Length::Iterations(a.iterations),
+    };
+    let cfg = RunConfig { train: a.optim.config(length, a.eval_every, a.model.seed), model: a.model, mask: a.mask, from: a.from };
+    cfg.train.validate()?;
+    let json = serde_json::to_string(&cfg)?;
+    let out = a.out.unwrap_or_else(|| PathBuf::from("runs/train").join(format!("{}-{:016x}", cfg.model.model, fnv(&json))));
+
+    let config_path = out.join("config.json");
+    if config_path.exists() {
+        let existing: RunConfig = read_json(&config_path)?;
+        if existing != cfg {
+            bail!(
+                "{} holds a run with different settings; choose another --out or remove it (nothing was overwritten)",
+                out.display()
+            );
+        }
+        if let Ok(s) = read_json::<Summary>(&out.join("summary.json")) {
+            println!("already trained in {} (same settings): test accuracy {:.2}%", out.display(), s.test_accuracy * 100.0);
+            return Ok(());
+        }
+    }
+
+    let device = cfg.model.device()?;
+    let data = cfg.model.load_data()?;
+    let mut net = cfg.model.build(&data, &device)?;
+    if let Some(from) = &cfg.from {
+        let (dict, _) = tensors::load(from)?;
+        net = net.load_state_dict(&dict).map_err(|m| anyhow::anyhow!("{}: {m}", from.display()))?;
+    }
+    let mask = match &cfg.mask {
+        Some(p) => {
+            let m = MaskSet::load(p)?;
+            m.check(&net, p)?;
+            Some(m)
+        }
+        None => None,
+    };
+
+    write_json(&config_path, &cfg)?;
+    tensors::save(&out.join("init.safetensors"), &net.state_dict(), Some(metadata(&cfg.model.model)))?;
+    let started = std::time::Instant::now();
+    let outcome = train::train(net, &data, mask.as_ref(), &cfg.train, &device, &mut Bar::new(&cfg.model.model))
+        .with_context(|| format!("training {} (results so far kept in {})", cfg.model.model, out.display()))?;
+    let seconds = started.elapsed().as_secs_f64();
+
+    tensors::save(&out.join("weights.safetensors"), &outcome.network.state_dict(), Some(metadata(&cfg.model.model)))?;
+    write_metrics(&out.join("metrics.jsonl"), &outcome.records)?;
+    let last = outcome.last();
+    let best = outcome.best_val();
+    let summary = Summary {
+        iterations: last.iteration,
+        test_accuracy: last.test_accuracy,
+        test_loss: last.test_loss,
+        best_val_iteration: best.map(|b| b.iteration),
+        test_accuracy_at_best_val: best.map(|b| b.test_accuracy),
+        weights_remaining: mask.as_ref().map_or(1.0, MaskSet::density),
+        seconds,
+    };
+    write_json(&out.join("summary.json"), &summary)?;
+
+    println!("test accuracy {:.2}% after {} iterations ({seconds:.1} s)", last.test_accuracy * 100.0, last.iteration);
+    if let Some(b) = best {
+        println!("minimum validation loss at iteration {}: test accuracy there {:.2}%", b.iteration, b.test_accuracy * 100.0);
+    }
+    println!("wrote {}", out.display());
+    Ok(())
+}
+
+fn metadata(model: &str) -> std::collections::HashMap<String, String> {
+    [("model".to_string(), model.to_string()), ("format".to_string(), "pytorch-state-dict".to_string())].into()
+}
+
+fn write_metrics(path: &Path, records: &[train::EvalRecord]) -> Result<()> {
+    let mut text = String::new();
+    for r in records {
+        text.push_str(&serde_json::to_string(r)?);
+        text.push('\n');
+    }
+    Ok(write_atomic(path, text.as_bytes())?)
+}
+
+/// FNV-1a: a stable, dependency-free hash for directory names.
+pub fn fnv(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+}
