@@ -82,7 +82,8 @@ impl ModelArgs {
     pub fn load_data(&self) -> Result<Splits> {
         let kind = self.dataset_kind()?;
         let dir = self.data_dir.clone().unwrap_or_else(|| kind.default_dir());
-        data::load(kind, &dir, self.val_size).with_context(|| format!("cannot load {} from {}", kind.name(), dir.display()))
+        data::load(kind, &dir, self.val_size)
+            .with_context(|| format!("cannot load {} from {}", kind.name(), dir.display()))
     }
 
     pub fn device(&self) -> Result<lottery::device::Device> {
@@ -101,13 +102,24 @@ impl ModelArgs {
 impl OptimArgs {
     pub fn config(&self, length: Length, eval_every: usize, seed: u64) -> TrainConfig {
         let optimizer = match self.optimizer {
-            OptimizerName::Adam => OptimizerConfig::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: self.weight_decay },
-            OptimizerName::Sgd => OptimizerConfig::sgd(self.momentum, self.nesterov, self.weight_decay),
+            OptimizerName::Adam => OptimizerConfig::Adam {
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+                weight_decay: self.weight_decay,
+            },
+            OptimizerName::Sgd => {
+                OptimizerConfig::sgd(self.momentum, self.nesterov, self.weight_decay)
+            }
         };
         TrainConfig {
             optimizer,
             lr: self.lr,
-            schedule: Schedule { warmup: self.warmup, milestones: self.milestones.clone(), gamma: self.gamma },
+            schedule: Schedule {
+                warmup: self.warmup,
+                milestones: self.milestones.clone(),
+                gamma: self.gamma,
+            },
             batch_size: self.batch_size,
             length,
             eval_every,

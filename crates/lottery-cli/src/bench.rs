@@ -62,33 +62,44 @@ fn bench_train(a: BenchTrainArgs) -> Result<()> {
     };
     let device = lottery::device::parse(&a.device)?;
     let data = synthetic(input, a.optim.batch_size * 20);
-    let cfg = a.optim.config(Length::Iterations(a.warmup_steps + a.steps), usize::MAX, 0);
+    let cfg = a
+        .optim
+        .config(Length::Iterations(a.warmup_steps + a.steps), usize::MAX, 0);
     cfg.validate()?;
 
-    let net = init::initialise(arch.build(input, 10, &device)?, init::InitScheme::KaimingNormal, 0);
+    let net = init::initialise(
+        arch.build(input, 10, &device)?,
+        init::InitScheme::KaimingNormal,
+        0,
+    );
     let mut mask = MaskSet::ones(&net, &net.prunable());
     let mut rng = Rng::new(1);
     for m in mask.masks.values_mut() {
-        m.data.iter_mut().for_each(|x| *x = if rng.uniform() < a.sparsity { 0.0 } else { 1.0 });
+        m.data
+            .iter_mut()
+            .for_each(|x| *x = if rng.uniform() < a.sparsity { 0.0 } else { 1.0 });
     }
 
-    let time = |mask: Option<&MaskSet>| -> Result<f64> {
-        let mut t = Trainer::new(net.clone(), &data, mask, &cfg, &device)?;
-        let mut ms = Vec::with_capacity(a.steps);
-        for i in 0..a.warmup_steps + a.steps {
+    // Alternate the two trainings step by step, so drift in the machine's speed (frequency,
+    // other load) falls on both alike.
+    let mut plain = Trainer::new(net.clone(), &data, None, &cfg, &device)?;
+    let mut masked = Trainer::new(net, &data, Some(&mask), &cfg, &device)?;
+    let (mut ms_plain, mut ms_masked) = (Vec::with_capacity(a.steps), Vec::with_capacity(a.steps));
+    for i in 0..a.warmup_steps + a.steps {
+        for (t, ms) in [(&mut plain, &mut ms_plain), (&mut masked, &mut ms_masked)] {
             let start = Instant::now();
             t.step()?;
             if i >= a.warmup_steps {
                 ms.push(start.elapsed().as_secs_f64() * 1e3);
             }
         }
-        ms.sort_by(|x, y| x.total_cmp(y));
-        Ok(ms[ms.len() / 2])
-    };
-    let plain = time(None)?;
-    let masked = time(Some(&mask))?;
+    }
+    let (plain, masked) = (median(ms_plain), median(ms_masked));
     if a.json {
-        println!("{}", serde_json::json!({ "ms_per_step": plain, "ms_per_step_masked": masked }));
+        println!(
+            "{}",
+            serde_json::json!({ "ms_per_step": plain, "ms_per_step_masked": masked })
+        );
     } else {
         println!(
             "{} batch {} {:?} on {}: {plain:.3} ms/step, masked ({:.0}% pruned) {masked:.3} ms/step ({:+.1}%)",
@@ -103,6 +114,11 @@ fn bench_train(a: BenchTrainArgs) -> Result<()> {
     Ok(())
 }
 
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(|x, y| x.total_cmp(y));
+    xs[xs.len() / 2]
+}
+
 /// Random images of the given shape: enough for timing, no files needed.
 fn synthetic(shape: [usize; 3], n: usize) -> Splits {
     let mut rng = Rng::new(7);
@@ -113,5 +129,10 @@ fn synthetic(shape: [usize; 3], n: usize) -> Splits {
         shape,
         classes: 10,
     };
-    Splits { kind: DatasetKind::Mnist, train: set(n, &mut rng), val: set(0, &mut rng), test: set(10, &mut rng) }
+    Splits {
+        kind: DatasetKind::Mnist,
+        train: set(n, &mut rng),
+        val: set(0, &mut rng),
+        test: set(10, &mut rng),
+    }
 }

@@ -47,7 +47,11 @@ pub fn run(a: DataArgs) -> Result<()> {
                 if !missing || a.dataset.is_some() {
                     failures += 1;
                 }
-                println!("{:<8} {}  {e}", kind.name(), if missing { "missing" } else { "BROKEN " });
+                println!(
+                    "{:<8} {}  {e}",
+                    kind.name(),
+                    if missing { "missing" } else { "BROKEN " }
+                );
             }
         }
     }

@@ -12,7 +12,12 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "lottery", version, about = "Find, study and deploy lottery tickets", max_term_width = 100)]
+#[command(
+    name = "lottery",
+    version,
+    about = "Find, study and deploy lottery tickets",
+    max_term_width = 100
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

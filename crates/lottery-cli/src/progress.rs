@@ -10,7 +10,10 @@ pub struct Bar {
 
 impl Bar {
     pub fn new(label: impl Into<String>) -> Self {
-        Bar { bar: ProgressBar::hidden(), label: label.into() }
+        Bar {
+            bar: ProgressBar::hidden(),
+            label: label.into(),
+        }
     }
 }
 
@@ -18,9 +21,11 @@ impl Progress for Bar {
     fn start(&mut self, iterations: usize) {
         self.bar = ProgressBar::new(iterations as u64);
         self.bar.set_style(
-            ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} it  {per_sec}  eta {eta}  {msg}")
-                .expect("valid template")
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{prefix} [{bar:30}] {pos}/{len} it  {per_sec}  eta {eta}  {msg}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
         );
         self.bar.set_prefix(self.label.clone());
     }
@@ -30,8 +35,15 @@ impl Progress for Bar {
     }
 
     fn eval(&mut self, r: &EvalRecord) {
-        let val = r.val_accuracy.map(|a| format!("val {:.2}%  ", a * 100.0)).unwrap_or_default();
-        self.bar.set_message(format!("loss {:.4}  {val}test {:.2}%", r.train_loss, r.test_accuracy * 100.0));
+        let val = r
+            .val_accuracy
+            .map(|a| format!("val {:.2}%  ", a * 100.0))
+            .unwrap_or_default();
+        self.bar.set_message(format!(
+            "loss {:.4}  {val}test {:.2}%",
+            r.train_loss,
+            r.test_accuracy * 100.0
+        ));
     }
 
     fn finish(&mut self) {

@@ -64,10 +64,17 @@ pub fn run(a: TrainArgs) -> Result<()> {
         Some(e) => Length::Epochs(e),
         None => Length::Iterations(a.iterations),
     };
-    let cfg = RunConfig { train: a.optim.config(length, a.eval_every, a.model.seed), model: a.model, mask: a.mask, from: a.from };
+    let cfg = RunConfig {
+        train: a.optim.config(length, a.eval_every, a.model.seed),
+        model: a.model,
+        mask: a.mask,
+        from: a.from,
+    };
     cfg.train.validate()?;
     let json = serde_json::to_string(&cfg)?;
-    let out = a.out.unwrap_or_else(|| PathBuf::from("runs/train").join(format!("{}-{:016x}", cfg.model.model, fnv(&json))));
+    let out = a.out.unwrap_or_else(|| {
+        PathBuf::from("runs/train").join(format!("{}-{:016x}", cfg.model.model, fnv(&json)))
+    });
 
     let config_path = out.join("config.json");
     if config_path.exists() {
@@ -79,7 +86,11 @@ pub fn run(a: TrainArgs) -> Result<()> {
             );
         }
         if let Ok(s) = read_json::<Summary>(&out.join("summary.json")) {
-            println!("already trained in {} (same settings): test accuracy {:.2}%", out.display(), s.test_accuracy * 100.0);
+            println!(
+                "already trained in {} (same settings): test accuracy {:.2}%",
+                out.display(),
+                s.test_accuracy * 100.0
+            );
             return Ok(());
         }
     }
@@ -89,7 +100,9 @@ pub fn run(a: TrainArgs) -> Result<()> {
     let mut net = cfg.model.build(&data, &device)?;
     if let Some(from) = &cfg.from {
         let (dict, _) = tensors::load(from)?;
-        net = net.load_state_dict(&dict).map_err(|m| anyhow::anyhow!("{}: {m}", from.display()))?;
+        net = net
+            .load_state_dict(&dict)
+            .map_err(|m| anyhow::anyhow!("{}: {m}", from.display()))?;
     }
     let mask = match &cfg.mask {
         Some(p) => {
@@ -101,13 +114,34 @@ pub fn run(a: TrainArgs) -> Result<()> {
     };
 
     write_json(&config_path, &cfg)?;
-    tensors::save(&out.join("init.safetensors"), &net.state_dict(), Some(metadata(&cfg.model.model)))?;
+    tensors::save(
+        &out.join("init.safetensors"),
+        &net.state_dict(),
+        Some(metadata(&cfg.model.model)),
+    )?;
     let started = std::time::Instant::now();
-    let outcome = train::train(net, &data, mask.as_ref(), &cfg.train, &device, &mut Bar::new(&cfg.model.model))
-        .with_context(|| format!("training {} (results so far kept in {})", cfg.model.model, out.display()))?;
+    let outcome = train::train(
+        net,
+        &data,
+        mask.as_ref(),
+        &cfg.train,
+        &device,
+        &mut Bar::new(&cfg.model.model),
+    )
+    .with_context(|| {
+        format!(
+            "training {} (results so far kept in {})",
+            cfg.model.model,
+            out.display()
+        )
+    })?;
     let seconds = started.elapsed().as_secs_f64();
 
-    tensors::save(&out.join("weights.safetensors"), &outcome.network.state_dict(), Some(metadata(&cfg.model.model)))?;
+    tensors::save(
+        &out.join("weights.safetensors"),
+        &outcome.network.state_dict(),
+        Some(metadata(&cfg.model.model)),
+    )?;
     write_metrics(&out.join("metrics.jsonl"), &outcome.records)?;
     let last = outcome.last();
     let best = outcome.best_val();
@@ -122,16 +156,28 @@ pub fn run(a: TrainArgs) -> Result<()> {
     };
     write_json(&out.join("summary.json"), &summary)?;
 
-    println!("test accuracy {:.2}% after {} iterations ({seconds:.1} s)", last.test_accuracy * 100.0, last.iteration);
+    println!(
+        "test accuracy {:.2}% after {} iterations ({seconds:.1} s)",
+        last.test_accuracy * 100.0,
+        last.iteration
+    );
     if let Some(b) = best {
-        println!("minimum validation loss at iteration {}: test accuracy there {:.2}%", b.iteration, b.test_accuracy * 100.0);
+        println!(
+            "minimum validation loss at iteration {}: test accuracy there {:.2}%",
+            b.iteration,
+            b.test_accuracy * 100.0
+        );
     }
     println!("wrote {}", out.display());
     Ok(())
 }
 
 fn metadata(model: &str) -> std::collections::HashMap<String, String> {
-    [("model".to_string(), model.to_string()), ("format".to_string(), "pytorch-state-dict".to_string())].into()
+    [
+        ("model".to_string(), model.to_string()),
+        ("format".to_string(), "pytorch-state-dict".to_string()),
+    ]
+    .into()
 }
 
 fn write_metrics(path: &Path, records: &[train::EvalRecord]) -> Result<()> {
@@ -145,5 +191,7 @@ fn write_metrics(path: &Path, records: &[train::EvalRecord]) -> Result<()> {
 
 /// FNV-1a: a stable, dependency-free hash for directory names.
 pub fn fnv(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
 }

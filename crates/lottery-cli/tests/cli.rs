@@ -4,7 +4,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn lottery(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lottery")).args(args).output().expect("the binary runs")
+    Command::new(env!("CARGO_BIN_EXE_lottery"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
 }
 
 fn stderr(o: &Output) -> String {
@@ -31,7 +34,11 @@ fn assert_clean_error(o: &Output, needles: &[&str]) {
     let err = stderr(o);
     assert!(!o.status.success(), "expected failure, got success: {err}");
     assert!(!err.contains("panicked"), "panicked: {err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "one line expected: {err}");
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "one line expected: {err}"
+    );
     for n in needles {
         assert!(err.contains(n), "`{n}` missing from: {err}");
     }
@@ -40,35 +47,85 @@ fn assert_clean_error(o: &Output, needles: &[&str]) {
 #[test]
 fn train_lenet_1000_iterations_reaches_95_percent_and_writes_its_files() {
     let out = temp("train");
-    let o = lottery(&["train", "--model", "lenet_300_100", "--iterations", "1000", "--out", out.to_str().unwrap()]);
+    let o = lottery(&[
+        "train",
+        "--model",
+        "lenet_300_100",
+        "--iterations",
+        "1000",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("test accuracy"), "{}", stdout(&o));
-    for f in ["weights.safetensors", "init.safetensors", "metrics.jsonl", "config.json", "summary.json"] {
+    for f in [
+        "weights.safetensors",
+        "init.safetensors",
+        "metrics.jsonl",
+        "config.json",
+        "summary.json",
+    ] {
         assert!(out.join(f).is_file(), "{f} missing");
     }
-    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
     let acc = summary["test_accuracy"].as_f64().unwrap();
     assert!(acc >= 0.95, "test accuracy {acc}");
     let lines = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
     assert_eq!(lines.lines().count(), 10, "evaluation every 100 iterations");
 
     // Same settings: reported, not recomputed. Different settings: refused, nothing touched.
-    let again = lottery(&["train", "--iterations", "1000", "--out", out.to_str().unwrap()]);
-    assert!(stdout(&again).contains("already trained"), "{}", stdout(&again));
+    let again = lottery(&[
+        "train",
+        "--iterations",
+        "1000",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        stdout(&again).contains("already trained"),
+        "{}",
+        stdout(&again)
+    );
     let before = std::fs::read(out.join("weights.safetensors")).unwrap();
-    let other = lottery(&["train", "--iterations", "10", "--out", out.to_str().unwrap()]);
+    let other = lottery(&[
+        "train",
+        "--iterations",
+        "10",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert_clean_error(&other, &["different settings", out.to_str().unwrap()]);
-    assert_eq!(std::fs::read(out.join("weights.safetensors")).unwrap(), before);
+    assert_eq!(
+        std::fs::read(out.join("weights.safetensors")).unwrap(),
+        before
+    );
 
     // A mask and a starting checkpoint from that run: masked weights stay zero.
     let mask_dir = temp("mask");
-    write_half_mask(&out.join("weights.safetensors"), &mask_dir.join("mask.safetensors"));
+    write_half_mask(
+        &out.join("weights.safetensors"),
+        &mask_dir.join("mask.safetensors"),
+    );
     let masked = temp("masked");
     let o = lottery(&[
-        "train", "--iterations", "50", "--eval-every", "50", "--optimizer", "sgd", "--lr", "0.05", "--momentum", "0.9",
-        "--from", out.join("weights.safetensors").to_str().unwrap(),
-        "--mask", mask_dir.join("mask.safetensors").to_str().unwrap(),
-        "--out", masked.to_str().unwrap(),
+        "train",
+        "--iterations",
+        "50",
+        "--eval-every",
+        "50",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "0.05",
+        "--momentum",
+        "0.9",
+        "--from",
+        out.join("weights.safetensors").to_str().unwrap(),
+        "--mask",
+        mask_dir.join("mask.safetensors").to_str().unwrap(),
+        "--out",
+        masked.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let (w, _) = lottery::tensors::load(&masked.join("weights.safetensors")).unwrap();
@@ -117,10 +174,26 @@ fn bad_input_gives_one_line_errors_naming_the_culprit() {
     let labels = data.join("t10k-labels-idx1-ubyte.gz");
     let bytes = std::fs::read(&labels).unwrap();
     std::fs::write(&labels, &bytes[..bytes.len() / 2]).unwrap();
-    let o = lottery(&["train", "--iterations", "1", "--data-dir", data.to_str().unwrap()]);
+    let o = lottery(&[
+        "train",
+        "--iterations",
+        "1",
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
     assert_clean_error(&o, &["t10k-labels-idx1-ubyte.gz"]);
-    let o = lottery(&["data", "--dataset", "mnist", "--data-dir", data.to_str().unwrap()]);
-    assert!(!o.status.success() && stdout(&o).contains("BROKEN"), "{}", stdout(&o));
+    let o = lottery(&[
+        "data",
+        "--dataset",
+        "mnist",
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    assert!(
+        !o.status.success() && stdout(&o).contains("BROKEN"),
+        "{}",
+        stdout(&o)
+    );
 
     // A raw (uncompressed) IDX whose header promises more than it holds.
     std::fs::remove_file(&labels).unwrap();
@@ -128,16 +201,35 @@ fn bad_input_gives_one_line_errors_naming_the_culprit() {
     raw.extend_from_slice(&10_000u32.to_be_bytes());
     raw.extend(vec![1u8; 100]);
     std::fs::write(data.join("t10k-labels-idx1-ubyte"), raw).unwrap();
-    let o = lottery(&["train", "--iterations", "1", "--data-dir", data.to_str().unwrap()]);
+    let o = lottery(&[
+        "train",
+        "--iterations",
+        "1",
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
     assert_clean_error(&o, &["t10k-labels-idx1-ubyte", "truncated"]);
 
     // Corrupt and wrong-shaped checkpoints.
     let bogus = data.join("bogus.safetensors");
     std::fs::write(&bogus, b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all").unwrap();
-    let o = lottery(&["train", "--iterations", "1", "--from", bogus.to_str().unwrap()]);
+    let o = lottery(&[
+        "train",
+        "--iterations",
+        "1",
+        "--from",
+        bogus.to_str().unwrap(),
+    ]);
     assert_clean_error(&o, &["bogus.safetensors"]);
-    let torch = Path::new(env!("CARGO_MANIFEST_DIR")).join("../lottery/tests/fixtures/torch_mlp_16.safetensors");
-    let o = lottery(&["train", "--iterations", "1", "--from", torch.to_str().unwrap()]);
+    let torch = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../lottery/tests/fixtures/torch_mlp_16.safetensors");
+    let o = lottery(&[
+        "train",
+        "--iterations",
+        "1",
+        "--from",
+        torch.to_str().unwrap(),
+    ]);
     assert_clean_error(&o, &["torch_mlp_16.safetensors", "fc1.weight", "[16, 784]"]);
     std::fs::remove_dir_all(data).ok();
 }
@@ -147,12 +239,23 @@ fn data_lists_the_bundled_mnist() {
     let o = lottery(&["data"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let s = stdout(&o);
-    assert!(s.contains("mnist") && s.contains("60000 training and 10000 test images"), "{s}");
+    assert!(
+        s.contains("mnist") && s.contains("60000 training and 10000 test images"),
+        "{s}"
+    );
 }
 
 #[test]
 fn bench_train_prints_json() {
-    let o = lottery(&["bench", "train", "--steps", "5", "--warmup-steps", "1", "--json"]);
+    let o = lottery(&[
+        "bench",
+        "train",
+        "--steps",
+        "5",
+        "--warmup-steps",
+        "1",
+        "--json",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
     assert!(v["ms_per_step"].as_f64().unwrap() > 0.0);

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use burn::module::{Module, ModuleMapper, Param, ParamId};
 use burn::optim::GradientsParams;
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -162,7 +162,6 @@ impl ModuleMapper for Step<'_> {
         };
         let require_grad = tensor.is_require_grad();
         let device = grad.device();
-        let shape = tensor.shape();
         let mut w = tensor.inner().into_data();
         let g = grad.into_data();
         let (ws, gs) = match (w.as_mut_slice::<f32>(), g.as_slice::<f32>()) {
@@ -227,10 +226,7 @@ impl ModuleMapper for Step<'_> {
                 }
             }
         }
-        let updated = Tensor::<D>::from_data(
-            TensorData::new(w.try_into_vec::<f32>().expect("f32"), shape),
-            &device,
-        );
+        let updated = Tensor::<D>::from_data(w, &device);
         let updated = Tensor::from_inner(updated);
         let updated = if require_grad {
             updated.require_grad()
