@@ -1,0 +1,123 @@
+//! Compressed sparse rows for a pruned linear layer's weight (`[out, in]`, PyTorch's layout):
+//! each output unit keeps the indices and values of its live inputs only.
+
+/// A row-major sparse matrix with narrow (u32) column indices.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Csr {
+    pub rows: usize,
+    pub cols: usize,
+    /// `row_start[r]..row_start[r + 1]` indexes row r's entries; `rows + 1` long.
+    pub row_start: Vec<u32>,
+    pub col: Vec<u32>,
+    pub val: Vec<f32>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum CsrError {
+    #[error("a {rows}×{cols} matrix needs {} values, got {len}", rows * cols)]
+    Shape {
+        rows: usize,
+        cols: usize,
+        len: usize,
+    },
+    #[error("{cols} columns do not fit 32-bit indices")]
+    TooWide { cols: usize },
+}
+
+impl Csr {
+    /// Keeps the nonzero entries of a dense row-major `rows × cols` matrix.
+    pub fn from_dense(rows: usize, cols: usize, dense: &[f32]) -> Result<Self, CsrError> {
+        if rows.checked_mul(cols) != Some(dense.len()) {
+            return Err(CsrError::Shape {
+                rows,
+                cols,
+                len: dense.len(),
+            });
+        }
+        if cols > u32::MAX as usize || dense.len() > u32::MAX as usize {
+            return Err(CsrError::TooWide { cols });
+        }
+        let mut row_start = Vec::with_capacity(rows + 1);
+        let (mut col, mut val) = (Vec::new(), Vec::new());
+        row_start.push(0);
+        for r in 0..rows {
+            for (c, &v) in dense[r * cols..(r + 1) * cols].iter().enumerate() {
+                if v != 0.0 {
+                    col.push(c as u32);
+                    val.push(v);
+                }
+            }
+            row_start.push(col.len() as u32);
+        }
+        Ok(Csr {
+            rows,
+            cols,
+            row_start,
+            col,
+            val,
+        })
+    }
+
+    pub fn nnz(&self) -> usize {
+        self.val.len()
+    }
+
+    /// `y = x Wᵀ + bias` for a batch `x` of `batch × cols`, written to `y` (`batch × rows`).
+    pub fn forward(&self, x: &[f32], batch: usize, bias: Option<&[f32]>, y: &mut [f32]) {
+        assert_eq!(x.len(), batch * self.cols, "input is not batch × cols");
+        assert_eq!(y.len(), batch * self.rows, "output is not batch × rows");
+        for (xb, yb) in x.chunks_exact(self.cols).zip(y.chunks_exact_mut(self.rows)) {
+            for (r, out) in yb.iter_mut().enumerate() {
+                let (s, e) = (self.row_start[r] as usize, self.row_start[r + 1] as usize);
+                let acc: f32 = self.col[s..e]
+                    .iter()
+                    .zip(&self.val[s..e])
+                    .map(|(&c, &v)| v * xb[c as usize])
+                    .sum();
+                *out = acc + bias.map_or(0.0, |b| b[r]);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matches_the_dense_product() {
+        let (rows, cols, batch) = (5, 7, 3);
+        let dense: Vec<f32> = (0..rows * cols)
+            .map(|i| {
+                if i % 3 == 0 {
+                    i as f32 * 0.5 - 4.0
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let x: Vec<f32> = (0..batch * cols).map(|i| (i as f32).sin()).collect();
+        let bias: Vec<f32> = (0..rows).map(|r| r as f32).collect();
+        let csr = Csr::from_dense(rows, cols, &dense).unwrap();
+        assert_eq!(csr.nnz(), dense.iter().filter(|&&v| v != 0.0).count());
+        let mut y = vec![0.0; batch * rows];
+        csr.forward(&x, batch, Some(&bias), &mut y);
+        for b in 0..batch {
+            for r in 0..rows {
+                let want: f32 = (0..cols)
+                    .map(|c| dense[r * cols + c] * x[b * cols + c])
+                    .sum::<f32>()
+                    + bias[r];
+                assert!((y[b * rows + r] - want).abs() < 1e-5);
+            }
+        }
+        assert_eq!(
+            Csr::from_dense(2, 2, &[1.0]).unwrap_err(),
+            CsrError::Shape {
+                rows: 2,
+                cols: 2,
+                len: 1
+            }
+        );
+    }
+}
