@@ -165,6 +165,24 @@ fn bad_input_gives_one_line_errors_naming_the_culprit() {
     let o = lottery(&["train", "--init", "orthogonal", "--iterations", "1"]);
     assert_clean_error(&o, &["init", "orthogonal"]);
 
+    let diverged = temp("diverged");
+    let o = lottery(&[
+        "train",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "1e4",
+        "--iterations",
+        "100",
+        "--out",
+        diverged.to_str().unwrap(),
+    ]);
+    assert_clean_error(&o, &["diverged", "NaN", "iteration"]);
+    assert!(
+        diverged.join("config.json").is_file() && !diverged.join("weights.safetensors").exists()
+    );
+    std::fs::remove_dir_all(diverged).ok();
+
     // Truncated and corrupt dataset files.
     let data = temp("data");
     for f in std::fs::read_dir(mnist_dir()).unwrap() {
