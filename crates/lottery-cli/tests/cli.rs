@@ -279,3 +279,91 @@ fn bench_train_prints_json() {
     assert!(v["ms_per_step"].as_f64().unwrap() > 0.0);
     assert!(v["ms_per_step_masked"].as_f64().unwrap() > 0.0);
 }
+
+/// Writes a small CIFAR-10 directory in the binary format: five training batches and a test batch.
+fn write_cifar(dir: &Path, per_file: usize) {
+    let mut k = 0u32;
+    for name in [
+        "data_batch_1.bin",
+        "data_batch_2.bin",
+        "data_batch_3.bin",
+        "data_batch_4.bin",
+        "data_batch_5.bin",
+        "test_batch.bin",
+    ] {
+        let mut bytes = Vec::new();
+        for _ in 0..per_file {
+            let label = (k % 10) as u8;
+            bytes.push(label);
+            // Class-dependent brightness, so there is something to learn.
+            bytes.extend((0..3072u32).map(|i| ((label as u32 * 25 + i % 7 + k % 3) % 256) as u8));
+            k += 1;
+        }
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+}
+
+#[test]
+fn conv2_trains_on_cifar10_files_in_the_binary_format() {
+    let dir = temp("cifar");
+    write_cifar(&dir, 20);
+    let o = lottery(&[
+        "data",
+        "--dataset",
+        "cifar10",
+        "--data-dir",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(
+        stdout(&o).contains("100 training and 20 test images of [3, 32, 32]"),
+        "{}",
+        stdout(&o)
+    );
+    let out = dir.join("run");
+    let o = lottery(&[
+        "train",
+        "--model",
+        "conv2",
+        "--dataset",
+        "cifar10",
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--val-size",
+        "20",
+        "--batch-size",
+        "10",
+        "--iterations",
+        "4",
+        "--eval-every",
+        "2",
+        "--augment",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "2e-4",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (w, _) = lottery::tensors::load(&out.join("weights.safetensors")).unwrap();
+    assert_eq!(w["conv1.weight"].shape, vec![64, 3, 3, 3]);
+    assert_eq!(w["fc1.weight"].shape, vec![256, 64 * 16 * 16]);
+
+    // A batch file cut mid-record is named in the error.
+    let f = dir.join("data_batch_3.bin");
+    let bytes = std::fs::read(&f).unwrap();
+    std::fs::write(&f, &bytes[..bytes.len() - 100]).unwrap();
+    let o = lottery(&[
+        "train",
+        "--model",
+        "conv2",
+        "--dataset",
+        "cifar10",
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--iterations",
+        "1",
+    ]);
+    assert_clean_error(&o, &["data_batch_3.bin", "truncated"]);
+    std::fs::remove_dir_all(dir).ok();
+}
