@@ -181,31 +181,30 @@ pub const MNIST_FILES: [&str; 4] = [
 ];
 
 fn load_mnist_format(dir: &Path, kind: DatasetKind) -> Result<(Dataset, Dataset)> {
-    let read_pair =
-        |images: &str, labels: &str| -> Result<(idx::IdxArray, idx::IdxArray, PathBuf)> {
-            let ip = find_idx(dir, images)?;
-            let lp = find_idx(dir, labels)?;
-            let im = idx::read_idx(&ip)?;
-            let lb = idx::read_idx(&lp)?;
-            if im.dims.len() != 3 {
-                return Err(Error::format(
-                    &ip,
-                    format!(
-                        "expected rank 3 (count, rows, columns), found dims {:?}",
-                        im.dims
-                    ),
-                ));
-            }
-            if lb.dims.len() != 1 || lb.dims[0] != im.dims[0] {
-                return Err(Error::format(
-                    &lp,
-                    format!("labels {:?} do not match {} images", lb.dims, im.dims[0]),
-                ));
-            }
-            Ok((im, lb, lp))
-        };
-    let (tri, trl, trl_path) = read_pair(MNIST_FILES[0], MNIST_FILES[1])?;
-    let (tei, tel, tel_path) = read_pair(MNIST_FILES[2], MNIST_FILES[3])?;
+    let read_pair = |images: &str, labels: &str| -> Result<(idx::IdxArray, idx::IdxArray)> {
+        let ip = find_idx(dir, images)?;
+        let lp = find_idx(dir, labels)?;
+        let im = idx::read_idx(&ip)?;
+        let lb = idx::read_idx(&lp)?;
+        if im.dims.len() != 3 {
+            return Err(Error::format(
+                &ip,
+                format!(
+                    "expected rank 3 (count, rows, columns), found dims {:?}",
+                    im.dims
+                ),
+            ));
+        }
+        if lb.dims.len() != 1 || lb.dims[0] != im.dims[0] {
+            return Err(Error::format(
+                &lp,
+                format!("labels {:?} do not match {} images", lb.dims, im.dims[0]),
+            ));
+        }
+        Ok((im, lb))
+    };
+    let (tri, trl) = read_pair(MNIST_FILES[0], MNIST_FILES[1])?;
+    let (tei, tel) = read_pair(MNIST_FILES[2], MNIST_FILES[3])?;
     if tri.dims[1..] != tei.dims[1..] {
         return Err(Error::format(
             dir,
@@ -217,11 +216,6 @@ fn load_mnist_format(dir: &Path, kind: DatasetKind) -> Result<(Dataset, Dataset)
         ));
     }
     let classes = trl.data.iter().chain(&tel.data).copied().max().unwrap_or(0) as usize + 1;
-    for (lb, p) in [(&trl, &trl_path), (&tel, &tel_path)] {
-        if let Some(&bad) = lb.data.iter().find(|&&l| l as usize >= 256) {
-            return Err(Error::format(p, format!("label {bad} out of range")));
-        }
-    }
     let (mean, std) = match kind {
         DatasetKind::Mnist => (0.1307, 0.3081),
         _ => mean_std(&tri.data),

@@ -8,6 +8,8 @@ use burn::nn::{BatchNorm, BatchNormConfig, Initializer, Linear, LinearConfig, Pa
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
+use super::mlp::dense_stack;
+
 /// What follows a convolution (after its ReLU).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Pool {
@@ -101,11 +103,7 @@ impl ConvNet {
             };
         }
         let x: Tensor<2> = x.flatten(1, 3);
-        let last = self.fcs.len() - 1;
-        self.fcs.iter().enumerate().fold(x, |x, (i, l)| {
-            let y = l.forward(x);
-            if i == last { y } else { relu(y) }
-        })
+        dense_stack(&self.fcs, x)
     }
 }
 

@@ -30,10 +30,15 @@ impl Mlp {
     }
 
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
-        let last = self.layers.len() - 1;
-        self.layers.iter().enumerate().fold(x, |x, (i, l)| {
-            let y = l.forward(x);
-            if i == last { y } else { relu(y) }
-        })
+        dense_stack(&self.layers, x)
     }
+}
+
+/// Linear layers with ReLU between them (not after the last): the classifier of every model.
+pub fn dense_stack(layers: &[Linear], x: Tensor<2>) -> Tensor<2> {
+    let last = layers.len() - 1;
+    layers.iter().enumerate().fold(x, |x, (i, l)| {
+        let y = l.forward(x);
+        if i == last { y } else { relu(y) }
+    })
 }
