@@ -10,17 +10,25 @@ if [ ! -x bench/.venv/bin/python ] || ! bench/.venv/bin/python -c "import torch"
 fi
 cargo build --release --quiet
 lottery=target/release/lottery
-printf '%-34s %12s %12s %12s %12s %8s\n' "case" "ours ms" "ours masked" "torch ms" "torch masked" "ratio"
+printf '%-34s %12s %12s %12s %12s %8s\n' "case" "ours ms" "ours masked" "torch ms" "torch masked" "masked ours/torch"
+# This machine's speed drifts by tens of percent over minutes, so each case alternates
+# ours/PyTorch for $rounds rounds and reports the median of the rounds' medians.
+rounds=${ROUNDS:-3}
 run() {
   local name=$1 steps=$2; shift 2
-  local ours torch
-  ours=$($lottery bench train "$@" --steps "$steps" --json)
-  torch=$(bench/.venv/bin/python bench/torch_train_step.py "$@" --steps "$steps")
-  python3 - "$name" "$ours" "$torch" <<'PY'
-import json, sys
-name, o, t = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
-ratio = o["ms_per_step_masked"] / t["ms_per_step_masked"]
-print(f'{name:<34} {o["ms_per_step"]:12.3f} {o["ms_per_step_masked"]:12.3f} {t["ms_per_step"]:12.3f} {t["ms_per_step_masked"]:12.3f} {ratio:7.2f}x')
+  local ours=() torch=()
+  for _ in $(seq "$rounds"); do
+    ours+=("$($lottery bench train "$@" --steps "$steps" --json)")
+    torch+=("$(bench/.venv/bin/python bench/torch_train_step.py "$@" --steps "$steps")")
+  done
+  python3 - "$name" "${ours[*]}" "${torch[*]}" <<'PY'
+import json, statistics, sys
+name = sys.argv[1]
+parse = lambda s: [json.loads(x) for x in s.replace("} {", "}\n{").splitlines()]
+o, t = parse(sys.argv[2]), parse(sys.argv[3])
+med = lambda rs, k: statistics.median(r[k] for r in rs)
+om, omm, tm, tmm = med(o, "ms_per_step"), med(o, "ms_per_step_masked"), med(t, "ms_per_step"), med(t, "ms_per_step_masked")
+print(f"{name:<34} {om:12.3f} {omm:12.3f} {tm:12.3f} {tmm:12.3f} {omm / tmm:7.2f}x")
 PY
 }
 run "lenet_300_100 adam b60" "$steps" --model lenet_300_100 --optimizer adam --lr 1.2e-3

@@ -1,6 +1,7 @@
 //! `lottery`: the command-line front end. Each subcommand lives in its own module and is a
 //! thin layer over the `lottery` library.
 
+mod alloc;
 mod args;
 mod bench;
 mod data;
@@ -45,6 +46,7 @@ mod tests {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    alloc::keep_freed_memory();
     let result = match cli.command {
         Command::Train(a) => train::run(a),
         Command::Data(a) => data::run(a),

@@ -98,7 +98,7 @@ impl MaskSet {
                 } else {
                     m.data.clone()
                 };
-                Some((t.id, data))
+                Some((t.id, data.iter().map(|&k| (k != 0.0) as u8).collect()))
             })
             .collect()
     }
