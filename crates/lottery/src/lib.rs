@@ -9,6 +9,7 @@ pub mod error;
 pub mod files;
 pub mod masks;
 pub mod models;
+pub mod prune;
 pub mod rng;
 pub mod tensors;
 pub mod train;
