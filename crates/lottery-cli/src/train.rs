@@ -126,6 +126,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         mask.as_ref(),
         &cfg.train,
         &device,
+        None,
         &mut Bar::new(&cfg.model.model),
     )
     .with_context(|| {

@@ -6,10 +6,12 @@
 pub mod data;
 pub mod device;
 pub mod error;
+pub mod experiment;
 pub mod files;
 pub mod masks;
 pub mod models;
 pub mod prune;
+pub mod report;
 pub mod rng;
 pub mod tensors;
 pub mod train;

@@ -105,6 +105,8 @@ pub struct EvalRecord {
 pub struct Outcome {
     pub network: Network,
     pub records: Vec<EvalRecord>,
+    /// The weights after the iteration asked for with `snapshot_at` (the late-rewinding point).
+    pub snapshot: Option<crate::tensors::StateDict>,
 }
 
 impl Outcome {
@@ -136,21 +138,27 @@ pub struct Silent;
 impl Progress for Silent {}
 
 /// Trains `net` on `device`. With `mask`, masked weights are zero before the first step and
-/// after every step, and no optimizer state can revive them.
+/// after every step, and no optimizer state can revive them. With `snapshot_at = Some(k)`, the
+/// weights after k iterations are kept (k = 0: the starting weights).
 pub fn train(
     net: Network,
     data: &Splits,
     mask: Option<&MaskSet>,
     cfg: &TrainConfig,
     device: &Device,
+    snapshot_at: Option<usize>,
     progress: &mut dyn Progress,
 ) -> Result<Outcome> {
     let mut trainer = Trainer::new(net, data, mask, cfg, device)?;
     let iterations = trainer.iterations();
     let mut records = Vec::new();
     let (mut loss_sum, mut loss_n) = (0.0f64, 0usize);
+    let mut snapshot = None;
     progress.start(iterations);
     while trainer.done() < iterations {
+        if snapshot_at == Some(trainer.done()) {
+            snapshot = Some(trainer.network().state_dict());
+        }
         let loss = trainer.step()?;
         loss_sum += loss as f64;
         loss_n += 1;
@@ -166,10 +174,10 @@ pub fn train(
         }
     }
     progress.finish();
-    Ok(Outcome {
-        network: trainer.into_network(),
-        records,
-    })
+    if snapshot_at == Some(trainer.done()) {
+        snapshot = Some(trainer.network().state_dict());
+    }
+    Ok(Outcome { network: trainer.into_network(), records, snapshot })
 }
 
 /// Training one step at a time: the loop behind [`train`], open for benchmarks and tests.

@@ -1,0 +1,120 @@
+//! The papers' settings by name. Flags and config files override any field.
+
+use super::{Control, ExperimentConfig, Rewind};
+use crate::data::DatasetKind;
+use crate::error::{Error, Result};
+use crate::models::init::InitScheme;
+use crate::prune::{PruneConfig, Strategy};
+use crate::train::{Length, OptimizerConfig, Schedule, TrainConfig};
+
+pub const NAMES: &str = "quick, lenet-mnist-paper, lenet-mnist-openlth, conv2-cifar10, conv4-cifar10, conv6-cifar10, resnet20-cifar10, vgg16-cifar10";
+
+/// The LTH paper's LeNet-300-100 / MNIST setting, `iterations` long.
+fn lenet_paper(iterations: usize, levels: usize) -> ExperimentConfig {
+    ExperimentConfig {
+        model: "lenet_300_100".into(),
+        init: InitScheme::GlorotNormal,
+        seed: 0,
+        dataset: DatasetKind::Mnist,
+        data_dir: None,
+        val_size: 5000,
+        train: TrainConfig::lenet_paper(iterations),
+        prune: PruneConfig { strategy: Strategy::Layerwise, rate: 0.2, output_rate: Some(0.1), exclude: vec![] },
+        levels,
+        rewind: Rewind::Init,
+        controls: vec![Control::Reinit],
+        replicates: 1,
+    }
+}
+
+fn cifar_conv(model: &str, lr: f64, iterations: usize, conv_rate: f64) -> ExperimentConfig {
+    ExperimentConfig {
+        model: model.into(),
+        dataset: DatasetKind::Cifar10,
+        train: TrainConfig {
+            optimizer: OptimizerConfig::adam(),
+            lr,
+            schedule: Schedule::constant(),
+            batch_size: 60,
+            length: Length::Iterations(iterations),
+            eval_every: 500,
+            data_seed: 0,
+            augment: false,
+        },
+        // The paper prunes convolutions at 10–15% and fully connected layers at 20% per round;
+        // layer-wise at one rate here, the conv rate, with the output layer at half of it.
+        prune: PruneConfig { strategy: Strategy::Layerwise, rate: conv_rate, output_rate: Some(conv_rate / 2.0), exclude: vec![] },
+        levels: 15,
+        ..lenet_paper(iterations, 15)
+    }
+}
+
+/// OpenLTH's CIFAR ResNet/VGG recipe: SGD momentum 0.9, lr 0.1 with warm-up, step decay,
+/// global pruning 20% per level of the conv weights, rewinding to an early iteration.
+fn openlth_cifar(model: &str, epochs: usize, milestones: [usize; 2], weight_decay: f64) -> ExperimentConfig {
+    let per_epoch = 45_000 / 128;
+    ExperimentConfig {
+        model: model.into(),
+        init: InitScheme::KaimingNormal,
+        dataset: DatasetKind::Cifar10,
+        train: TrainConfig {
+            optimizer: OptimizerConfig::sgd(0.9, false, weight_decay),
+            lr: 0.1,
+            schedule: Schedule { warmup: 0, milestones: milestones.map(|e| e * per_epoch).to_vec(), gamma: 0.1 },
+            batch_size: 128,
+            length: Length::Epochs(epochs),
+            eval_every: per_epoch,
+            data_seed: 0,
+            augment: true,
+        },
+        prune: PruneConfig { strategy: Strategy::Global, rate: 0.2, output_rate: None, exclude: vec!["fc.".into()] },
+        levels: 15,
+        rewind: Rewind::Iteration(2000),
+        controls: vec![Control::Reinit, Control::RandomPrune],
+        ..lenet_paper(1, 15)
+    }
+}
+
+pub fn preset(name: &str) -> Result<ExperimentConfig> {
+    Ok(match name {
+        // The default job: minutes on 2 cores, down to ~9% of the weights.
+        "quick" => {
+            let mut c = lenet_paper(2500, 11);
+            c.train.eval_every = 250;
+            c
+        }
+        "lenet-mnist-paper" => lenet_paper(50_000, 20),
+        "lenet-mnist-openlth" => ExperimentConfig {
+            init: InitScheme::KaimingNormal,
+            train: TrainConfig {
+                optimizer: OptimizerConfig::sgd(0.0, false, 0.0),
+                lr: 0.1,
+                batch_size: 128,
+                length: Length::Epochs(40),
+                eval_every: 430,
+                ..TrainConfig::lenet_paper(1)
+            },
+            prune: PruneConfig { strategy: Strategy::Global, rate: 0.2, output_rate: None, exclude: vec!["fc3".into()] },
+            ..lenet_paper(1, 20)
+        },
+        "conv2-cifar10" => cifar_conv("conv2", 2e-4, 20_000, 0.1),
+        "conv4-cifar10" => cifar_conv("conv4", 3e-4, 25_000, 0.1),
+        "conv6-cifar10" => cifar_conv("conv6", 3e-4, 30_000, 0.15),
+        "resnet20-cifar10" => openlth_cifar("resnet20", 160, [80, 120], 1e-4),
+        "vgg16-cifar10" => openlth_cifar("vgg16", 160, [80, 120], 1e-4),
+        _ => return Err(Error::config("preset", format!("`{name}` is not one of {NAMES}"))),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_preset_is_valid() {
+        for name in NAMES.split(", ") {
+            preset(name).unwrap().validate().unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+        assert!(preset("nope").unwrap_err().to_string().contains("lenet-mnist-paper"));
+    }
+}
