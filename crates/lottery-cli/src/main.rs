@@ -6,6 +6,8 @@ mod args;
 mod bench;
 mod data;
 mod progress;
+mod report;
+mod run;
 mod train;
 
 use std::process::ExitCode;
@@ -26,6 +28,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Find a winning ticket: iterative magnitude pruning with rewinding, with controls.
+    Run(run::RunArgs),
+    /// Print the level table of finished experiments and redraw their plots (compared if several).
+    Report(report::ReportArgs),
     /// Train a network (optionally under a mask) and save its weights and metrics.
     Train(train::TrainArgs),
     /// List the datasets found on disk and check their files (or download them).
@@ -48,6 +54,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     alloc::keep_freed_memory();
     let result = match cli.command {
+        Command::Run(a) => run::run(a),
+        Command::Report(a) => report::run(a),
         Command::Train(a) => train::run(a),
         Command::Data(a) => data::run(a),
         Command::Bench(c) => bench::run(c),

@@ -42,9 +42,18 @@ impl Rewind {
             "init" | "0" => Rewind::Init,
             "none" | "finetune" => Rewind::None,
             "lr" | "learning-rate" => Rewind::LearningRate,
-            _ => match s.strip_prefix("iter:").or(s.strip_prefix("iteration:")).and_then(|k| k.parse().ok()) {
+            _ => match s
+                .strip_prefix("iter:")
+                .or(s.strip_prefix("iteration:"))
+                .and_then(|k| k.parse().ok())
+            {
                 Some(k) => Rewind::Iteration(k),
-                None => return Err(Error::config("rewind", format!("`{s}` is not one of init, iter:K, none, lr"))),
+                None => {
+                    return Err(Error::config(
+                        "rewind",
+                        format!("`{s}` is not one of init, iter:K, none, lr"),
+                    ));
+                }
             },
         })
     }
@@ -65,7 +74,10 @@ impl Control {
         match s {
             "reinit" => Ok(Control::Reinit),
             "random_prune" | "random-prune" => Ok(Control::RandomPrune),
-            _ => Err(Error::config("controls", format!("`{s}` is not one of reinit, random_prune"))),
+            _ => Err(Error::config(
+                "controls",
+                format!("`{s}` is not one of reinit, random_prune"),
+            )),
         }
     }
 
@@ -115,7 +127,10 @@ impl ExperimentConfig {
             && let train::Length::Iterations(n) = self.train.length
             && k > n
         {
-            return Err(Error::config("rewind", format!("iteration {k} is past the end of training ({n})")));
+            return Err(Error::config(
+                "rewind",
+                format!("iteration {k} is past the end of training ({n})"),
+            ));
         }
         Ok(())
     }
@@ -123,7 +138,9 @@ impl ExperimentConfig {
     /// A short stable hash of the settings, for default directory names.
     pub fn hash(&self) -> u64 {
         let json = serde_json::to_string(self).expect("serialisable");
-        json.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+        json.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+        })
     }
 }
 
@@ -163,8 +180,8 @@ pub trait Observer: Progress {
     fn begin(&mut self, _replicate: usize, _level: usize, _variant: &str) {}
     /// A variant finished or was read back from disk.
     fn finished(&mut self, _replicate: usize, _level: usize, _variant: &str, _resumed: bool) {}
-    /// A level is complete (across replicates, averaged).
-    fn level(&mut self, _summary: &LevelSummary) {}
+    /// A level of one replicate is complete.
+    fn level(&mut self, _replicate: usize, _summary: &LevelSummary) {}
 }
 
 impl Observer for train::Silent {}
@@ -187,41 +204,70 @@ impl Experiment {
             if existing != config {
                 return Err(Error::config(
                     "out",
-                    format!("{} holds an experiment with different settings; choose another --out or remove it (nothing was overwritten)", dir.display()),
+                    format!(
+                        "{} holds an experiment with different settings; choose another --out or remove it (nothing was overwritten)",
+                        dir.display()
+                    ),
                 ));
             }
         }
         write_json(&path, &config)?;
-        Ok(Experiment { config, dir, device })
+        Ok(Experiment {
+            config,
+            dir,
+            device,
+        })
     }
 
     pub fn run(&self, observer: &mut dyn Observer) -> Result<Summary> {
         let c = &self.config;
-        let data_dir = c.data_dir.clone().unwrap_or_else(|| c.dataset.default_dir());
+        let data_dir = c
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| c.dataset.default_dir());
         let data = data::load(c.dataset, &data_dir, c.val_size)?;
         let mut per_replicate = Vec::new();
         for r in 0..c.replicates {
-            let dir = if c.replicates > 1 { self.dir.join(format!("replicate_{r}")) } else { self.dir.clone() };
+            let dir = if c.replicates > 1 {
+                self.dir.join(format!("replicate_{r}"))
+            } else {
+                self.dir.clone()
+            };
             per_replicate.push(self.run_replicate(r, &dir, &data, observer)?);
         }
         let summary = aggregate(&per_replicate);
-        for l in &summary.levels {
-            observer.level(l);
-        }
         write_json(&self.dir.join("summary.json"), &summary)?;
-        crate::report::plot_dir(&self.dir, &[(self.dir.display().to_string(), summary.clone())])?;
+        crate::report::plot_dir(
+            &self.dir,
+            &[(self.dir.display().to_string(), summary.clone())],
+        )?;
         Ok(summary)
     }
 
-    fn run_replicate(&self, r: usize, dir: &Path, data: &Splits, obs: &mut dyn Observer) -> Result<Vec<LevelSummary>> {
+    fn run_replicate(
+        &self,
+        r: usize,
+        dir: &Path,
+        data: &Splits,
+        obs: &mut dyn Observer,
+    ) -> Result<Vec<LevelSummary>> {
         let c = &self.config;
         let seed = c.seed + r as u64;
         let arch = Architecture::parse(&c.model)?;
         let fresh = |seed: u64| -> Result<Network> {
-            Ok(init::initialise(arch.build(data.train.shape, data.train.classes, &self.device)?, c.init, seed))
+            Ok(init::initialise(
+                arch.build(data.train.shape, data.train.classes, &self.device)?,
+                c.init,
+                seed,
+            ))
         };
         let net0 = fresh(seed)?;
-        let total_params: usize = net0.tensors().iter().filter(|t| !t.name.contains("running_")).map(|t| t.shape.iter().product::<usize>()).sum();
+        let total_params: usize = net0
+            .tensors()
+            .iter()
+            .filter(|t| !t.name.contains("running_"))
+            .map(|t| t.shape.iter().product::<usize>())
+            .sum();
         let targets = c.prune.targets(&net0.prunable());
         let output = net0.output_layer();
         let init_dict = net0.state_dict();
@@ -233,8 +279,18 @@ impl Experiment {
             Rewind::Iteration(k) => Some(k),
             _ => None,
         };
-        let (dense, dense_weights, snapshot) =
-            self.variant(dir, 0, "ticket", r, net0, &dense_mask, &c.train, data, snapshot_at, obs)?;
+        let (dense, dense_weights, snapshot) = self.variant(
+            dir,
+            0,
+            "ticket",
+            r,
+            net0,
+            &dense_mask,
+            &c.train,
+            data,
+            snapshot_at,
+            obs,
+        )?;
         let rewind_point: StateDict = match c.rewind {
             Rewind::Iteration(_) => {
                 let p = dir.join("rewind.safetensors");
@@ -248,37 +304,67 @@ impl Experiment {
             }
             _ => init_dict.clone(),
         };
-        let mut rows = vec![level_row(0, &dense_mask, total_params, [("ticket".to_string(), dense)].into())];
-        obs.level(&rows[0]);
+        let mut rows = vec![level_row(
+            0,
+            &dense_mask,
+            total_params,
+            [("ticket".to_string(), dense)].into(),
+        )];
+        obs.level(r, &rows[0]);
 
         let mut mask = dense_mask;
         let mut trained = dense_weights;
         for level in 1..=c.levels {
-            mask = prune::prune(&trained, &mask, &c.prune, &output, seed ^ (level as u64) << 32);
+            mask = prune::prune(
+                &trained,
+                &mask,
+                &c.prune,
+                &output,
+                seed ^ (level as u64) << 32,
+            );
             let (start, cfg) = match c.rewind {
                 Rewind::Init | Rewind::Iteration(_) => (rewind_point.clone(), c.train.clone()),
                 Rewind::LearningRate => (trained.clone(), c.train.clone()),
                 Rewind::None => (trained.clone(), finetune(&c.train, data.train.len())),
             };
             let mut results = BTreeMap::new();
-            let net = fresh(seed)?.load_state_dict(&start).map_err(|m| Error::config("rewind", m))?;
-            let (ticket, ticket_weights, _) = self.variant(dir, level, "ticket", r, net, &mask, &cfg, data, None, obs)?;
+            let net = fresh(seed)?
+                .load_state_dict(&start)
+                .map_err(|m| Error::config("rewind", m))?;
+            let (ticket, ticket_weights, _) =
+                self.variant(dir, level, "ticket", r, net, &mask, &cfg, data, None, obs)?;
             results.insert("ticket".to_string(), ticket);
             for control in &c.controls {
                 let (net, m) = match control {
                     // Another seed's initialisation, far from the replicate seeds.
-                    Control::Reinit => (fresh(seed.wrapping_add(1_000_003 * level as u64))?, mask.clone()),
+                    Control::Reinit => (
+                        fresh(seed.wrapping_add(1_000_003 * level as u64))?,
+                        mask.clone(),
+                    ),
                     Control::RandomPrune => (
-                        fresh(seed)?.load_state_dict(&start).map_err(|m| Error::config("rewind", m))?,
+                        fresh(seed)?
+                            .load_state_dict(&start)
+                            .map_err(|m| Error::config("rewind", m))?,
                         prune::random_like(&mask, seed ^ 0xa11 ^ (level as u64) << 20),
                     ),
                 };
-                let (res, _, _) = self.variant(dir, level, control.name(), r, net, &m, &cfg, data, None, obs)?;
+                let (res, _, _) = self.variant(
+                    dir,
+                    level,
+                    control.name(),
+                    r,
+                    net,
+                    &m,
+                    &cfg,
+                    data,
+                    None,
+                    obs,
+                )?;
                 results.insert(control.name().to_string(), res);
             }
             trained = ticket_weights;
             let row = level_row(level, &mask, total_params, results);
-            obs.level(&row);
+            obs.level(r, &row);
             rows.push(row);
         }
         Ok(rows)
@@ -342,10 +428,19 @@ impl Experiment {
 /// Fine-tuning after pruning: the schedule's final learning rate, held constant.
 fn finetune(cfg: &TrainConfig, train_len: usize) -> TrainConfig {
     let last = cfg.iterations(train_len).saturating_sub(1);
-    TrainConfig { lr: cfg.schedule.lr(cfg.lr, last), schedule: Schedule::constant(), ..cfg.clone() }
+    TrainConfig {
+        lr: cfg.schedule.lr(cfg.lr, last),
+        schedule: Schedule::constant(),
+        ..cfg.clone()
+    }
 }
 
-fn level_row(level: usize, mask: &MaskSet, total_params: usize, variants: BTreeMap<String, VariantResult>) -> LevelSummary {
+fn level_row(
+    level: usize,
+    mask: &MaskSet,
+    total_params: usize,
+    variants: BTreeMap<String, VariantResult>,
+) -> LevelSummary {
     let pruned = mask.total() - mask.kept();
     LevelSummary {
         level,
@@ -364,19 +459,30 @@ fn aggregate(reps: &[Vec<LevelSummary>]) -> Summary {
             let mut variants = BTreeMap::new();
             for name in rows[0].variants.keys() {
                 let vs: Vec<&VariantResult> = rows.iter().map(|r| &r.variants[name]).collect();
-                let mean = |f: &dyn Fn(&VariantResult) -> f64| vs.iter().map(|v| f(v)).sum::<f64>() / n;
+                let mean =
+                    |f: &dyn Fn(&VariantResult) -> f64| vs.iter().map(|v| f(v)).sum::<f64>() / n;
                 let opt_mean = |f: &dyn Fn(&VariantResult) -> Option<f64>| {
-                    vs.iter().map(|v| f(v)).collect::<Option<Vec<f64>>>().map(|xs| xs.iter().sum::<f64>() / n)
+                    vs.iter()
+                        .map(|v| f(v))
+                        .collect::<Option<Vec<f64>>>()
+                        .map(|xs| xs.iter().sum::<f64>() / n)
                 };
                 variants.insert(
                     name.clone(),
                     VariantResult {
                         test_accuracy: mean(&|v| v.test_accuracy),
                         test_loss: mean(&|v| v.test_loss),
-                        best_val_iteration: opt_mean(&|v| v.best_val_iteration.map(|i| i as f64)).map(|x| x.round() as usize),
+                        best_val_iteration: opt_mean(&|v| v.best_val_iteration.map(|i| i as f64))
+                            .map(|x| x.round() as usize),
                         test_accuracy_at_best_val: opt_mean(&|v| v.test_accuracy_at_best_val),
-                        test_accuracy_min: vs.iter().map(|v| v.test_accuracy).fold(f64::INFINITY, f64::min),
-                        test_accuracy_max: vs.iter().map(|v| v.test_accuracy).fold(f64::NEG_INFINITY, f64::max),
+                        test_accuracy_min: vs
+                            .iter()
+                            .map(|v| v.test_accuracy)
+                            .fold(f64::INFINITY, f64::min),
+                        test_accuracy_max: vs
+                            .iter()
+                            .map(|v| v.test_accuracy)
+                            .fold(f64::NEG_INFINITY, f64::max),
                     },
                 );
             }
@@ -400,7 +506,12 @@ mod tests {
         assert_eq!(Rewind::parse("init").unwrap(), Rewind::Init);
         assert_eq!(Rewind::parse("iter:500").unwrap(), Rewind::Iteration(500));
         assert_eq!(Rewind::parse("lr").unwrap(), Rewind::LearningRate);
-        assert!(Rewind::parse("iter:x").unwrap_err().to_string().contains("rewind"));
+        assert!(
+            Rewind::parse("iter:x")
+                .unwrap_err()
+                .to_string()
+                .contains("rewind")
+        );
     }
 
     #[test]

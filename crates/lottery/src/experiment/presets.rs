@@ -19,7 +19,12 @@ fn lenet_paper(iterations: usize, levels: usize) -> ExperimentConfig {
         data_dir: None,
         val_size: 5000,
         train: TrainConfig::lenet_paper(iterations),
-        prune: PruneConfig { strategy: Strategy::Layerwise, rate: 0.2, output_rate: Some(0.1), exclude: vec![] },
+        prune: PruneConfig {
+            strategy: Strategy::Layerwise,
+            rate: 0.2,
+            output_rate: Some(0.1),
+            exclude: vec![],
+        },
         levels,
         rewind: Rewind::Init,
         controls: vec![Control::Reinit],
@@ -43,7 +48,12 @@ fn cifar_conv(model: &str, lr: f64, iterations: usize, conv_rate: f64) -> Experi
         },
         // The paper prunes convolutions at 10–15% and fully connected layers at 20% per round;
         // layer-wise at one rate here, the conv rate, with the output layer at half of it.
-        prune: PruneConfig { strategy: Strategy::Layerwise, rate: conv_rate, output_rate: Some(conv_rate / 2.0), exclude: vec![] },
+        prune: PruneConfig {
+            strategy: Strategy::Layerwise,
+            rate: conv_rate,
+            output_rate: Some(conv_rate / 2.0),
+            exclude: vec![],
+        },
         levels: 15,
         ..lenet_paper(iterations, 15)
     }
@@ -51,7 +61,12 @@ fn cifar_conv(model: &str, lr: f64, iterations: usize, conv_rate: f64) -> Experi
 
 /// OpenLTH's CIFAR ResNet/VGG recipe: SGD momentum 0.9, lr 0.1 with warm-up, step decay,
 /// global pruning 20% per level of the conv weights, rewinding to an early iteration.
-fn openlth_cifar(model: &str, epochs: usize, milestones: [usize; 2], weight_decay: f64) -> ExperimentConfig {
+fn openlth_cifar(
+    model: &str,
+    epochs: usize,
+    milestones: [usize; 2],
+    weight_decay: f64,
+) -> ExperimentConfig {
     let per_epoch = 45_000 / 128;
     ExperimentConfig {
         model: model.into(),
@@ -60,14 +75,23 @@ fn openlth_cifar(model: &str, epochs: usize, milestones: [usize; 2], weight_deca
         train: TrainConfig {
             optimizer: OptimizerConfig::sgd(0.9, false, weight_decay),
             lr: 0.1,
-            schedule: Schedule { warmup: 0, milestones: milestones.map(|e| e * per_epoch).to_vec(), gamma: 0.1 },
+            schedule: Schedule {
+                warmup: 0,
+                milestones: milestones.map(|e| e * per_epoch).to_vec(),
+                gamma: 0.1,
+            },
             batch_size: 128,
             length: Length::Epochs(epochs),
             eval_every: per_epoch,
             data_seed: 0,
             augment: true,
         },
-        prune: PruneConfig { strategy: Strategy::Global, rate: 0.2, output_rate: None, exclude: vec!["fc.".into()] },
+        prune: PruneConfig {
+            strategy: Strategy::Global,
+            rate: 0.2,
+            output_rate: None,
+            exclude: vec!["fc.".into()],
+        },
         levels: 15,
         rewind: Rewind::Iteration(2000),
         controls: vec![Control::Reinit, Control::RandomPrune],
@@ -94,7 +118,12 @@ pub fn preset(name: &str) -> Result<ExperimentConfig> {
                 eval_every: 430,
                 ..TrainConfig::lenet_paper(1)
             },
-            prune: PruneConfig { strategy: Strategy::Global, rate: 0.2, output_rate: None, exclude: vec!["fc3".into()] },
+            prune: PruneConfig {
+                strategy: Strategy::Global,
+                rate: 0.2,
+                output_rate: None,
+                exclude: vec!["fc3".into()],
+            },
             ..lenet_paper(1, 20)
         },
         "conv2-cifar10" => cifar_conv("conv2", 2e-4, 20_000, 0.1),
@@ -102,7 +131,12 @@ pub fn preset(name: &str) -> Result<ExperimentConfig> {
         "conv6-cifar10" => cifar_conv("conv6", 3e-4, 30_000, 0.15),
         "resnet20-cifar10" => openlth_cifar("resnet20", 160, [80, 120], 1e-4),
         "vgg16-cifar10" => openlth_cifar("vgg16", 160, [80, 120], 1e-4),
-        _ => return Err(Error::config("preset", format!("`{name}` is not one of {NAMES}"))),
+        _ => {
+            return Err(Error::config(
+                "preset",
+                format!("`{name}` is not one of {NAMES}"),
+            ));
+        }
     })
 }
 
@@ -113,8 +147,16 @@ mod tests {
     #[test]
     fn every_preset_is_valid() {
         for name in NAMES.split(", ") {
-            preset(name).unwrap().validate().unwrap_or_else(|e| panic!("{name}: {e}"));
+            preset(name)
+                .unwrap()
+                .validate()
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
         }
-        assert!(preset("nope").unwrap_err().to_string().contains("lenet-mnist-paper"));
+        assert!(
+            preset("nope")
+                .unwrap_err()
+                .to_string()
+                .contains("lenet-mnist-paper")
+        );
     }
 }

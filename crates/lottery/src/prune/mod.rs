@@ -39,7 +39,10 @@ pub struct PruneConfig {
 
 impl PruneConfig {
     pub fn validate(&self) -> Result<()> {
-        for (field, r) in [("prune-rate", Some(self.rate)), ("output-rate", self.output_rate)] {
+        for (field, r) in [
+            ("prune-rate", Some(self.rate)),
+            ("output-rate", self.output_rate),
+        ] {
             if let Some(r) = r
                 && !(0.0..1.0).contains(&r)
             {
@@ -51,11 +54,19 @@ impl PruneConfig {
 
     /// The names this configuration prunes, out of the model's prunable tensors.
     pub fn targets(&self, prunable: &[String]) -> Vec<String> {
-        prunable.iter().filter(|n| !self.exclude.iter().any(|p| n.contains(p.as_str()))).cloned().collect()
+        prunable
+            .iter()
+            .filter(|n| !self.exclude.iter().any(|p| n.contains(p.as_str())))
+            .cloned()
+            .collect()
     }
 
     fn rate_for(&self, name: &str, output: &str) -> f64 {
-        if name == output { self.output_rate.unwrap_or(self.rate) } else { self.rate }
+        if name == output {
+            self.output_rate.unwrap_or(self.rate)
+        } else {
+            self.rate
+        }
     }
 }
 
@@ -66,14 +77,26 @@ pub fn prune_count(remaining: usize, rate: f64) -> usize {
 
 /// The next mask. `weights` are the trained weights (PyTorch layout); `output` names the output
 /// layer's weight; `seed` drives random pruning only.
-pub fn prune(weights: &StateDict, mask: &MaskSet, cfg: &PruneConfig, output: &str, seed: u64) -> MaskSet {
+pub fn prune(
+    weights: &StateDict,
+    mask: &MaskSet,
+    cfg: &PruneConfig,
+    output: &str,
+    seed: u64,
+) -> MaskSet {
     let mut next = mask.clone();
     match cfg.strategy {
         Strategy::Layerwise => {
             for (name, m) in next.masks.iter_mut() {
                 let n = prune_count(m.count_nonzero(), cfg.rate_for(name, output));
                 let w = &weights[name].data;
-                let order = lowest_first(m.data.iter().enumerate().filter(|(_, k)| **k != 0.0).map(|(i, _)| (w[i].abs(), i)));
+                let order = lowest_first(
+                    m.data
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, k)| **k != 0.0)
+                        .map(|(i, _)| (w[i].abs(), i)),
+                );
                 for &(_, i) in order.iter().take(n) {
                     m.data[i] = 0.0;
                 }
@@ -84,13 +107,22 @@ pub fn prune(weights: &StateDict, mask: &MaskSet, cfg: &PruneConfig, output: &st
             let mut all = Vec::new();
             for (l, name) in names.iter().enumerate() {
                 let (m, w) = (&mask.masks[*name], &weights[*name].data);
-                all.extend(m.data.iter().enumerate().filter(|(_, k)| **k != 0.0).map(|(i, _)| (w[i].abs(), l, i)));
+                all.extend(
+                    m.data
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, k)| **k != 0.0)
+                        .map(|(i, _)| (w[i].abs(), l, i)),
+                );
             }
             let n = prune_count(all.len(), cfg.rate);
             all.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
             let names: Vec<String> = names.into_iter().cloned().collect();
             for &(_, l, i) in all.iter().take(n) {
-                next.masks.get_mut(&names[l]).expect("name from the same map").data[i] = 0.0;
+                next.masks
+                    .get_mut(&names[l])
+                    .expect("name from the same map")
+                    .data[i] = 0.0;
             }
         }
         Strategy::Random => {
@@ -110,7 +142,11 @@ pub fn random_like(like: &MaskSet, seed: u64) -> MaskSet {
         let keep = m.count_nonzero();
         m.data.iter_mut().for_each(|k| *k = 1.0);
         let n = m.data.len() - keep;
-        remove_random(&mut m.data, n, &mut Rng::derive(seed, &format!("random mask {name}")));
+        remove_random(
+            &mut m.data,
+            n,
+            &mut Rng::derive(seed, &format!("random mask {name}")),
+        );
     }
     out
 }
@@ -132,7 +168,10 @@ fn lowest_first(items: impl Iterator<Item = (f32, usize)>) -> Vec<(f32, usize)> 
 
 /// Kept and total weights per tensor, for reports.
 pub fn per_layer(mask: &MaskSet) -> BTreeMap<String, (usize, usize)> {
-    mask.masks.iter().map(|(k, m)| (k.clone(), (m.count_nonzero(), m.len()))).collect()
+    mask.masks
+        .iter()
+        .map(|(k, m)| (k.clone(), (m.count_nonzero(), m.len())))
+        .collect()
 }
 
 #[cfg(test)]
@@ -143,10 +182,18 @@ mod tests {
     fn setup() -> (StateDict, MaskSet) {
         let mut w = StateDict::new();
         let mut m = MaskSet::default();
-        for (name, n) in [("fc1.weight", 1000usize), ("fc2.weight", 300), ("fc3.weight", 50)] {
+        for (name, n) in [
+            ("fc1.weight", 1000usize),
+            ("fc2.weight", 300),
+            ("fc3.weight", 50),
+        ] {
             let mut rng = Rng::derive(1, name);
-            w.insert(name.into(), HostTensor::new(vec![n], (0..n).map(|_| rng.normal() as f32).collect()));
-            m.masks.insert(name.into(), HostTensor::new(vec![n], vec![1.0; n]));
+            w.insert(
+                name.into(),
+                HostTensor::new(vec![n], (0..n).map(|_| rng.normal() as f32).collect()),
+            );
+            m.masks
+                .insert(name.into(), HostTensor::new(vec![n], vec![1.0; n]));
         }
         (w, m)
     }
@@ -154,8 +201,18 @@ mod tests {
     #[test]
     fn layerwise_counts_follow_the_formula_level_after_level() {
         let (w, mut m) = setup();
-        let cfg = PruneConfig { strategy: Strategy::Layerwise, rate: 0.2, output_rate: Some(0.1), exclude: vec![] };
-        let mut expect: BTreeMap<&str, usize> = [("fc1.weight", 1000), ("fc2.weight", 300), ("fc3.weight", 50)].into();
+        let cfg = PruneConfig {
+            strategy: Strategy::Layerwise,
+            rate: 0.2,
+            output_rate: Some(0.1),
+            exclude: vec![],
+        };
+        let mut expect: BTreeMap<&str, usize> = [
+            ("fc1.weight", 1000),
+            ("fc2.weight", 300),
+            ("fc3.weight", 50),
+        ]
+        .into();
         for _ in 0..12 {
             let next = prune(&w, &m, &cfg, "fc3.weight", 0);
             for (name, left) in expect.iter_mut() {
@@ -176,29 +233,69 @@ mod tests {
     #[test]
     fn magnitude_pruning_removes_the_smallest_and_ties_break_by_position() {
         let mut w = StateDict::new();
-        w.insert("a.weight".into(), HostTensor::new(vec![6], vec![0.5, -0.1, 0.1, 3.0, -0.1, 2.0]));
+        w.insert(
+            "a.weight".into(),
+            HostTensor::new(vec![6], vec![0.5, -0.1, 0.1, 3.0, -0.1, 2.0]),
+        );
         let mut m = MaskSet::default();
-        m.masks.insert("a.weight".into(), HostTensor::new(vec![6], vec![1.0; 6]));
-        let cfg = PruneConfig { strategy: Strategy::Layerwise, rate: 0.5, output_rate: None, exclude: vec![] };
+        m.masks
+            .insert("a.weight".into(), HostTensor::new(vec![6], vec![1.0; 6]));
+        let cfg = PruneConfig {
+            strategy: Strategy::Layerwise,
+            rate: 0.5,
+            output_rate: None,
+            exclude: vec![],
+        };
         let next = prune(&w, &m, &cfg, "none", 0);
-        assert_eq!(next.masks["a.weight"].data, vec![1.0, 0.0, 0.0, 1.0, 0.0, 1.0]);
+        assert_eq!(
+            next.masks["a.weight"].data,
+            vec![1.0, 0.0, 0.0, 1.0, 0.0, 1.0]
+        );
     }
 
     #[test]
     fn global_uses_one_threshold() {
         let (w, m) = setup();
-        let cfg = PruneConfig { strategy: Strategy::Global, rate: 0.5, output_rate: None, exclude: vec![] };
+        let cfg = PruneConfig {
+            strategy: Strategy::Global,
+            rate: 0.5,
+            output_rate: None,
+            exclude: vec![],
+        };
         let next = prune(&w, &m, &cfg, "fc3.weight", 0);
         assert_eq!(next.kept(), 675);
-        let max_pruned = w.iter().flat_map(|(k, t)| t.data.iter().zip(&next.masks[k].data).filter(|(_, m)| **m == 0.0).map(|(x, _)| x.abs())).fold(0.0, f32::max);
-        let min_kept = w.iter().flat_map(|(k, t)| t.data.iter().zip(&next.masks[k].data).filter(|(_, m)| **m != 0.0).map(|(x, _)| x.abs())).fold(f32::INFINITY, f32::min);
+        let max_pruned = w
+            .iter()
+            .flat_map(|(k, t)| {
+                t.data
+                    .iter()
+                    .zip(&next.masks[k].data)
+                    .filter(|(_, m)| **m == 0.0)
+                    .map(|(x, _)| x.abs())
+            })
+            .fold(0.0, f32::max);
+        let min_kept = w
+            .iter()
+            .flat_map(|(k, t)| {
+                t.data
+                    .iter()
+                    .zip(&next.masks[k].data)
+                    .filter(|(_, m)| **m != 0.0)
+                    .map(|(x, _)| x.abs())
+            })
+            .fold(f32::INFINITY, f32::min);
         assert!(max_pruned <= min_kept);
     }
 
     #[test]
     fn random_pruning_matches_counts_and_is_seeded() {
         let (w, m) = setup();
-        let cfg = PruneConfig { strategy: Strategy::Random, rate: 0.3, output_rate: None, exclude: vec![] };
+        let cfg = PruneConfig {
+            strategy: Strategy::Random,
+            rate: 0.3,
+            output_rate: None,
+            exclude: vec![],
+        };
         let a = prune(&w, &m, &cfg, "fc3.weight", 5);
         let b = prune(&w, &m, &cfg, "fc3.weight", 5);
         let c = prune(&w, &m, &cfg, "fc3.weight", 6);

@@ -15,14 +15,24 @@ pub struct Series {
     pub points: Vec<Point>,
 }
 
-const COLOURS: [&str; 8] = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"];
+const COLOURS: [&str; 8] = [
+    "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+];
 
 /// Renders the series; the x axis is log-scaled and reversed (100% on the left), as in the papers.
 pub fn line_chart(title: &str, xlabel: &str, ylabel: &str, series: &[Series]) -> String {
     let (w, h, left, right, top, bottom) = (720.0, 440.0, 70.0, 170.0, 40.0, 50.0);
     let pts = series.iter().flat_map(|s| &s.points);
-    let xmin = pts.clone().map(|p| p.x).fold(f64::INFINITY, f64::min).max(1e-3);
-    let xmax = pts.clone().map(|p| p.x).fold(0.0, f64::max).max(xmin * 1.01);
+    let xmin = pts
+        .clone()
+        .map(|p| p.x)
+        .fold(f64::INFINITY, f64::min)
+        .max(1e-3);
+    let xmax = pts
+        .clone()
+        .map(|p| p.x)
+        .fold(0.0, f64::max)
+        .max(xmin * 1.01);
     let mut ymin = pts.clone().map(|p| p.lo).fold(f64::INFINITY, f64::min);
     let mut ymax = pts.map(|p| p.hi).fold(f64::NEG_INFINITY, f64::max);
     if !ymin.is_finite() {
@@ -35,50 +45,126 @@ pub fn line_chart(title: &str, xlabel: &str, ylabel: &str, series: &[Series]) ->
     let sy = |y: f64| top + (ymax - y) / (ymax - ymin) * ph;
 
     let mut s = String::new();
-    let _ = writeln!(s, r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">"#);
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">"#
+    );
     let _ = writeln!(s, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
-    let _ = writeln!(s, r#"<text x="{}" y="22" text-anchor="middle" font-size="14">{}</text>"#, left + pw / 2.0, esc(title));
-    let _ = writeln!(s, r##"<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#444"/>"##);
+    let _ = writeln!(
+        s,
+        r#"<text x="{}" y="22" text-anchor="middle" font-size="14">{}</text>"#,
+        left + pw / 2.0,
+        esc(title)
+    );
+    let _ = writeln!(
+        s,
+        r##"<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#444"/>"##
+    );
     // x ticks at 100, 50, 20, 10, 5, 2, 1, 0.5 … within range.
     for &t in &[100.0, 51.2, 26.2, 13.4, 6.9, 3.5, 1.8, 0.9, 0.5, 0.2, 0.1] {
         if t <= xmax * 1.0001 && t >= xmin * 0.9999 {
             let x = sx(t);
-            let _ = writeln!(s, r##"<line x1="{x:.1}" y1="{top}" x2="{x:.1}" y2="{}" stroke="#ddd"/>"##, top + ph);
-            let _ = writeln!(s, r#"<text x="{x:.1}" y="{}" text-anchor="middle">{t}</text>"#, top + ph + 16.0);
+            let _ = writeln!(
+                s,
+                r##"<line x1="{x:.1}" y1="{top}" x2="{x:.1}" y2="{}" stroke="#ddd"/>"##,
+                top + ph
+            );
+            let _ = writeln!(
+                s,
+                r#"<text x="{x:.1}" y="{}" text-anchor="middle">{t}</text>"#,
+                top + ph + 16.0
+            );
         }
     }
     for i in 0..=5 {
         let y = ymin + (ymax - ymin) * i as f64 / 5.0;
         let py = sy(y);
-        let _ = writeln!(s, r##"<line x1="{left}" y1="{py:.1}" x2="{}" y2="{py:.1}" stroke="#eee"/>"##, left + pw);
-        let _ = writeln!(s, r#"<text x="{}" y="{:.1}" text-anchor="end">{}</text>"#, left - 6.0, py + 4.0, fmt(y));
+        let _ = writeln!(
+            s,
+            r##"<line x1="{left}" y1="{py:.1}" x2="{}" y2="{py:.1}" stroke="#eee"/>"##,
+            left + pw
+        );
+        let _ = writeln!(
+            s,
+            r#"<text x="{}" y="{:.1}" text-anchor="end">{}</text>"#,
+            left - 6.0,
+            py + 4.0,
+            fmt(y)
+        );
     }
-    let _ = writeln!(s, r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#, left + pw / 2.0, h - 10.0, esc(xlabel));
-    let _ = writeln!(s, r#"<text transform="translate(16 {}) rotate(-90)" text-anchor="middle">{}</text>"#, top + ph / 2.0, esc(ylabel));
+    let _ = writeln!(
+        s,
+        r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#,
+        left + pw / 2.0,
+        h - 10.0,
+        esc(xlabel)
+    );
+    let _ = writeln!(
+        s,
+        r#"<text transform="translate(16 {}) rotate(-90)" text-anchor="middle">{}</text>"#,
+        top + ph / 2.0,
+        esc(ylabel)
+    );
     for (i, se) in series.iter().enumerate() {
         let c = COLOURS[i % COLOURS.len()];
-        let path: Vec<String> = se.points.iter().map(|p| format!("{:.1},{:.1}", sx(p.x), sy(p.y))).collect();
-        let _ = writeln!(s, r#"<polyline points="{}" fill="none" stroke="{c}" stroke-width="2"/>"#, path.join(" "));
+        let path: Vec<String> = se
+            .points
+            .iter()
+            .map(|p| format!("{:.1},{:.1}", sx(p.x), sy(p.y)))
+            .collect();
+        let _ = writeln!(
+            s,
+            r#"<polyline points="{}" fill="none" stroke="{c}" stroke-width="2"/>"#,
+            path.join(" ")
+        );
         for p in &se.points {
-            let _ = writeln!(s, r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{c}"/>"#, sx(p.x), sy(p.y));
+            let _ = writeln!(
+                s,
+                r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{c}"/>"#,
+                sx(p.x),
+                sy(p.y)
+            );
             if p.hi > p.lo {
-                let _ = writeln!(s, r#"<line x1="{0:.1}" y1="{1:.1}" x2="{0:.1}" y2="{2:.1}" stroke="{c}"/>"#, sx(p.x), sy(p.lo), sy(p.hi));
+                let _ = writeln!(
+                    s,
+                    r#"<line x1="{0:.1}" y1="{1:.1}" x2="{0:.1}" y2="{2:.1}" stroke="{c}"/>"#,
+                    sx(p.x),
+                    sy(p.lo),
+                    sy(p.hi)
+                );
             }
         }
         let ly = top + 10.0 + i as f64 * 18.0;
-        let _ = writeln!(s, r#"<line x1="{0}" y1="{ly}" x2="{1}" y2="{ly}" stroke="{c}" stroke-width="2"/>"#, w - right + 12.0, w - right + 32.0);
-        let _ = writeln!(s, r#"<text x="{}" y="{}">{}</text>"#, w - right + 38.0, ly + 4.0, esc(&se.name));
+        let _ = writeln!(
+            s,
+            r#"<line x1="{0}" y1="{ly}" x2="{1}" y2="{ly}" stroke="{c}" stroke-width="2"/>"#,
+            w - right + 12.0,
+            w - right + 32.0
+        );
+        let _ = writeln!(
+            s,
+            r#"<text x="{}" y="{}">{}</text>"#,
+            w - right + 38.0,
+            ly + 4.0,
+            esc(&se.name)
+        );
     }
     s.push_str("</svg>\n");
     s
 }
 
 fn fmt(y: f64) -> String {
-    if y.abs() >= 100.0 { format!("{y:.0}") } else { format!("{y:.2}") }
+    if y.abs() >= 100.0 {
+        format!("{y:.0}")
+    } else {
+        format!("{y:.2}")
+    }
 }
 
 fn esc(t: &str) -> String {
-    t.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    t.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 #[cfg(test)]
@@ -91,7 +177,23 @@ mod tests {
             "a<b",
             "x",
             "y",
-            &[Series { name: "ticket".into(), points: vec![Point { x: 100.0, y: 98.0, lo: 97.0, hi: 99.0 }, Point { x: 10.0, y: 97.0, lo: 97.0, hi: 97.0 }] }],
+            &[Series {
+                name: "ticket".into(),
+                points: vec![
+                    Point {
+                        x: 100.0,
+                        y: 98.0,
+                        lo: 97.0,
+                        hi: 99.0,
+                    },
+                    Point {
+                        x: 10.0,
+                        y: 97.0,
+                        lo: 97.0,
+                        hi: 97.0,
+                    },
+                ],
+            }],
         );
         assert!(s.starts_with("<svg") && s.trim_end().ends_with("</svg>"));
         assert!(s.contains("a&lt;b") && s.contains("ticket"));

@@ -177,7 +177,11 @@ pub fn train(
     if snapshot_at == Some(trainer.done()) {
         snapshot = Some(trainer.network().state_dict());
     }
-    Ok(Outcome { network: trainer.into_network(), records, snapshot })
+    Ok(Outcome {
+        network: trainer.into_network(),
+        records,
+        snapshot,
+    })
 }
 
 /// Training one step at a time: the loop behind [`train`], open for benchmarks and tests.

@@ -1,0 +1,272 @@
+//! `lottery run`: find a winning ticket by iterative magnitude pruning, with controls.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use lottery::data::DatasetKind;
+use lottery::experiment::{
+    Control, Experiment, ExperimentConfig, LevelSummary, Observer, Rewind, presets,
+};
+use lottery::models::init::InitScheme;
+use lottery::prune::Strategy;
+use lottery::report;
+use lottery::train::{EvalRecord, Length, Progress};
+
+use crate::args::OptimizerName;
+use crate::progress::Bar;
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Starting settings: quick (default), lenet-mnist-paper, lenet-mnist-openlth,
+    /// conv2-cifar10, conv4-cifar10, conv6-cifar10, resnet20-cifar10, vgg16-cifar10.
+    #[arg(long, default_value = "quick")]
+    preset: String,
+    /// A TOML file with any settings (as `--print-config` shows them); applied over the preset.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Print the effective settings as TOML and exit.
+    #[arg(long)]
+    print_config: bool,
+    /// Output directory (default: runs/<preset>-<hash of the settings>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// cpu, wgpu or cuda (the last two need the matching build feature).
+    #[arg(long, default_value = "cpu")]
+    device: String,
+
+    #[arg(long)]
+    model: Option<String>,
+    #[arg(long)]
+    init: Option<String>,
+    #[arg(long)]
+    seed: Option<u64>,
+    #[arg(long)]
+    dataset: Option<String>,
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    #[arg(long)]
+    val_size: Option<usize>,
+    /// Training length per level, in iterations.
+    #[arg(long, conflicts_with = "epochs")]
+    iterations: Option<usize>,
+    #[arg(long)]
+    epochs: Option<usize>,
+    #[arg(long)]
+    eval_every: Option<usize>,
+    #[arg(long, value_enum)]
+    optimizer: Option<OptimizerName>,
+    #[arg(long, allow_negative_numbers = true)]
+    lr: Option<f64>,
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Pruning levels after the dense network.
+    #[arg(long)]
+    levels: Option<usize>,
+    /// layerwise, global or random.
+    #[arg(long)]
+    prune_strategy: Option<String>,
+    /// Fraction of the remaining weights pruned per level.
+    #[arg(long, allow_negative_numbers = true)]
+    prune_rate: Option<f64>,
+    /// Rate for the output layer (layer-wise pruning).
+    #[arg(long, allow_negative_numbers = true)]
+    output_rate: Option<f64>,
+    /// init, iter:K (late resetting), none (fine-tune) or lr (learning-rate rewinding).
+    #[arg(long)]
+    rewind: Option<String>,
+    /// Controls trained beside the ticket: reinit, random_prune (comma-separated; "" for none).
+    #[arg(long, value_delimiter = ',')]
+    controls: Option<Vec<String>>,
+    /// Independent seeds, aggregated as mean and min/max.
+    #[arg(long)]
+    replicates: Option<usize>,
+}
+
+impl RunArgs {
+    fn config(&self) -> Result<ExperimentConfig> {
+        let mut c = presets::preset(&self.preset)?;
+        if let Some(path) = &self.config {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let overlay: toml::Value = toml::from_str(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), one_line(&e.to_string())))?;
+            let mut base = serde_json::to_value(&c)?;
+            merge(&mut base, serde_json::to_value(overlay)?);
+            c = serde_json::from_value(base)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        }
+        if let Some(v) = &self.model {
+            c.model = v.clone();
+        }
+        if let Some(v) = &self.init {
+            c.init = InitScheme::parse(v)?;
+        }
+        if let Some(v) = self.seed {
+            c.seed = v;
+            c.train.data_seed = v;
+        }
+        if let Some(v) = &self.dataset {
+            c.dataset = DatasetKind::parse(v)?;
+        }
+        if let Some(v) = &self.data_dir {
+            c.data_dir = Some(v.clone());
+        }
+        if let Some(v) = self.val_size {
+            c.val_size = v;
+        }
+        if let Some(v) = self.iterations {
+            c.train.length = Length::Iterations(v);
+        }
+        if let Some(v) = self.epochs {
+            c.train.length = Length::Epochs(v);
+        }
+        if let Some(v) = self.eval_every {
+            c.train.eval_every = v;
+        }
+        if let Some(v) = self.optimizer {
+            c.train.optimizer = match v {
+                OptimizerName::Adam => lottery::train::OptimizerConfig::adam(),
+                OptimizerName::Sgd => lottery::train::OptimizerConfig::sgd(0.9, false, 0.0),
+            };
+        }
+        if let Some(v) = self.lr {
+            c.train.lr = v;
+        }
+        if let Some(v) = self.batch_size {
+            c.train.batch_size = v;
+        }
+        if let Some(v) = self.levels {
+            c.levels = v;
+        }
+        if let Some(v) = &self.prune_strategy {
+            c.prune.strategy = match v.as_str() {
+                "layerwise" => Strategy::Layerwise,
+                "global" => Strategy::Global,
+                "random" => Strategy::Random,
+                _ => anyhow::bail!(
+                    "invalid prune-strategy: `{v}` is not one of layerwise, global, random"
+                ),
+            };
+        }
+        if let Some(v) = self.prune_rate {
+            c.prune.rate = v;
+        }
+        if let Some(v) = self.output_rate {
+            c.prune.output_rate = Some(v);
+        }
+        if let Some(v) = &self.rewind {
+            c.rewind = Rewind::parse(v)?;
+        }
+        if let Some(v) = &self.controls {
+            c.controls = v
+                .iter()
+                .filter(|s| !s.is_empty())
+                .map(|s| Control::parse(s))
+                .collect::<lottery::Result<_>>()?;
+        }
+        if let Some(v) = self.replicates {
+            c.replicates = v;
+        }
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Overlays `top` on `base`, object by object.
+fn merge(base: &mut serde_json::Value, top: serde_json::Value) {
+    match (base, top) {
+        (serde_json::Value::Object(b), serde_json::Value::Object(t)) => {
+            for (k, v) in t {
+                merge(b.entry(k).or_insert(serde_json::Value::Null), v);
+            }
+        }
+        (b, t) => *b = t,
+    }
+}
+
+pub fn run(a: RunArgs) -> Result<()> {
+    let cfg = a.config()?;
+    if a.print_config {
+        print!("{}", toml::to_string(&cfg)?);
+        return Ok(());
+    }
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs").join(format!("{}-{:016x}", a.preset, cfg.hash())));
+    let device = lottery::device::parse(&a.device)?;
+    let variants: Vec<String> = std::iter::once("ticket".to_string())
+        .chain(cfg.controls.iter().map(|c| c.name().to_string()))
+        .collect();
+    let replicates = cfg.replicates;
+    let exp = Experiment::new(cfg, &out, device)?;
+    println!("{} → {}", a.preset, out.display());
+    println!("{}", report::table_header(&variants));
+    let mut live = Live {
+        bar: Bar::new(""),
+        variants: variants.clone(),
+        replicates,
+    };
+    let summary = exp.run(&mut live).with_context(|| {
+        format!(
+            "experiment in {} (finished levels are kept; rerun to resume)",
+            out.display()
+        )
+    })?;
+    if replicates > 1 {
+        println!("\nmean over {replicates} replicates (± half the min–max spread):");
+        println!("{}", report::table_header(&variants));
+        for l in &summary.levels {
+            println!("{}", report::table_row(l, &variants));
+        }
+    }
+    println!("wrote {}/summary.json and plots/", out.display());
+    Ok(())
+}
+
+/// Prints a table row per finished level and a progress bar per training.
+struct Live {
+    bar: Bar,
+    variants: Vec<String>,
+    replicates: usize,
+}
+
+impl Progress for Live {
+    fn start(&mut self, iterations: usize) {
+        self.bar.start(iterations);
+    }
+    fn step(&mut self, iteration: usize, loss: f32) {
+        self.bar.step(iteration, loss);
+    }
+    fn eval(&mut self, record: &EvalRecord) {
+        self.bar.eval(record);
+    }
+    fn finish(&mut self) {
+        self.bar.finish();
+    }
+}
+
+impl Observer for Live {
+    fn begin(&mut self, replicate: usize, level: usize, variant: &str) {
+        let rep = if self.replicates > 1 {
+            format!("r{replicate} ")
+        } else {
+            String::new()
+        };
+        self.bar = Bar::new(format!("{rep}level {level} {variant:<12}"));
+    }
+
+    fn level(&mut self, replicate: usize, s: &LevelSummary) {
+        let rep = if self.replicates > 1 {
+            format!("r{replicate} ")
+        } else {
+            String::new()
+        };
+        println!("{rep}{}", report::table_row(s, &self.variants));
+    }
+}
