@@ -24,6 +24,7 @@ pub enum Strategy {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PruneConfig {
     pub strategy: Strategy,
     /// Fraction of the remaining weights pruned per level.

@@ -27,6 +27,7 @@ pub enum Length {
 
 /// Everything that decides a training run apart from the model and its starting weights.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TrainConfig {
     pub optimizer: OptimizerConfig,
     pub lr: f64,
