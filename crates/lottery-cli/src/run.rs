@@ -72,6 +72,12 @@ pub struct RunArgs {
     /// Rate for the output layer (layer-wise pruning).
     #[arg(long, allow_negative_numbers = true)]
     output_rate: Option<f64>,
+    /// Also prune tensors whose names contain these (comma-separated), e.g. `bias`.
+    #[arg(long, value_delimiter = ',')]
+    prune_include: Option<Vec<String>>,
+    /// Never prune tensors whose names contain these (comma-separated), e.g. `fc3`.
+    #[arg(long, value_delimiter = ',')]
+    prune_exclude: Option<Vec<String>>,
     /// init, iter:K (late resetting), none (fine-tune) or lr (learning-rate rewinding).
     #[arg(long)]
     rewind: Option<String>,
@@ -154,6 +160,12 @@ impl RunArgs {
         }
         if let Some(v) = self.output_rate {
             c.prune.output_rate = Some(v);
+        }
+        if let Some(v) = &self.prune_include {
+            c.prune.include = v.clone();
+        }
+        if let Some(v) = &self.prune_exclude {
+            c.prune.exclude = v.clone();
         }
         if let Some(v) = &self.rewind {
             c.rewind = Rewind::parse(v)?;

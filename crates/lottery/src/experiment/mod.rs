@@ -268,7 +268,8 @@ impl Experiment {
             .filter(|t| !t.name.contains("running_"))
             .map(|t| t.shape.iter().product::<usize>())
             .sum();
-        let targets = c.prune.targets(&net0.prunable());
+        let all: Vec<String> = net0.tensors().into_iter().map(|t| t.name).collect();
+        let targets = c.prune.targets(&net0.prunable(), &all);
         let output = net0.output_layer();
         let init_dict = net0.state_dict();
         tensors::save(&dir.join("init.safetensors"), &init_dict, None)?;

@@ -24,6 +24,7 @@ fn lenet_paper(iterations: usize, levels: usize) -> ExperimentConfig {
             rate: 0.2,
             output_rate: Some(0.1),
             exclude: vec![],
+            include: vec![],
         },
         levels,
         rewind: Rewind::Init,
@@ -53,6 +54,7 @@ fn cifar_conv(model: &str, lr: f64, iterations: usize, conv_rate: f64) -> Experi
             rate: conv_rate,
             output_rate: Some(conv_rate / 2.0),
             exclude: vec![],
+            include: vec![],
         },
         levels: 15,
         ..lenet_paper(iterations, 15)
@@ -91,6 +93,7 @@ fn openlth_cifar(
             rate: 0.2,
             output_rate: None,
             exclude: vec!["fc.".into()],
+            include: vec![],
         },
         levels: 15,
         rewind: Rewind::Iteration(2000),
@@ -123,6 +126,7 @@ pub fn preset(name: &str) -> Result<ExperimentConfig> {
                 rate: 0.2,
                 output_rate: None,
                 exclude: vec!["fc3".into()],
+                include: vec![],
             },
             ..lenet_paper(1, 20)
         },

@@ -36,6 +36,9 @@ pub struct PruneConfig {
     /// Tensors excluded by name (substring match), e.g. `fc3` or `conv1.`.
     #[serde(default)]
     pub exclude: Vec<String>,
+    /// Further tensors pruned although not prunable by default (substring match), e.g. `bias`.
+    #[serde(default)]
+    pub include: Vec<String>,
 }
 
 impl PruneConfig {
@@ -53,11 +56,15 @@ impl PruneConfig {
         Ok(())
     }
 
-    /// The names this configuration prunes, out of the model's prunable tensors.
-    pub fn targets(&self, prunable: &[String]) -> Vec<String> {
-        prunable
-            .iter()
-            .filter(|n| !self.exclude.iter().any(|p| n.contains(p.as_str())))
+    /// The names this configuration prunes: the model's prunable tensors and those `include`
+    /// names among `all`, less those `exclude` names. Running statistics are never pruned.
+    pub fn targets(&self, prunable: &[String], all: &[String]) -> Vec<String> {
+        let matches = |n: &str, pats: &[String]| pats.iter().any(|p| n.contains(p.as_str()));
+        all.iter()
+            .filter(|n| {
+                prunable.contains(n) || (matches(n, &self.include) && !n.contains("running_"))
+            })
+            .filter(|n| !matches(n, &self.exclude))
             .cloned()
             .collect()
     }
@@ -200,6 +207,30 @@ mod tests {
     }
 
     #[test]
+    fn targets_follow_include_and_exclude() {
+        let all: Vec<String> = [
+            "fc1.bias",
+            "fc1.weight",
+            "fc2.bias",
+            "fc2.weight",
+            "bn1.running_mean",
+        ]
+        .map(String::from)
+        .to_vec();
+        let prunable: Vec<String> = vec!["fc1.weight".into(), "fc2.weight".into()];
+        let mut cfg = PruneConfig {
+            strategy: Strategy::Layerwise,
+            rate: 0.2,
+            output_rate: None,
+            exclude: vec!["fc2".into()],
+            include: vec![],
+        };
+        assert_eq!(cfg.targets(&prunable, &all), vec!["fc1.weight"]);
+        cfg.include = vec!["bias".into(), "running".into()];
+        assert_eq!(cfg.targets(&prunable, &all), vec!["fc1.bias", "fc1.weight"]);
+    }
+
+    #[test]
     fn layerwise_counts_follow_the_formula_level_after_level() {
         let (w, mut m) = setup();
         let cfg = PruneConfig {
@@ -207,6 +238,7 @@ mod tests {
             rate: 0.2,
             output_rate: Some(0.1),
             exclude: vec![],
+            include: vec![],
         };
         let mut expect: BTreeMap<&str, usize> = [
             ("fc1.weight", 1000),
@@ -246,6 +278,7 @@ mod tests {
             rate: 0.5,
             output_rate: None,
             exclude: vec![],
+            include: vec![],
         };
         let next = prune(&w, &m, &cfg, "none", 0);
         assert_eq!(
@@ -262,6 +295,7 @@ mod tests {
             rate: 0.5,
             output_rate: None,
             exclude: vec![],
+            include: vec![],
         };
         let next = prune(&w, &m, &cfg, "fc3.weight", 0);
         assert_eq!(next.kept(), 675);
@@ -296,6 +330,7 @@ mod tests {
             rate: 0.3,
             output_rate: None,
             exclude: vec![],
+            include: vec![],
         };
         let a = prune(&w, &m, &cfg, "fc3.weight", 5);
         let b = prune(&w, &m, &cfg, "fc3.weight", 5);
