@@ -1,10 +1,10 @@
 //! `lottery train`: one training run, written to a directory a user can open.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use lottery::files::{read_json, write_atomic, write_json};
+use lottery::files::{read_json, stable_hash, write_json, write_jsonl};
 use lottery::masks::MaskSet;
 use lottery::tensors;
 use lottery::train::{self, Length, TrainConfig};
@@ -73,7 +73,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
     cfg.train.validate()?;
     let json = serde_json::to_string(&cfg)?;
     let out = a.out.unwrap_or_else(|| {
-        PathBuf::from("runs/train").join(format!("{}-{:016x}", cfg.model.model, fnv(&json)))
+        PathBuf::from("runs/train").join(format!("{}-{:016x}", cfg.model.model, stable_hash(&json)))
     });
 
     let config_path = out.join("config.json");
@@ -143,7 +143,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         &outcome.network.state_dict(),
         Some(metadata(&cfg.model.model)),
     )?;
-    write_metrics(&out.join("metrics.jsonl"), &outcome.records)?;
+    write_jsonl(&out.join("metrics.jsonl"), &outcome.records)?;
     let last = outcome.last();
     let best = outcome.best_val();
     let summary = Summary {
@@ -179,20 +179,4 @@ fn metadata(model: &str) -> std::collections::HashMap<String, String> {
         ("format".to_string(), "pytorch-state-dict".to_string()),
     ]
     .into()
-}
-
-fn write_metrics(path: &Path, records: &[train::EvalRecord]) -> Result<()> {
-    let mut text = String::new();
-    for r in records {
-        text.push_str(&serde_json::to_string(r)?);
-        text.push('\n');
-    }
-    Ok(write_atomic(path, text.as_bytes())?)
-}
-
-/// FNV-1a: a stable, dependency-free hash for directory names.
-pub fn fnv(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
-    })
 }

@@ -37,3 +37,20 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     serde_json::from_slice(&bytes)
         .map_err(|e| Error::format(path, format!("not the expected JSON ({e})")))
 }
+
+/// Writes one JSON object per line, atomically.
+pub fn write_jsonl<T: serde::Serialize>(path: &Path, rows: &[T]) -> Result<()> {
+    let mut text = String::new();
+    for r in rows {
+        text.push_str(&serde_json::to_string(r).expect("our types serialise"));
+        text.push('\n');
+    }
+    write_atomic(path, text.as_bytes())
+}
+
+/// FNV-1a: a stable, dependency-free hash for naming run directories after their settings.
+pub fn stable_hash(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
+}

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::{self, DatasetKind, Splits};
 use crate::device::Device;
 use crate::error::{Error, Result};
-use crate::files::{read_json, write_atomic, write_json};
+use crate::files::{read_json, write_json, write_jsonl};
 use crate::masks::MaskSet;
 use crate::models::{Architecture, Network, init};
 use crate::prune::{self, PruneConfig};
@@ -400,12 +400,7 @@ impl Experiment {
         let weights = outcome.network.state_dict();
         mask.save(&vdir.join("mask.safetensors"))?;
         tensors::save(&vdir.join("weights.safetensors"), &weights, None)?;
-        let mut lines = String::new();
-        for rec in &outcome.records {
-            lines.push_str(&serde_json::to_string(rec).expect("serialisable"));
-            lines.push('\n');
-        }
-        write_atomic(&vdir.join("metrics.jsonl"), lines.as_bytes())?;
+        write_jsonl(&vdir.join("metrics.jsonl"), &outcome.records)?;
         let last = outcome.last();
         let best = outcome.best_val();
         let result = VariantResult {
