@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use lottery::experiment::VariantResult;
 use lottery::files::{read_json, stable_hash, write_json, write_jsonl};
 use lottery::masks::MaskSet;
 use lottery::tensors;
@@ -51,10 +52,8 @@ struct RunConfig {
 #[derive(Debug, Serialize, Deserialize)]
 struct Summary {
     iterations: usize,
-    test_accuracy: f64,
-    test_loss: f64,
-    best_val_iteration: Option<usize>,
-    test_accuracy_at_best_val: Option<f64>,
+    #[serde(flatten)]
+    result: VariantResult,
     weights_remaining: f64,
     seconds: f64,
 }
@@ -89,7 +88,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
             println!(
                 "already trained in {} (same settings): test accuracy {:.2}%",
                 out.display(),
-                s.test_accuracy * 100.0
+                s.result.test_accuracy * 100.0
             );
             return Ok(());
         }
@@ -148,10 +147,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
     let best = outcome.best_val();
     let summary = Summary {
         iterations: last.iteration,
-        test_accuracy: last.test_accuracy,
-        test_loss: last.test_loss,
-        best_val_iteration: best.map(|b| b.iteration),
-        test_accuracy_at_best_val: best.map(|b| b.test_accuracy),
+        result: VariantResult::from_outcome(&outcome),
         weights_remaining: mask.as_ref().map_or(1.0, MaskSet::density),
         seconds,
     };

@@ -158,6 +158,22 @@ pub struct VariantResult {
     pub test_accuracy_max: f64,
 }
 
+impl VariantResult {
+    /// The result of one training: final test accuracy and the early-stopping point.
+    pub fn from_outcome(outcome: &train::Outcome) -> Self {
+        let last = outcome.last();
+        let best = outcome.best_val();
+        VariantResult {
+            test_accuracy: last.test_accuracy,
+            test_loss: last.test_loss,
+            best_val_iteration: best.map(|b| b.iteration),
+            test_accuracy_at_best_val: best.map(|b| b.test_accuracy),
+            test_accuracy_min: last.test_accuracy,
+            test_accuracy_max: last.test_accuracy,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LevelSummary {
     pub level: usize,
@@ -401,16 +417,7 @@ impl Experiment {
         mask.save(&vdir.join("mask.safetensors"))?;
         tensors::save(&vdir.join("weights.safetensors"), &weights, None)?;
         write_jsonl(&vdir.join("metrics.jsonl"), &outcome.records)?;
-        let last = outcome.last();
-        let best = outcome.best_val();
-        let result = VariantResult {
-            test_accuracy: last.test_accuracy,
-            test_loss: last.test_loss,
-            best_val_iteration: best.map(|b| b.iteration),
-            test_accuracy_at_best_val: best.map(|b| b.test_accuracy),
-            test_accuracy_min: last.test_accuracy,
-            test_accuracy_max: last.test_accuracy,
-        };
+        let result = VariantResult::from_outcome(&outcome);
         if let Some(s) = &outcome.snapshot {
             tensors::save(&dir.join("rewind.safetensors"), s, None)?;
         }
