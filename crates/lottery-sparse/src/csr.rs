@@ -62,7 +62,67 @@ impl Csr {
         self.val.len()
     }
 
-    /// `y = x Wᵀ + bias` for a batch `x` of `batch × cols`, written to `y` (`batch × rows`).
+    /// Live fraction of the matrix.
+    pub fn density(&self) -> f64 {
+        self.nnz() as f64 / (self.rows * self.cols).max(1) as f64
+    }
+
+    /// The entries of row `r`: column indices and values.
+    pub fn row(&self, r: usize) -> (&[u32], &[f32]) {
+        let (s, e) = (self.row_start[r] as usize, self.row_start[r + 1] as usize);
+        (&self.col[s..e], &self.val[s..e])
+    }
+
+    /// The matrix as dense row-major values.
+    pub fn to_dense(&self) -> Vec<f32> {
+        let mut out = vec![0.0; self.rows * self.cols];
+        for r in 0..self.rows {
+            let (cols, vals) = self.row(r);
+            for (&c, &v) in cols.iter().zip(vals) {
+                out[r * self.cols + c as usize] = v;
+            }
+        }
+        out
+    }
+
+    /// Checks the invariants every kernel relies on: row starts rise from 0 to the number of
+    /// entries, and within a row the columns are in range and strictly increasing.
+    pub fn check(&self) -> Result<(), String> {
+        if self.row_start.len() != self.rows + 1 {
+            return Err(format!(
+                "{} row starts for {} rows",
+                self.row_start.len(),
+                self.rows
+            ));
+        }
+        if self.col.len() != self.val.len() {
+            return Err(format!(
+                "{} column indices for {} values",
+                self.col.len(),
+                self.val.len()
+            ));
+        }
+        if self.row_start[0] != 0 || self.row_start[self.rows] as usize != self.val.len() {
+            return Err("row starts do not span the entries".into());
+        }
+        for r in 0..self.rows {
+            let (s, e) = (self.row_start[r], self.row_start[r + 1]);
+            if s > e || e as usize > self.val.len() {
+                return Err(format!("row {r} starts after it ends"));
+            }
+            let cols = &self.col[s as usize..e as usize];
+            if cols.iter().any(|&c| c as usize >= self.cols) {
+                return Err(format!("row {r} has a column beyond {}", self.cols));
+            }
+            if cols.windows(2).any(|p| p[0] >= p[1]) {
+                return Err(format!("row {r} has columns out of order"));
+            }
+        }
+        Ok(())
+    }
+
+    /// `y = x Wᵀ + bias` for a batch `x` of `batch × cols`, written to `y` (`batch × rows`):
+    /// the plain reference the fast kernels in `infer` are tested against.
     pub fn forward(&self, x: &[f32], batch: usize, bias: Option<&[f32]>, y: &mut [f32]) {
         assert_eq!(x.len(), batch * self.cols, "input is not batch × cols");
         assert_eq!(y.len(), batch * self.rows, "output is not batch × rows");

@@ -1,6 +1,18 @@
-//! The deployable side of a lottery ticket: sparse weight matrices and the kernels that run
-//! them, with no training stack behind them. A user shipping a ticket links only this crate.
+//! The deployable side of a lottery ticket, with no training stack behind it: compaction of a
+//! pruned network ([`compact`]), the `.lsm` file ([`format`]) and the kernels that run it
+//! ([`infer::Engine`]). A user shipping a ticket links only this crate.
 
+pub mod compact;
+mod crc32;
 pub mod csr;
+pub mod format;
+pub mod infer;
+pub mod model;
+#[cfg(test)]
+mod tests;
 
+pub use compact::{DenseKind, DenseLayer, DenseModel, LayerReport, compact};
 pub use csr::Csr;
+pub use format::{Encoding, FormatError};
+pub use infer::{Engine, Scratch};
+pub use model::{CompactModel, ConvLayer, Layer, LinearLayer};

@@ -1,0 +1,233 @@
+//! A compacted ticket: the layers that survive, each holding only its live weights.
+//!
+//! Activations flow through the layers in order. A convolution reads `[channels, height,
+//! width]` and writes the same with its own channels (halved spatially when it pools); a linear
+//! layer reads the previous output flattened, optionally gathered through an index list first.
+
+use crate::csr::Csr;
+
+/// A 2-D convolution with a square kernel, stride 1 and zero padding, then ReLU and an
+/// optional 2×2 max-pool: the building block of the LTH Conv-2/4/6 nets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConvLayer {
+    pub in_channels: usize,
+    /// Spatial size of the input.
+    pub height: usize,
+    pub width: usize,
+    pub kernel: usize,
+    pub padding: usize,
+    /// `[out_channels, in_channels · kernel²]`: each row is one output channel's filter,
+    /// flattened as PyTorch stores it (`in, ky, kx`).
+    pub weights: Csr,
+    pub bias: Vec<f32>,
+    pub relu: bool,
+    pub max_pool: bool,
+    /// Indices of the surviving output channels in the original network.
+    pub kept: Vec<u32>,
+}
+
+/// A fully connected layer `y = W x + b` on the (gathered) previous output.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinearLayer {
+    /// Which entries of the flattened previous output this layer reads, in order; `None` reads
+    /// them all. This is how unread input features disappear.
+    pub gather: Option<Vec<u32>>,
+    /// `[outputs, inputs]`, inputs counted after the gather.
+    pub weights: Csr,
+    pub bias: Vec<f32>,
+    pub relu: bool,
+    /// Indices of the surviving units in the original network.
+    pub kept: Vec<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Layer {
+    Conv(ConvLayer),
+    Linear(LinearLayer),
+}
+
+/// A whole compacted network.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompactModel {
+    /// The architecture it was compacted from (`lenet_300_100`, `conv2`, …), for people.
+    pub source: String,
+    /// `[channels, height, width]` of one input example.
+    pub input: [usize; 3],
+    pub layers: Vec<Layer>,
+}
+
+impl ConvLayer {
+    pub fn out_channels(&self) -> usize {
+        self.weights.rows
+    }
+
+    /// `[channels, height, width]` of the output, after pooling.
+    pub fn output_shape(&self) -> [usize; 3] {
+        let (h, w) = (
+            self.height + 2 * self.padding + 1 - self.kernel,
+            self.width + 2 * self.padding + 1 - self.kernel,
+        );
+        if self.max_pool {
+            [self.out_channels(), h / 2, w / 2]
+        } else {
+            [self.out_channels(), h, w]
+        }
+    }
+}
+
+impl LinearLayer {
+    pub fn outputs(&self) -> usize {
+        self.weights.rows
+    }
+}
+
+impl Layer {
+    pub fn weights(&self) -> &Csr {
+        match self {
+            Layer::Conv(c) => &c.weights,
+            Layer::Linear(l) => &l.weights,
+        }
+    }
+
+    pub fn bias(&self) -> &[f32] {
+        match self {
+            Layer::Conv(c) => &c.bias,
+            Layer::Linear(l) => &l.bias,
+        }
+    }
+
+    pub fn kept(&self) -> &[u32] {
+        match self {
+            Layer::Conv(c) => &c.kept,
+            Layer::Linear(l) => &l.kept,
+        }
+    }
+
+    /// Number of values this layer writes per example.
+    pub fn output_len(&self) -> usize {
+        match self {
+            Layer::Conv(c) => c.output_shape().iter().product(),
+            Layer::Linear(l) => l.outputs(),
+        }
+    }
+}
+
+impl CompactModel {
+    /// Logits per example.
+    pub fn classes(&self) -> usize {
+        self.layers.last().map_or(0, Layer::output_len)
+    }
+
+    pub fn input_len(&self) -> usize {
+        self.input.iter().product()
+    }
+
+    /// Live weights (nonzeros) over all layers.
+    pub fn nnz(&self) -> usize {
+        self.layers.iter().map(|l| l.weights().nnz()).sum()
+    }
+
+    /// Checks that every layer reads what the one before it writes and that every index points
+    /// inside its array, so inference never reads out of bounds. The loader calls it; so
+    /// should anyone who builds a model by hand.
+    pub fn check(&self) -> Result<(), String> {
+        if self.layers.is_empty() {
+            return Err("the model has no layers".into());
+        }
+        if self.input.contains(&0) {
+            return Err(format!("input shape {:?} has a zero dimension", self.input));
+        }
+        let mut shape = self.input;
+        let mut flat = false;
+        for (i, layer) in self.layers.iter().enumerate() {
+            let at = |m: String| format!("layer {i}: {m}");
+            layer.weights().check().map_err(at)?;
+            if layer.bias().len() != layer.weights().rows {
+                return Err(at(format!(
+                    "{} biases for {} outputs",
+                    layer.bias().len(),
+                    layer.weights().rows
+                )));
+            }
+            if layer.kept().len() != layer.weights().rows {
+                return Err(at(format!(
+                    "{} kept indices for {} outputs",
+                    layer.kept().len(),
+                    layer.weights().rows
+                )));
+            }
+            if layer
+                .bias()
+                .iter()
+                .chain(&layer.weights().val)
+                .any(|x| !x.is_finite())
+            {
+                return Err(at("holds NaN or infinite values".into()));
+            }
+            match layer {
+                Layer::Conv(c) => {
+                    if flat {
+                        return Err(at("a convolution after a linear layer".into()));
+                    }
+                    if [c.in_channels, c.height, c.width] != shape {
+                        return Err(at(format!(
+                            "reads {:?} but the previous layer writes {shape:?}",
+                            [c.in_channels, c.height, c.width]
+                        )));
+                    }
+                    if c.kernel == 0
+                        || c.padding >= c.kernel
+                        || c.kernel > c.height + 2 * c.padding
+                        || c.kernel > c.width + 2 * c.padding
+                    {
+                        return Err(at(format!(
+                            "kernel {} with padding {} does not fit {}×{}",
+                            c.kernel, c.padding, c.height, c.width
+                        )));
+                    }
+                    if c.weights.cols != c.in_channels * c.kernel * c.kernel {
+                        return Err(at(format!(
+                            "filters have {} entries, {} channels of {}×{} need {}",
+                            c.weights.cols,
+                            c.in_channels,
+                            c.kernel,
+                            c.kernel,
+                            c.in_channels * c.kernel * c.kernel
+                        )));
+                    }
+                    shape = c.output_shape();
+                    if shape.contains(&0) {
+                        return Err(at("pooling leaves nothing".into()));
+                    }
+                }
+                Layer::Linear(l) => {
+                    let available: usize = shape.iter().product();
+                    match &l.gather {
+                        None if l.weights.cols != available => {
+                            return Err(at(format!(
+                                "reads {} values but the previous layer writes {available}",
+                                l.weights.cols
+                            )));
+                        }
+                        Some(g) if g.len() != l.weights.cols => {
+                            return Err(at(format!(
+                                "gathers {} values for {} inputs",
+                                g.len(),
+                                l.weights.cols
+                            )));
+                        }
+                        Some(g) if g.iter().any(|&j| j as usize >= available) => {
+                            return Err(at(format!(
+                                "gathers an index beyond the {available} values it reads"
+                            )));
+                        }
+                        _ => {}
+                    }
+                    shape = [l.outputs(), 1, 1];
+                    flat = true;
+                }
+            }
+        }
+        Ok(())
+    }
+}
