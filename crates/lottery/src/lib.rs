@@ -1,9 +1,11 @@
 //! Find, study and deploy lottery tickets.
 //!
 //! Data flows one way: [`data`] → [`models`] (+ initialisation) → [`train`] under a
-//! [`masks::MaskSet`] → checkpoints in [`tensors`] files.
+//! [`masks::MaskSet`] → checkpoints in [`tensors`] files; [`deploy`] hands a pruned network to
+//! `lottery-sparse` for compaction and sparse inference.
 
 pub mod data;
+pub mod deploy;
 pub mod device;
 pub mod error;
 pub mod experiment;

@@ -88,6 +88,11 @@ impl ConvNet {
         }
     }
 
+    /// The pooling after each convolution.
+    pub fn pools(&self) -> &[Pool] {
+        &self.pools
+    }
+
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         let mut x = x;
         for (i, conv) in self.convs.iter().enumerate() {
