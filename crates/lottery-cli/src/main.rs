@@ -4,10 +4,15 @@
 mod alloc;
 mod args;
 mod bench;
+mod compact;
 mod data;
+mod export;
+mod infer;
 mod progress;
+mod prune;
 mod report;
 mod run;
+mod ticket;
 mod train;
 
 use std::process::ExitCode;
@@ -34,9 +39,17 @@ enum Command {
     Report(report::ReportArgs),
     /// Train a network (optionally under a mask) and save its weights and metrics.
     Train(train::TrainArgs),
+    /// Prune a trained network once, by magnitude (optionally fine-tuning it after).
+    Prune(prune::PruneArgs),
+    /// Remove a ticket's dead weights and units and write a compact `.lsm` model.
+    Compact(compact::CompactArgs),
+    /// Classify a test set with a compact model (and check it against its dense source).
+    Infer(infer::InferArgs),
+    /// Write a ticket as a PyTorch state_dict (safetensors), mask applied.
+    Export(export::ExportArgs),
     /// List the datasets found on disk and check their files (or download them).
     Data(data::DataArgs),
-    /// Measure speed (training steps, masked and unmasked).
+    /// Measure speed: training steps (masked and unmasked), compact-model inference.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
 }
@@ -57,6 +70,10 @@ fn main() -> ExitCode {
         Command::Run(a) => run::run(a),
         Command::Report(a) => report::run(a),
         Command::Train(a) => train::run(a),
+        Command::Prune(a) => prune::run(a),
+        Command::Compact(a) => compact::run(a),
+        Command::Infer(a) => infer::run(a),
+        Command::Export(a) => export::run(a),
         Command::Data(a) => data::run(a),
         Command::Bench(c) => bench::run(c),
     };

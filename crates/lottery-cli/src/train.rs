@@ -116,7 +116,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
     tensors::save(
         &out.join("init.safetensors"),
         &net.state_dict(),
-        Some(metadata(&cfg.model.model)),
+        Some(crate::ticket::torch_metadata(&cfg.model.model)),
     )?;
     let started = std::time::Instant::now();
     let outcome = train::train(
@@ -140,7 +140,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
     tensors::save(
         &out.join("weights.safetensors"),
         &outcome.network.state_dict(),
-        Some(metadata(&cfg.model.model)),
+        Some(crate::ticket::torch_metadata(&cfg.model.model)),
     )?;
     write_jsonl(&out.join("metrics.jsonl"), &outcome.records)?;
     let last = outcome.last();
@@ -167,12 +167,4 @@ pub fn run(a: TrainArgs) -> Result<()> {
     }
     println!("wrote {}", out.display());
     Ok(())
-}
-
-fn metadata(model: &str) -> std::collections::HashMap<String, String> {
-    [
-        ("model".to_string(), model.to_string()),
-        ("format".to_string(), "pytorch-state-dict".to_string()),
-    ]
-    .into()
 }

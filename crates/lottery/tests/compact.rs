@@ -1,32 +1,14 @@
 //! A compacted ticket computes what the dense masked network computes: logits within 1e-4
 //! (relative) and the same class on every MNIST test image.
 
-use burn::tensor::{Device, Tensor, TensorData};
-use lottery::data::{self, Dataset, DatasetKind};
+use burn::tensor::Device;
+use lottery::data::{self, DatasetKind};
 use lottery::deploy;
 use lottery::masks::MaskSet;
 use lottery::models::{Architecture, Network, init};
 use lottery::prune::{self, PruneConfig, Strategy};
 use lottery::train::{self, Length, TrainConfig};
 use lottery_sparse::Engine;
-
-fn burn_logits(net: &Network, set: &Dataset, n: usize) -> Vec<f32> {
-    let [c, h, w] = set.shape;
-    let per = set.example_len();
-    let mut out = Vec::new();
-    for start in (0..n).step_by(1000) {
-        let b = (n - start).min(1000);
-        let x = Tensor::<4>::from_data(
-            TensorData::new(
-                set.images[start * per..(start + b) * per].to_vec(),
-                [b, c, h, w],
-            ),
-            &Device::flex(),
-        );
-        out.extend(net.forward(x).into_data().to_vec::<f32>().unwrap());
-    }
-    out
-}
 
 fn argmax(row: &[f32]) -> usize {
     (0..row.len()).fold(0, |b, i| if row[i] > row[b] { i } else { b })
@@ -98,7 +80,7 @@ fn a_lenet_ticket_compacts_to_the_same_classifier_on_every_test_image() {
 
     let test = &splits.test;
     let n = test.len();
-    let dense = burn_logits(&net, test, n);
+    let dense = deploy::logits(&net, test);
     for threads in [1, 2] {
         let sparse = Engine::new(model.clone())
             .with_threads(threads)
@@ -149,8 +131,8 @@ fn a_pruned_conv_net_compacts_to_the_same_function() {
     let (model, report) = deploy::compact(&net, Some(&mask), "conv2", [1, 28, 28]).unwrap();
     assert!(report[0].units_after < 64, "{report:?}");
     let n = 64;
-    let dense = burn_logits(&net, &splits.test, n);
+    let dense = &deploy::logits(&net, &splits.test)[..n * 10];
     let sparse = Engine::new(model).forward(&splits.test.images[..n * 784], n);
-    let worst = agree(&sparse, &dense, 10);
+    let worst = agree(&sparse, dense, 10);
     assert!(worst <= 1e-4, "largest relative logit difference {worst}");
 }

@@ -45,6 +45,14 @@ impl DatasetKind {
         }
     }
 
+    /// `[channels, height, width]` of one example, and the number of classes.
+    pub fn example_shape(self) -> ([usize; 3], usize) {
+        match self {
+            Self::Mnist | Self::MnistFormat => ([1, 28, 28], 10),
+            Self::Cifar10 => ([3, 32, 32], 10),
+        }
+    }
+
     /// Where the data lives when the user does not say: `$LOTTERY_DATA/<name>`, else
     /// `./data/<name>` if present, else the `data/` of the source checkout (MNIST ships there).
     pub fn default_dir(self) -> PathBuf {

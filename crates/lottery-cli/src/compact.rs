@@ -1,0 +1,66 @@
+//! `lottery compact`: a ticket → a `.lsm` file that holds only what computes.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use lottery_sparse::{Encoding, format};
+
+use crate::ticket::{self, SourceArgs};
+
+#[derive(Args, Debug)]
+pub struct CompactArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// The compact model file to write.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Replace the output file if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+pub fn run(a: CompactArgs) -> Result<()> {
+    if a.output.exists() && !a.force {
+        bail!("{} exists; pass --force to replace it", a.output.display());
+    }
+    let t = ticket::load(&a.source)?;
+    let (input, _) = t.shape();
+    let (model, report) = lottery::deploy::compact(&t.net, t.mask.as_ref(), &t.model, input)
+        .with_context(|| format!("compacting {}", t.weights.display()))?;
+    format::save(&model, &a.output)
+        .with_context(|| format!("cannot write {}", a.output.display()))?;
+
+    println!(
+        "{:<18} {:>15} {:>7} {:>8} {:>16} {:>8} {:>10}",
+        "layer", "units", "folded", "inputs-", "live weights", "format", "bytes"
+    );
+    for (r, layer) in report.iter().zip(&model.layers) {
+        let enc = Encoding::best(layer.weights());
+        println!(
+            "{:<18} {:>7} → {:>5} {:>7} {:>8} {:>7} / {:>6} {:>8} {:>10}",
+            r.name,
+            r.units_before,
+            r.units_after,
+            r.folded,
+            r.inputs_dropped,
+            r.live_weights,
+            r.weights_before,
+            enc.name(),
+            enc.bytes(layer.weights())
+        );
+    }
+    let params: usize = t.net.state_dict().values().map(|t| t.len()).sum();
+    let dense_bytes = params * 4;
+    let file_bytes = std::fs::metadata(&a.output)
+        .with_context(|| format!("cannot stat {}", a.output.display()))?
+        .len() as usize;
+    println!(
+        "dense float32 parameters {} bytes → {} {} bytes ({:.1}× smaller)",
+        dense_bytes,
+        a.output.display(),
+        file_bytes,
+        dense_bytes as f64 / file_bytes as f64
+    );
+    Ok(())
+}

@@ -1,0 +1,208 @@
+//! Where a pruned network comes from: an experiment directory (`lottery run`), a pruned or
+//! trained directory (`lottery prune`, `lottery train`), or a bare weights file. Every command
+//! that consumes a ticket (compact, export, prune, infer's reference) resolves it here.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use lottery::data::DatasetKind;
+use lottery::experiment::ExperimentConfig;
+use lottery::masks::MaskSet;
+use lottery::models::{Architecture, Network};
+use lottery::tensors;
+use serde::{Deserialize, Serialize};
+
+#[derive(Args, Debug, Clone)]
+pub struct SourceArgs {
+    /// An experiment directory, a directory from `lottery prune` or `lottery train`, or a
+    /// weights file (ours, or a PyTorch state_dict in safetensors).
+    pub source: PathBuf,
+    /// Level of an experiment directory (default: the last finished one).
+    #[arg(long)]
+    pub level: Option<usize>,
+    /// Variant of an experiment level: ticket, reinit or random_prune.
+    #[arg(long, default_value = "ticket")]
+    pub variant: String,
+    /// Mask for a weights file (0/1 tensors named like the weights).
+    #[arg(long)]
+    pub mask: Option<PathBuf>,
+    /// Architecture, when the source does not record it (default: lenet_300_100).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Dataset the network reads, when the source does not record it (default: mnist).
+    #[arg(long)]
+    pub dataset: Option<String>,
+}
+
+/// What `lottery prune` records beside its weights, so later commands need no flags.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TicketInfo {
+    pub model: String,
+    pub dataset: DatasetKind,
+    pub source: PathBuf,
+    pub scope: String,
+    pub sparsity: f64,
+    pub test_accuracy_before: f64,
+    pub test_accuracy_pruned: f64,
+    pub finetune_iterations: usize,
+    pub test_accuracy_finetuned: Option<f64>,
+}
+
+/// A network with its mask, ready to evaluate, compact or export.
+pub struct Ticket {
+    pub net: Network,
+    pub mask: Option<MaskSet>,
+    pub model: String,
+    pub dataset: DatasetKind,
+    /// The weights file it was read from, for messages.
+    pub weights: PathBuf,
+}
+
+impl Ticket {
+    pub fn shape(&self) -> ([usize; 3], usize) {
+        self.dataset.example_shape()
+    }
+}
+
+/// What a directory says about the network in it.
+struct Found {
+    weights: PathBuf,
+    mask: Option<PathBuf>,
+    model: Option<String>,
+    dataset: Option<DatasetKind>,
+}
+
+pub fn load(a: &SourceArgs) -> Result<Ticket> {
+    let found = if a.source.is_dir() {
+        in_dir(a)?
+    } else if a.source.is_file() {
+        Found {
+            weights: a.source.clone(),
+            mask: None,
+            model: None,
+            dataset: None,
+        }
+    } else {
+        bail!("{}: no such file or directory", a.source.display());
+    };
+    let model = a
+        .model
+        .clone()
+        .or(found.model)
+        .unwrap_or_else(|| "lenet_300_100".into());
+    let dataset = match &a.dataset {
+        Some(d) => DatasetKind::parse(d)?,
+        None => found.dataset.unwrap_or(DatasetKind::Mnist),
+    };
+    let (shape, classes) = dataset.example_shape();
+    let device = lottery::device::Device::flex();
+    let net = Architecture::parse(&model)?.build(shape, classes, &device)?;
+    let (dict, _) = tensors::load(&found.weights)?;
+    let net = net.load_state_dict(&dict).map_err(|m| {
+        anyhow::anyhow!(
+            "{}: {m} (is it a {model} for {}? say --model/--dataset)",
+            found.weights.display(),
+            dataset.name()
+        )
+    })?;
+    let mask = match a.mask.clone().or(found.mask) {
+        Some(p) => {
+            let m = MaskSet::load(&p)?;
+            m.check(&net, &p)?;
+            Some(m)
+        }
+        None => None,
+    };
+    Ok(Ticket {
+        net,
+        mask,
+        model,
+        dataset,
+        weights: found.weights,
+    })
+}
+
+fn in_dir(a: &SourceArgs) -> Result<Found> {
+    let dir = &a.source;
+    let config = dir.join("config.json");
+    if dir.join("ticket.json").is_file() {
+        let info: TicketInfo = lottery::files::read_json(&dir.join("ticket.json"))?;
+        return Ok(Found {
+            weights: dir.join("weights.safetensors"),
+            mask: Some(dir.join("mask.safetensors")),
+            model: Some(info.model),
+            dataset: Some(info.dataset),
+        });
+    }
+    if !config.is_file() {
+        bail!(
+            "{}: holds neither config.json (lottery run/train) nor ticket.json (lottery prune)",
+            dir.display()
+        );
+    }
+    let raw: serde_json::Value = lottery::files::read_json(&config)?;
+    if raw.get("levels").is_some() {
+        let cfg: ExperimentConfig = serde_json::from_value(raw)
+            .with_context(|| format!("{}: not an experiment config", config.display()))?;
+        let level = match a.level {
+            Some(l) => l,
+            None => last_level(dir, &a.variant).with_context(|| {
+                format!(
+                    "{}: no finished level of `{}` yet",
+                    dir.display(),
+                    a.variant
+                )
+            })?,
+        };
+        let vdir = dir.join(format!("level_{level}")).join(&a.variant);
+        if !vdir.join("result.json").is_file() {
+            bail!(
+                "{}: level {level} of `{}` has not finished (levels run 0..={})",
+                dir.display(),
+                a.variant,
+                cfg.levels
+            );
+        }
+        return Ok(Found {
+            weights: vdir.join("weights.safetensors"),
+            mask: Some(vdir.join("mask.safetensors")),
+            model: Some(cfg.model),
+            dataset: Some(cfg.dataset),
+        });
+    }
+    // A `lottery train` directory: the model settings and the mask it trained under.
+    let model = raw["model"]["model"].as_str().map(String::from);
+    let dataset = match raw["model"]["dataset"].as_str() {
+        Some(d) => Some(DatasetKind::parse(d)?),
+        None => None,
+    };
+    Ok(Found {
+        weights: dir.join("weights.safetensors"),
+        mask: raw["mask"].as_str().map(PathBuf::from),
+        model,
+        dataset,
+    })
+}
+
+/// The highest level whose variant finished.
+fn last_level(dir: &Path, variant: &str) -> Option<usize> {
+    (0..)
+        .take_while(|l| dir.join(format!("level_{l}")).is_dir())
+        .filter(|l| {
+            dir.join(format!("level_{l}"))
+                .join(variant)
+                .join("result.json")
+                .is_file()
+        })
+        .last()
+}
+
+/// Metadata of the weights files we write: PyTorch's `load_state_dict` reads them as they are.
+pub fn torch_metadata(model: &str) -> std::collections::HashMap<String, String> {
+    [
+        ("model".to_string(), model.to_string()),
+        ("format".to_string(), "pytorch-state-dict".to_string()),
+    ]
+    .into()
+}
