@@ -59,7 +59,7 @@ pub fn run(a: InferArgs) -> Result<()> {
     let data = lottery::data::load(kind, &dir, 0)
         .with_context(|| format!("cannot load {} from {}", kind.name(), dir.display()))?;
     let test = &data.test;
-    let mut engine = Engine::new(model);
+    let mut engine = Engine::new(model).map_err(anyhow::Error::msg)?;
     if let Some(t) = a.threads {
         engine = engine.with_threads(t);
     }

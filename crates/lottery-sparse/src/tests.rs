@@ -210,6 +210,7 @@ fn compaction_removes_dead_units_and_keeps_the_function() {
         for threads in [1, 2] {
             for simd in [false, true] {
                 let engine = Engine::new(model.clone())
+                    .unwrap()
                     .with_threads(threads)
                     .with_simd(simd);
                 assert_close(&engine.forward(&x, batch), &want);
@@ -239,7 +240,10 @@ fn compaction_of_convolutions_keeps_the_function() {
         let x = inputs(batch, len, 40 + batch as u64);
         let want: Vec<f32> = x.chunks(len).flat_map(|e| reference(&dense, e)).collect();
         for simd in [false, true] {
-            let engine = Engine::new(model.clone()).with_threads(2).with_simd(simd);
+            let engine = Engine::new(model.clone())
+                .unwrap()
+                .with_threads(2)
+                .with_simd(simd);
             assert_close(&engine.forward(&x, batch), &want);
         }
     }

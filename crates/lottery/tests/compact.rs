@@ -2,7 +2,7 @@
 //! (relative) and the same class on every MNIST test image.
 
 use burn::tensor::Device;
-use lottery::data::{self, DatasetKind};
+use lottery::data::{self, Dataset, DatasetKind};
 use lottery::deploy;
 use lottery::masks::MaskSet;
 use lottery::models::{Architecture, Network, init};
@@ -83,13 +83,14 @@ fn a_lenet_ticket_compacts_to_the_same_classifier_on_every_test_image() {
     let dense = deploy::logits(&net, test);
     for threads in [1, 2] {
         let sparse = Engine::new(model.clone())
+            .unwrap()
             .with_threads(threads)
             .forward(&test.images, n);
         let worst = agree(&sparse, &dense, 10);
         assert!(worst <= 1e-4, "largest relative logit difference {worst}");
     }
     // Batch one, the latency path, on a slice of the set.
-    let engine = Engine::new(model.clone());
+    let engine = Engine::new(model.clone()).unwrap();
     let per = test.example_len();
     let one: Vec<f32> = (0..200)
         .flat_map(|i| engine.forward(&test.images[i * per..(i + 1) * per], 1))
@@ -131,8 +132,16 @@ fn a_pruned_conv_net_compacts_to_the_same_function() {
     let (model, report) = deploy::compact(&net, Some(&mask), "conv2", [1, 28, 28]).unwrap();
     assert!(report[0].units_after < 64, "{report:?}");
     let n = 64;
-    let dense = &deploy::logits(&net, &splits.test)[..n * 10];
-    let sparse = Engine::new(model).forward(&splits.test.images[..n * 784], n);
+    let first = Dataset {
+        images: splits.test.images[..n * 784].to_vec(),
+        labels: splits.test.labels[..n].to_vec(),
+        shape: splits.test.shape,
+        classes: splits.test.classes,
+    };
+    let dense = &deploy::logits(&net, &first);
+    let sparse = Engine::new(model)
+        .unwrap()
+        .forward(&splits.test.images[..n * 784], n);
     let worst = agree(&sparse, dense, 10);
     assert!(worst <= 1e-4, "largest relative logit difference {worst}");
 }

@@ -1,6 +1,6 @@
 //! Sparse × dense products for fully connected layers, on feature-major activations
 //! (`x[feature][example]`): each live weight then scales one contiguous run of examples, which
-//! vectorises without gathers. A batch of one takes the dot-product path instead.
+//! vectorises without gathers. A batch of one takes `one.rs` instead.
 
 use crate::csr::Csr;
 
@@ -19,28 +19,7 @@ pub fn forward<const FMA: bool>(
 ) {
     debug_assert_eq!(x.len(), m.cols * nb);
     debug_assert_eq!(y.len(), m.rows * nb);
-    let fma = |a: f32, b: f32, c: f32| if FMA { a.mul_add(b, c) } else { a * b + c };
     let act = |v: f32| if relu { v.max(0.0) } else { v };
-    if nb == 1 {
-        for (r, out) in y.iter_mut().enumerate() {
-            let (cols, vals) = m.row(r);
-            // Four chains hide the latency of each add.
-            let mut acc = [0.0f32; 4];
-            let mut cs = cols.chunks_exact(4);
-            let mut vs = vals.chunks_exact(4);
-            for (c, v) in (&mut cs).zip(&mut vs) {
-                for k in 0..4 {
-                    acc[k] = fma(v[k], x[c[k] as usize], acc[k]);
-                }
-            }
-            let mut s = (acc[0] + acc[1]) + (acc[2] + acc[3]);
-            for (&c, &v) in cs.remainder().iter().zip(vs.remainder()) {
-                s = fma(v, x[c as usize], s);
-            }
-            *out = act(s + bias[r]);
-        }
-        return;
-    }
     for (r, yr) in y.chunks_exact_mut(nb).enumerate() {
         let (cols, vals) = m.row(r);
         let mut t0 = 0;
@@ -51,7 +30,7 @@ pub fn forward<const FMA: bool>(
                     .try_into()
                     .expect("tile in bounds");
                 for k in 0..TILE {
-                    acc[k] = fma(v, xs[k], acc[k]);
+                    acc[k] = fma::<FMA>(v, xs[k], acc[k]);
                 }
             }
             for (o, a) in yr[t0..t0 + TILE].iter_mut().zip(acc) {
@@ -65,10 +44,17 @@ pub fn forward<const FMA: bool>(
             for (&c, &v) in cols.iter().zip(vals) {
                 let xs = &x[c as usize * nb + t0..(c as usize + 1) * nb];
                 for (o, &xv) in tail.iter_mut().zip(xs) {
-                    *o = fma(v, xv, *o);
+                    *o = fma::<FMA>(v, xv, *o);
                 }
             }
             tail.iter_mut().for_each(|o| *o = act(*o));
         }
     }
+}
+
+/// `a·b + c`, fused when the caller runs with FMA enabled. A function rather than a closure: a
+/// closure would be compiled without the caller's target features and call libm's `fmaf`.
+#[inline(always)]
+pub fn fma<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if FMA { a.mul_add(b, c) } else { a * b + c }
 }

@@ -1,10 +1,14 @@
 //! Running a compacted model: the layer kernels, SIMD selected at run time, and examples split
 //! across threads when the batch is large enough to pay for them.
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
 mod conv;
 mod linear;
+mod one;
 
 use crate::model::{CompactModel, Layer};
+use one::Packed;
 
 /// Below this many examples per thread, starting a thread costs more than it saves.
 const MIN_PER_THREAD: usize = 32;
@@ -12,6 +16,8 @@ const MIN_PER_THREAD: usize = 32;
 /// A model ready to run.
 pub struct Engine {
     model: CompactModel,
+    /// The linear layers again, laid out for batch 1.
+    packed: Vec<Option<Packed>>,
     threads: usize,
     fma: bool,
 }
@@ -26,13 +32,16 @@ pub struct Scratch {
 }
 
 impl Engine {
-    /// Uses every core the OS gives us and AVX2+FMA when the CPU has them.
-    pub fn new(model: CompactModel) -> Self {
-        Engine {
+    /// Uses every core the OS gives us and AVX2+FMA when the CPU has them. The model is
+    /// checked first ([`CompactModel::check`]): the kernels index without bounds checks.
+    pub fn new(model: CompactModel) -> Result<Self, String> {
+        model.check()?;
+        Ok(Engine {
+            packed: Packed::prepare(&model),
             model,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             fma: simd_available(),
-        }
+        })
     }
 
     /// At most `n` threads per call (1: never spawn).
@@ -91,10 +100,10 @@ impl Engine {
             // SAFETY: `fma` is only set when the CPU reports AVX2 and FMA.
             #[cfg(target_arch = "x86_64")]
             unsafe {
-                return run_avx2(&self.model, x, nb, out, s);
+                return run_avx2(self, x, nb, out, s);
             }
         }
-        run_generic::<false>(&self.model, x, nb, out, s)
+        run_generic::<false>(self, x, nb, out, s)
     }
 }
 
@@ -111,8 +120,8 @@ fn simd_available() -> bool {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn run_avx2(m: &CompactModel, x: &[f32], nb: usize, out: &mut [f32], s: &mut Scratch) {
-    run_generic::<true>(m, x, nb, out, s)
+fn run_avx2(e: &Engine, x: &[f32], nb: usize, out: &mut [f32], s: &mut Scratch) {
+    run_generic::<true>(e, x, nb, out, s)
 }
 
 /// The whole network on `nb` examples. Convolutions run example by example and leave flat
@@ -120,12 +129,13 @@ fn run_avx2(m: &CompactModel, x: &[f32], nb: usize, out: &mut [f32], s: &mut Scr
 /// where the rest stay until the logits are transposed back.
 #[inline(always)]
 fn run_generic<const FMA: bool>(
-    m: &CompactModel,
+    e: &Engine,
     x: &[f32],
     nb: usize,
     out: &mut [f32],
     s: &mut Scratch,
 ) {
+    let m = &e.model;
     let n_in = m.input_len();
     let convs = m
         .layers
@@ -153,6 +163,25 @@ fn run_generic<const FMA: bool>(
         }
         (&s.flat, flat_len)
     };
+    if nb == 1 {
+        // One example: feature-major and example-major agree, and the packed layers read
+        // their inputs in place.
+        for (i, (layer, p)) in m.layers.iter().zip(&e.packed).enumerate().skip(convs) {
+            let (Layer::Linear(l), Some(p)) = (layer, p) else {
+                unreachable!("linear part")
+            };
+            s.b.resize(l.outputs(), 0.0);
+            let input = if i == convs {
+                &rows[..row_len]
+            } else {
+                &s.a[..]
+            };
+            one::linear::<FMA>(p, &l.bias, l.relu, input, &mut s.b);
+            std::mem::swap(&mut s.a, &mut s.b);
+        }
+        out.copy_from_slice(&s.a[..out.len()]);
+        return;
+    }
     // Feature-major activations of the linear part, alternating between two buffers.
     let mut first = true;
     for layer in &m.layers[convs..] {
@@ -162,12 +191,7 @@ fn run_generic<const FMA: bool>(
         let width = l.weights.cols;
         s.b.resize(width * nb, 0.0);
         if first {
-            for (k, dst) in s.b.chunks_exact_mut(nb).enumerate() {
-                let j = l.gather.as_ref().map_or(k, |g| g[k] as usize);
-                for (e, d) in dst.iter_mut().enumerate() {
-                    *d = rows[e * row_len + j];
-                }
-            }
+            gather_transpose(rows, row_len, l.gather.as_deref(), nb, &mut s.b);
         } else if let Some(g) = &l.gather {
             for (k, dst) in s.b.chunks_exact_mut(nb).enumerate() {
                 let j = g[k] as usize;
@@ -178,7 +202,7 @@ fn run_generic<const FMA: bool>(
         }
         first = false;
         s.a.resize(l.outputs() * nb, 0.0);
-        linear::forward::<FMA>(&l.weights, &l.bias, l.relu, &s.b, nb, &mut s.a);
+        linear_layer::<FMA>(&l.weights, &l.bias, l.relu, &s.b, nb, &mut s.a);
     }
     let classes = m.classes();
     if convs == m.layers.len() {
@@ -188,6 +212,49 @@ fn run_generic<const FMA: bool>(
     for (c, logits) in s.a.chunks_exact(nb).enumerate() {
         for (e, &v) in logits.iter().enumerate() {
             out[e * classes + c] = v;
+        }
+    }
+}
+
+/// One linear layer with the best kernel this build and CPU allow.
+#[inline(always)]
+fn linear_layer<const FMA: bool>(
+    m: &crate::csr::Csr,
+    bias: &[f32],
+    relu: bool,
+    x: &[f32],
+    nb: usize,
+    y: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if FMA {
+        // SAFETY: FMA is true only on the path `Engine::run` takes after detecting AVX2 and FMA.
+        unsafe {
+            avx2::linear_batch(m, bias, relu, x, nb, y);
+        }
+        return;
+    }
+    linear::forward::<FMA>(m, bias, relu, x, nb, y)
+}
+
+/// `dst[k][e] = rows[e][gather[k]]`: example-major rows to feature-major columns. Eight
+/// examples at a time, so the reads run along eight rows and each write fills 32 bytes.
+fn gather_transpose(
+    rows: &[f32],
+    row_len: usize,
+    gather: Option<&[u32]>,
+    nb: usize,
+    dst: &mut [f32],
+) {
+    const BLOCK: usize = 8;
+    let width = dst.len() / nb;
+    for e0 in (0..nb).step_by(BLOCK) {
+        let e1 = (e0 + BLOCK).min(nb);
+        for k in 0..width {
+            let j = gather.map_or(k, |g| g[k] as usize);
+            for e in e0..e1 {
+                dst[k * nb + e] = rows[e * row_len + j];
+            }
         }
     }
 }

@@ -1,22 +1,17 @@
-//! `lottery bench`: speed measurements. Medians of per-step wall time, after a warm-up.
+//! `lottery bench train`: milliseconds per training step, masked and not.
 
 use std::time::Instant;
 
 use anyhow::Result;
-use clap::{Args, Subcommand};
+use clap::Args;
 use lottery::data::{Dataset, DatasetKind, Splits};
 use lottery::masks::MaskSet;
 use lottery::models::{Architecture, init};
 use lottery::rng::Rng;
 use lottery::train::{Length, Trainer};
 
+use super::median;
 use crate::args::OptimArgs;
-
-#[derive(Subcommand, Debug)]
-pub enum BenchCommand {
-    /// Milliseconds per training step, unmasked and under a random mask.
-    Train(BenchTrainArgs),
-}
 
 #[derive(Args, Debug)]
 pub struct BenchTrainArgs {
@@ -44,13 +39,7 @@ pub struct BenchTrainArgs {
     json: bool,
 }
 
-pub fn run(c: BenchCommand) -> Result<()> {
-    match c {
-        BenchCommand::Train(a) => bench_train(a),
-    }
-}
-
-fn bench_train(a: BenchTrainArgs) -> Result<()> {
+pub fn run(a: BenchTrainArgs) -> Result<()> {
     let arch = Architecture::parse(&a.model)?;
     if !(0.0..1.0).contains(&a.sparsity) {
         anyhow::bail!("invalid --sparsity: {} is outside [0, 1)", a.sparsity);
@@ -112,11 +101,6 @@ fn bench_train(a: BenchTrainArgs) -> Result<()> {
         );
     }
     Ok(())
-}
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(|x, y| x.total_cmp(y));
-    xs[xs.len() / 2]
 }
 
 /// Random images of the given shape: enough for timing, no files needed.

@@ -1,0 +1,298 @@
+//! `lottery bench infer`: the compact sparse model against the dense network it came from, on
+//! one machine in one run, beside the machine's floor.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use burn::tensor::{Tensor, TensorData};
+use clap::Args;
+use lottery::device::Device;
+use lottery::models::{Architecture, init};
+use lottery::rng::Rng;
+use lottery_sparse::{CompactModel, Engine, Scratch, format};
+use serde::{Deserialize, Serialize};
+
+use super::{floor, median};
+
+#[derive(Args, Debug)]
+pub struct BenchInferArgs {
+    /// A compact model written by `lottery compact`.
+    pub model: PathBuf,
+    /// A Python with torch (and safetensors) installed: also time the dense network in PyTorch
+    /// with bench/torch_infer.py.
+    #[arg(long)]
+    pub torch: Option<PathBuf>,
+    /// Weights PyTorch loads for its dense network (a `lottery export` file); without it
+    /// PyTorch keeps its own initialisation, which times the same.
+    #[arg(long)]
+    pub torch_weights: Option<PathBuf>,
+    /// Batch-1 calls timed per network; batches get proportionally fewer.
+    #[arg(long, default_value_t = 2000)]
+    pub calls: usize,
+    /// Threads for the sparse kernels (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Use the portable kernels even where AVX2/FMA are available, to see what SIMD brings.
+    #[arg(long)]
+    pub scalar: bool,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Medians for one network.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Speed {
+    pub batch1_latency_us: f64,
+    pub batch64_samples_per_s: f64,
+    pub batch256_samples_per_s: f64,
+}
+
+pub fn run(a: BenchInferArgs) -> Result<()> {
+    if a.calls < 20 {
+        bail!("invalid --calls: at least 20 are needed for a median");
+    }
+    let model = format::load(&a.model).with_context(|| format!("{}", a.model.display()))?;
+    let mut engine = Engine::new(model.clone())
+        .map_err(anyhow::Error::msg)?
+        .with_simd(!a.scalar);
+    if let Some(t) = a.threads {
+        engine = engine.with_threads(t);
+    }
+    let mut rng = Rng::new(5);
+    let inputs: Vec<f32> = (0..256 * model.input_len())
+        .map(|_| rng.normal() as f32)
+        .collect();
+
+    eprintln!("timing the compact model…");
+    let sparse = time_sparse(&engine, &inputs, a.calls);
+    eprintln!("timing the dense network in burn…");
+    let dense = time_dense(&model, &inputs, a.calls)?;
+    let torch = match &a.torch {
+        Some(python) => {
+            eprintln!("timing the dense network in PyTorch…");
+            Some(time_torch(
+                python,
+                &model,
+                a.torch_weights.as_deref(),
+                a.calls,
+            )?)
+        }
+        None => None,
+    };
+    eprintln!("measuring memory bandwidth and GEMM rate…");
+    let (bandwidth, gemm) = (floor::memory_bandwidth(), floor::gemm_rate());
+
+    // Bytes the kernels read per call and the multiply-adds they do per example.
+    let sparse_bytes: usize = model
+        .layers
+        .iter()
+        .map(|l| l.weights().nnz() * 8 + (l.weights().rows + 1) * 4 + l.bias().len() * 4)
+        .sum();
+    let dense_params = dense_parameters(&model)?;
+    let floor_of = |bytes: usize, macs: usize| Speed {
+        batch1_latency_us: (bytes as f64 / bandwidth).max(2.0 * macs as f64 / gemm) * 1e6,
+        batch64_samples_per_s: 64.0 / (bytes as f64 / bandwidth).max(128.0 * macs as f64 / gemm),
+        batch256_samples_per_s: 256.0 / (bytes as f64 / bandwidth).max(512.0 * macs as f64 / gemm),
+    };
+    let sparse_floor = floor_of(sparse_bytes, model.nnz());
+    let dense_floor = floor_of(dense_params.0 * 4, dense_params.1);
+
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "model": a.model,
+                "source": model.source,
+                "live_weights": model.nnz(),
+                "threads": engine.threads(),
+                "simd": engine.simd(),
+                "sparse": sparse,
+                "dense": dense,
+                "torch": torch,
+                "floor": {
+                    "memory_bandwidth_gb_s": bandwidth / 1e9,
+                    "gemm_gflop_s": gemm / 1e9,
+                    "sparse": sparse_floor,
+                    "dense": dense_floor,
+                },
+            })
+        );
+        return Ok(());
+    }
+    println!(
+        "{} ({}, {} live weights of {}; {} threads{})",
+        a.model.display(),
+        model.source,
+        model.nnz(),
+        dense_params.1,
+        engine.threads(),
+        if engine.simd() { ", AVX2/FMA" } else { "" }
+    );
+    println!(
+        "{:<28} {:>16} {:>18} {:>18}",
+        "", "batch-1 µs", "batch-64 ex/s", "batch-256 ex/s"
+    );
+    let row = |name: &str, s: &Speed| {
+        println!(
+            "{:<28} {:>16.2} {:>18.0} {:>18.0}",
+            name, s.batch1_latency_us, s.batch64_samples_per_s, s.batch256_samples_per_s
+        )
+    };
+    row("compact sparse (ours)", &sparse);
+    row("dense (burn flex)", &dense);
+    if let Some(t) = &torch {
+        row("dense (PyTorch)", t);
+        println!(
+            "sparse vs PyTorch: batch-1 latency {:.1}× lower, batch-256 throughput {:.1}× higher",
+            t.batch1_latency_us / sparse.batch1_latency_us,
+            sparse.batch256_samples_per_s / t.batch256_samples_per_s
+        );
+    }
+    row("floor, sparse", &sparse_floor);
+    row("floor, dense", &dense_floor);
+    println!(
+        "floor = max(weight bytes / {:.1} GB/s memory bandwidth, FLOPs / {:.1} GFLOP/s GEMM rate), both measured now",
+        bandwidth / 1e9,
+        gemm / 1e9
+    );
+    Ok(())
+}
+
+/// Median seconds per call of `f`, timing blocks of `block` calls.
+fn per_call(calls: usize, block: usize, mut f: impl FnMut()) -> f64 {
+    for _ in 0..(calls / 10).max(3) {
+        f();
+    }
+    let times: Vec<f64> = (0..(calls / block).max(5))
+        .map(|_| {
+            let start = Instant::now();
+            for _ in 0..block {
+                f();
+            }
+            start.elapsed().as_secs_f64() / block as f64
+        })
+        .collect();
+    median(times)
+}
+
+fn time_sparse(engine: &Engine, inputs: &[f32], calls: usize) -> Speed {
+    let (n_in, n_out) = (engine.model().input_len(), engine.model().classes());
+    let mut scratch = Scratch::default();
+    let mut out = vec![0.0; 256 * n_out];
+    let mut at_batch = |b: usize, calls: usize, block: usize| {
+        per_call(calls, block, || {
+            engine.forward_into(&inputs[..b * n_in], b, &mut out[..b * n_out], &mut scratch);
+            std::hint::black_box(&out);
+        })
+    };
+    let one = at_batch(1, calls, 20);
+    let b64 = at_batch(64, (calls * 4 / 64).max(20), 2);
+    let b256 = at_batch(256, (calls * 4 / 256).max(20), 2);
+    Speed {
+        batch1_latency_us: one * 1e6,
+        batch64_samples_per_s: 64.0 / b64,
+        batch256_samples_per_s: 256.0 / b256,
+    }
+}
+
+/// The dense architecture the model was compacted from, in burn on the CPU. Its weights are a
+/// fresh initialisation: dense arithmetic takes the same time whatever the values.
+fn time_dense(model: &CompactModel, inputs: &[f32], calls: usize) -> Result<Speed> {
+    let device = Device::flex();
+    let classes = model.classes();
+    let net = init::initialise(
+        Architecture::parse(&model.source)?.build(model.input, classes, &device)?,
+        init::InitScheme::KaimingNormal,
+        0,
+    );
+    let [c, h, w] = model.input;
+    let n_in = model.input_len();
+    let at_batch = |b: usize, calls: usize, block: usize| {
+        per_call(calls, block, || {
+            let x = Tensor::<4>::from_data(
+                TensorData::new(inputs[..b * n_in].to_vec(), [b, c, h, w]),
+                &device,
+            );
+            std::hint::black_box(net.forward(x).into_data());
+        })
+    };
+    let one = at_batch(1, calls, 20);
+    let b64 = at_batch(64, (calls * 4 / 64).max(20), 2);
+    let b256 = at_batch(256, (calls * 4 / 256).max(20), 2);
+    Ok(Speed {
+        batch1_latency_us: one * 1e6,
+        batch64_samples_per_s: 64.0 / b64,
+        batch256_samples_per_s: 256.0 / b256,
+    })
+}
+
+/// Parameters and multiply-adds per example of the dense network.
+fn dense_parameters(model: &CompactModel) -> Result<(usize, usize)> {
+    let device = Device::flex();
+    let net = Architecture::parse(&model.source)?.build(model.input, model.classes(), &device)?;
+    let params = net
+        .tensors()
+        .iter()
+        .map(|t| t.shape.iter().product::<usize>())
+        .sum();
+    // A linear weight does one multiply-add per example, a conv weight one per output position.
+    // Compaction never removes a whole layer, so the compact convs give each one's size.
+    let mut convs = model.layers.iter().filter_map(|l| match l {
+        lottery_sparse::Layer::Conv(c) => Some(c.height * c.width),
+        lottery_sparse::Layer::Linear(_) => None,
+    });
+    let mut macs = 0;
+    for t in net.tensors().iter().filter(|t| t.is_weight()) {
+        let n: usize = t.shape.iter().product();
+        macs += if t.shape.len() == 4 {
+            n * convs
+                .next()
+                .context("the compact model has fewer convolutions")?
+        } else {
+            n
+        };
+    }
+    Ok((params, macs))
+}
+
+fn time_torch(
+    python: &Path,
+    model: &CompactModel,
+    weights: Option<&Path>,
+    calls: usize,
+) -> Result<Speed> {
+    let script = [
+        "bench/torch_infer.py",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../bench/torch_infer.py"),
+    ]
+    .into_iter()
+    .map(PathBuf::from)
+    .find(|p| p.is_file())
+    .context("cannot find bench/torch_infer.py (run from the repository root)")?;
+    let [c, h, w] = model.input;
+    let mut cmd = Command::new(python);
+    cmd.arg(&script)
+        .args(["--model", &model.source])
+        .args(["--input", &format!("{c},{h},{w}")])
+        .args(["--classes", &model.classes().to_string()])
+        .args(["--calls", &calls.to_string()]);
+    if let Some(w) = weights {
+        cmd.arg("--weights").arg(w);
+    }
+    let out = cmd
+        .output()
+        .with_context(|| format!("cannot run {}", python.display()))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        bail!(
+            "{} failed: {}",
+            script.display(),
+            err.lines().last().unwrap_or("no message")
+        );
+    }
+    serde_json::from_slice(&out.stdout)
+        .with_context(|| format!("{} printed no result JSON", script.display()))
+}
