@@ -58,3 +58,60 @@ pub fn linear_batch(m: &Csr, bias: &[f32], relu: bool, x: &[f32], nb: usize, y: 
         }
     }
 }
+
+/// `dst[k][e] = src[e][k]` for `nb` rows of `len`: example-major to feature-major, in 8×8
+/// register blocks.
+#[target_feature(enable = "avx2,fma")]
+pub fn transpose(src: &[f32], nb: usize, len: usize, dst: &mut [f32]) {
+    assert!(src.len() == nb * len && dst.len() == nb * len);
+    let (nb8, len8) = (nb / 8 * 8, len / 8 * 8);
+    for e0 in (0..nb8).step_by(8) {
+        for k0 in (0..len8).step_by(8) {
+            // SAFETY: e0 + 7 < nb and k0 + 7 < len, so every row read and column write is in
+            // bounds of the nb × len arrays asserted above.
+            unsafe {
+                let r: [__m256; 8] =
+                    std::array::from_fn(|i| _mm256_loadu_ps(src.as_ptr().add((e0 + i) * len + k0)));
+                let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+                let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+                let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+                let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+                let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+                let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+                let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+                let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+                let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+                let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+                let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+                let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+                let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+                let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+                let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+                let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+                let cols = [
+                    _mm256_permute2f128_ps::<0x20>(u0, u4),
+                    _mm256_permute2f128_ps::<0x20>(u1, u5),
+                    _mm256_permute2f128_ps::<0x20>(u2, u6),
+                    _mm256_permute2f128_ps::<0x20>(u3, u7),
+                    _mm256_permute2f128_ps::<0x31>(u0, u4),
+                    _mm256_permute2f128_ps::<0x31>(u1, u5),
+                    _mm256_permute2f128_ps::<0x31>(u2, u6),
+                    _mm256_permute2f128_ps::<0x31>(u3, u7),
+                ];
+                for (i, c) in cols.iter().enumerate() {
+                    _mm256_storeu_ps(dst.as_mut_ptr().add((k0 + i) * nb + e0), *c);
+                }
+            }
+        }
+        for k in len8..len {
+            for e in e0..e0 + 8 {
+                dst[k * nb + e] = src[e * len + k];
+            }
+        }
+    }
+    for e in nb8..nb {
+        for k in 0..len {
+            dst[k * nb + e] = src[e * len + k];
+        }
+    }
+}

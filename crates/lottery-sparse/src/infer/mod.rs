@@ -7,8 +7,8 @@ mod conv;
 mod linear;
 mod one;
 
+use crate::csr::Csr;
 use crate::model::{CompactModel, Layer};
-use one::Packed;
 
 /// Below this many examples per thread, starting a thread costs more than it saves.
 const MIN_PER_THREAD: usize = 32;
@@ -16,8 +16,9 @@ const MIN_PER_THREAD: usize = 32;
 /// A model ready to run.
 pub struct Engine {
     model: CompactModel,
-    /// The linear layers again, laid out for batch 1.
-    packed: Vec<Option<Packed>>,
+    /// Per layer, a linear layer's weights with its gather folded into the column indices, so
+    /// it reads the previous output in place (`None` for convolutions).
+    remapped: Vec<Option<Csr>>,
     threads: usize,
     fma: bool,
 }
@@ -37,7 +38,7 @@ impl Engine {
     pub fn new(model: CompactModel) -> Result<Self, String> {
         model.check()?;
         Ok(Engine {
-            packed: Packed::prepare(&model),
+            remapped: remap(&model),
             model,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             fma: simd_available(),
@@ -163,52 +164,36 @@ fn run_generic<const FMA: bool>(
         }
         (&s.flat, flat_len)
     };
+    if convs == m.layers.len() {
+        out.copy_from_slice(rows);
+        return;
+    }
     if nb == 1 {
-        // One example: feature-major and example-major agree, and the packed layers read
-        // their inputs in place.
-        for (i, (layer, p)) in m.layers.iter().zip(&e.packed).enumerate().skip(convs) {
-            let (Layer::Linear(l), Some(p)) = (layer, p) else {
+        // One example: feature-major and example-major agree.
+        for (i, (layer, w)) in m.layers.iter().zip(&e.remapped).enumerate().skip(convs) {
+            let (Layer::Linear(l), Some(w)) = (layer, w) else {
                 unreachable!("linear part")
             };
             s.b.resize(l.outputs(), 0.0);
-            let input = if i == convs {
-                &rows[..row_len]
-            } else {
-                &s.a[..]
-            };
-            one::linear::<FMA>(p, &l.bias, l.relu, input, &mut s.b);
+            let input = if i == convs { rows } else { &s.a[..] };
+            one::linear::<FMA>(w, &l.bias, l.relu, input, &mut s.b);
             std::mem::swap(&mut s.a, &mut s.b);
         }
         out.copy_from_slice(&s.a[..out.len()]);
         return;
     }
     // Feature-major activations of the linear part, alternating between two buffers.
-    let mut first = true;
-    for layer in &m.layers[convs..] {
-        let Layer::Linear(l) = layer else {
-            unreachable!("checked: no conv after linear")
+    s.a.resize(row_len * nb, 0.0);
+    transpose::<FMA>(rows, nb, row_len, &mut s.a);
+    for (layer, w) in m.layers.iter().zip(&e.remapped).skip(convs) {
+        let (Layer::Linear(l), Some(w)) = (layer, w) else {
+            unreachable!("linear part")
         };
-        let width = l.weights.cols;
-        s.b.resize(width * nb, 0.0);
-        if first {
-            gather_transpose(rows, row_len, l.gather.as_deref(), nb, &mut s.b);
-        } else if let Some(g) = &l.gather {
-            for (k, dst) in s.b.chunks_exact_mut(nb).enumerate() {
-                let j = g[k] as usize;
-                dst.copy_from_slice(&s.a[j * nb..(j + 1) * nb]);
-            }
-        } else {
-            std::mem::swap(&mut s.a, &mut s.b);
-        }
-        first = false;
-        s.a.resize(l.outputs() * nb, 0.0);
-        linear_layer::<FMA>(&l.weights, &l.bias, l.relu, &s.b, nb, &mut s.a);
+        s.b.resize(l.outputs() * nb, 0.0);
+        linear_layer::<FMA>(w, &l.bias, l.relu, &s.a, nb, &mut s.b);
+        std::mem::swap(&mut s.a, &mut s.b);
     }
     let classes = m.classes();
-    if convs == m.layers.len() {
-        out.copy_from_slice(rows);
-        return;
-    }
     for (c, logits) in s.a.chunks_exact(nb).enumerate() {
         for (e, &v) in logits.iter().enumerate() {
             out[e * classes + c] = v;
@@ -237,24 +222,42 @@ fn linear_layer<const FMA: bool>(
     linear::forward::<FMA>(m, bias, relu, x, nb, y)
 }
 
-/// `dst[k][e] = rows[e][gather[k]]`: example-major rows to feature-major columns. Eight
-/// examples at a time, so the reads run along eight rows and each write fills 32 bytes.
-fn gather_transpose(
-    rows: &[f32],
-    row_len: usize,
-    gather: Option<&[u32]>,
-    nb: usize,
-    dst: &mut [f32],
-) {
-    const BLOCK: usize = 8;
-    let width = dst.len() / nb;
-    for e0 in (0..nb).step_by(BLOCK) {
-        let e1 = (e0 + BLOCK).min(nb);
-        for k in 0..width {
-            let j = gather.map_or(k, |g| g[k] as usize);
-            for e in e0..e1 {
-                dst[k * nb + e] = rows[e * row_len + j];
-            }
+/// Example-major rows to feature-major columns, with the fastest code the CPU allows.
+#[inline(always)]
+fn transpose<const FMA: bool>(src: &[f32], nb: usize, len: usize, dst: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if FMA {
+        // SAFETY: as in `linear_layer`.
+        unsafe { avx2::transpose(src, nb, len, dst) };
+        return;
+    }
+    for (e, row) in src.chunks_exact(len).enumerate() {
+        for (k, &v) in row.iter().enumerate() {
+            dst[k * nb + e] = v;
         }
     }
+}
+
+/// The linear layers with their gather lists folded into the column indices: column `c` of a
+/// layer with gather `g` becomes `g[c]`, an index into the previous layer's whole output.
+fn remap(m: &CompactModel) -> Vec<Option<Csr>> {
+    let mut available = m.input_len();
+    m.layers
+        .iter()
+        .map(|layer| {
+            let out = match layer {
+                Layer::Conv(_) => None,
+                Layer::Linear(l) => Some(Csr {
+                    cols: available,
+                    col: match &l.gather {
+                        Some(g) => l.weights.col.iter().map(|&c| g[c as usize]).collect(),
+                        None => l.weights.col.clone(),
+                    },
+                    ..l.weights.clone()
+                }),
+            };
+            available = layer.output_len();
+            out
+        })
+        .collect()
 }

@@ -1,64 +1,21 @@
-//! The batch-1 path: one example, latency first. Each linear layer's columns are remapped
-//! through its gather list when the engine is built, so the first layer reads the caller's input
-//! in place and no gathered copy is ever made. (Packing column and value into one u64, to save a
-//! load per weight, measured no faster here.)
+//! The batch-1 kernel: one example, latency first. (Packing column and value into one u64, to
+//! save a load per weight, measured no faster here; neither did a hardware gather.)
 
-use crate::model::{CompactModel, Layer};
+use crate::csr::Csr;
 
-/// A linear layer prepared for one example at a time.
-pub struct Packed {
-    row_start: Vec<u32>,
-    /// Input indices (after the gather) and values.
-    cols: Vec<u32>,
-    vals: Vec<f32>,
-    /// Length of the input the layer reads; every index is below it.
-    pub reads: usize,
-}
-
-impl Packed {
-    /// The linear layers of `m` after its convolutions; `None` for a conv layer.
-    pub fn prepare(m: &CompactModel) -> Vec<Option<Packed>> {
-        let mut available = m.input_len();
-        m.layers
-            .iter()
-            .map(|layer| {
-                let out = match layer {
-                    Layer::Conv(_) => None,
-                    Layer::Linear(l) => {
-                        let w = &l.weights;
-                        let cols = w
-                            .col
-                            .iter()
-                            .map(|&c| l.gather.as_ref().map_or(c, |g| g[c as usize]))
-                            .collect();
-                        Some(Packed {
-                            row_start: w.row_start.clone(),
-                            cols,
-                            vals: w.val.clone(),
-                            reads: available,
-                        })
-                    }
-                };
-                available = layer.output_len();
-                out
-            })
-            .collect()
-    }
-}
-
-/// `y[r] = act(bias[r] + Σ value · x[index])` over row r's entries, in four independent chains.
+/// `y[r] = act(bias[r] + Σ value · x[column])` over row r's entries, in four independent
+/// chains. `m` is an engine's remapped layer: its columns index `x` directly.
 #[inline(always)]
-pub fn linear<const FMA: bool>(p: &Packed, bias: &[f32], relu: bool, x: &[f32], y: &mut [f32]) {
-    assert!(x.len() >= p.reads && y.len() + 1 == p.row_start.len() && bias.len() == y.len());
+pub fn linear<const FMA: bool>(m: &Csr, bias: &[f32], relu: bool, x: &[f32], y: &mut [f32]) {
+    assert!(x.len() >= m.cols && y.len() == m.rows && bias.len() == m.rows);
     let fma = super::linear::fma::<FMA>;
     for (r, out) in y.iter_mut().enumerate() {
-        let (s, e) = (p.row_start[r] as usize, p.row_start[r + 1] as usize);
-        let (cols, vals) = (&p.cols[s..e], &p.vals[s..e]);
+        let (cols, vals) = m.row(r);
         let n = cols.len();
         let mut acc = [0.0f32; 4];
         let mut i = 0;
-        // SAFETY: i + 3 < n = cols.len() = vals.len(), and `prepare` built every index below
-        // `reads` ≤ x.len() (asserted above) from a model that passed `CompactModel::check`.
+        // SAFETY: i + 3 < n = cols.len() = vals.len(), and every column is below m.cols ≤
+        // x.len() (the engine remapped them from a model that passed `CompactModel::check`).
         unsafe {
             while i + 4 <= n {
                 for k in 0..4 {
