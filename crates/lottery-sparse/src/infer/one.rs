@@ -18,9 +18,9 @@ pub fn linear<const FMA: bool>(m: &Csr, bias: &[f32], relu: bool, x: &[f32], y: 
         // x.len() (the engine remapped them from a model that passed `CompactModel::check`).
         unsafe {
             while i + 4 <= n {
-                for k in 0..4 {
+                for (k, a) in acc.iter_mut().enumerate() {
                     let c = *cols.get_unchecked(i + k) as usize;
-                    acc[k] = fma(*vals.get_unchecked(i + k), *x.get_unchecked(c), acc[k]);
+                    *a = fma(*vals.get_unchecked(i + k), *x.get_unchecked(c), *a);
                 }
                 i += 4;
             }
