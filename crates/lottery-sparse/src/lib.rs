@@ -3,7 +3,7 @@
 //! ([`infer::Engine`]). A user shipping a ticket links only this crate.
 
 pub mod compact;
-mod crc32;
+pub mod crc32;
 pub mod csr;
 pub mod format;
 pub mod infer;
