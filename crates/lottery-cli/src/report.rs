@@ -29,6 +29,7 @@ pub fn run(a: ReportArgs) -> Result<()> {
             println!("{}", report::table_row(l, &variants));
         }
         println!();
+        report::learning_curves(d, &s)?;
         runs.push((
             d.file_name().map_or_else(
                 || d.display().to_string(),

@@ -1,24 +1,27 @@
-//! The machine's own limits, measured: how fast it streams memory and multiplies dense
-//! matrices. A kernel's floor is its bytes over the first or its FLOPs over the second.
+//! The machine's own limits, measured: how fast it reads memory (at a given working-set size)
+//! and multiplies dense matrices. A kernel's floor is its bytes over the first or its FLOPs over the second.
 
 use std::time::Instant;
 
 use lottery::device::Device;
 use lottery::rng::Rng;
 
-/// Bytes per second reading a buffer far larger than the caches, all cores at once.
-pub fn memory_bandwidth() -> f64 {
-    const FLOATS: usize = 64 << 20; // 256 MiB
-    let buf = vec![1.0f32; FLOATS];
+/// Bytes per second reading a buffer of `bytes` over and over on all cores: from DRAM for a
+/// large buffer, from the caches for one that fits, as a model's weights do on repeated calls.
+pub fn read_bandwidth(bytes: usize) -> f64 {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let floats = (bytes / 4).max(1024 * threads);
+    let buf = vec![1.0f32; floats];
+    // Enough passes that each timing reads at least 256 MiB.
+    let passes = ((256usize << 20) / (floats * 4)).max(1);
     let mut best = f64::INFINITY;
     let mut checksum = 0.0;
     for _ in 0..5 {
         let start = Instant::now();
         let total: f32 = std::thread::scope(|s| {
             let parts: Vec<_> = buf
-                .chunks(FLOATS.div_ceil(threads))
-                .map(|part| s.spawn(move || sum(part)))
+                .chunks(floats.div_ceil(threads))
+                .map(|part| s.spawn(move || (0..passes).map(|_| sum(part)).sum::<f32>()))
                 .collect();
             parts.into_iter().map(|p| p.join().unwrap_or(0.0)).sum()
         });
@@ -27,7 +30,7 @@ pub fn memory_bandwidth() -> f64 {
     }
     // Keeps the sums observable so the reads cannot be optimised away.
     std::hint::black_box(checksum);
-    (FLOATS * 4) as f64 / best
+    (floats * 4 * passes) as f64 / best
 }
 
 /// Eight independent lanes, so the adds never wait on each other.

@@ -82,23 +82,32 @@ pub fn run(a: BenchInferArgs) -> Result<()> {
         }
         None => None,
     };
-    eprintln!("measuring memory bandwidth and GEMM rate…");
-    let (bandwidth, gemm) = (floor::memory_bandwidth(), floor::gemm_rate());
-
     // Bytes the kernels read per call and the multiply-adds they do per example.
     let sparse_bytes: usize = model
         .layers
         .iter()
         .map(|l| l.weights().nnz() * 8 + (l.weights().rows + 1) * 4 + l.bias().len() * 4)
         .sum();
-    let dense_params = dense_parameters(&model)?;
-    let floor_of = |bytes: usize, macs: usize| Speed {
-        batch1_latency_us: (bytes as f64 / bandwidth).max(2.0 * macs as f64 / gemm) * 1e6,
-        batch64_samples_per_s: 64.0 / (bytes as f64 / bandwidth).max(128.0 * macs as f64 / gemm),
-        batch256_samples_per_s: 256.0 / (bytes as f64 / bandwidth).max(512.0 * macs as f64 / gemm),
+    let (dense_params, dense_macs) = dense_parameters(&model)?;
+    let dense_bytes = dense_params * 4;
+    eprintln!("measuring memory bandwidth and GEMM rate…");
+    let dram = floor::read_bandwidth(256 << 20);
+    let (sparse_bw, dense_bw) = (
+        floor::read_bandwidth(sparse_bytes),
+        floor::read_bandwidth(dense_bytes),
+    );
+    let gemm = floor::gemm_rate();
+    let floor_of = |bytes: usize, bandwidth: f64, macs: usize| {
+        let per_call =
+            |batch: f64| (bytes as f64 / bandwidth).max(2.0 * batch * macs as f64 / gemm);
+        Speed {
+            batch1_latency_us: per_call(1.0) * 1e6,
+            batch64_samples_per_s: 64.0 / per_call(64.0),
+            batch256_samples_per_s: 256.0 / per_call(256.0),
+        }
     };
-    let sparse_floor = floor_of(sparse_bytes, model.nnz());
-    let dense_floor = floor_of(dense_params.0 * 4, dense_params.1);
+    let sparse_floor = floor_of(sparse_bytes, sparse_bw, model.nnz());
+    let dense_floor = floor_of(dense_bytes, dense_bw, dense_macs);
 
     if a.json {
         println!(
@@ -113,7 +122,11 @@ pub fn run(a: BenchInferArgs) -> Result<()> {
                 "dense": dense,
                 "torch": torch,
                 "floor": {
-                    "memory_bandwidth_gb_s": bandwidth / 1e9,
+                    "memory_bandwidth_gb_s": dram / 1e9,
+                    "sparse_weights_bytes": sparse_bytes,
+                    "sparse_read_gb_s": sparse_bw / 1e9,
+                    "dense_weights_bytes": dense_bytes,
+                    "dense_read_gb_s": dense_bw / 1e9,
                     "gemm_gflop_s": gemm / 1e9,
                     "sparse": sparse_floor,
                     "dense": dense_floor,
@@ -123,11 +136,11 @@ pub fn run(a: BenchInferArgs) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{} ({}, {} live weights of {}; {} threads{})",
+        "{} ({}, {} live weights; dense: {} parameters; {} threads{})",
         a.model.display(),
         model.source,
         model.nnz(),
-        dense_params.1,
+        dense_params,
         engine.threads(),
         if engine.simd() { ", AVX2/FMA" } else { "" }
     );
@@ -154,8 +167,12 @@ pub fn run(a: BenchInferArgs) -> Result<()> {
     row("floor, sparse", &sparse_floor);
     row("floor, dense", &dense_floor);
     println!(
-        "floor = max(weight bytes / {:.1} GB/s memory bandwidth, FLOPs / {:.1} GFLOP/s GEMM rate), both measured now",
-        bandwidth / 1e9,
+        "floor = max(weight bytes / read bandwidth at that size, FLOPs / GEMM rate), measured now: \
+         sparse {sparse_bytes} B at {:.1} GB/s, dense {dense_bytes} B at {:.1} GB/s \
+         (DRAM {:.1} GB/s), GEMM {:.1} GFLOP/s",
+        sparse_bw / 1e9,
+        dense_bw / 1e9,
+        dram / 1e9,
         gemm / 1e9
     );
     Ok(())

@@ -257,6 +257,7 @@ impl Experiment {
             &self.dir,
             &[(self.dir.display().to_string(), summary.clone())],
         )?;
+        crate::report::learning_curves(&self.dir, &summary)?;
         Ok(summary)
     }
 

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use crate::error::Result;
 use crate::experiment::{LevelSummary, Summary};
-use crate::files::write_atomic;
+use crate::files::{read_jsonl, write_atomic};
 
 /// The header and one row per level, as printed live and by `lottery report`.
 pub fn table_header(variants: &[String]) -> String {
@@ -107,6 +107,7 @@ pub fn plot_dir(dir: &Path, runs: &[(String, Summary)]) -> Result<()> {
         "Test accuracy at the end of training",
         "weights remaining (%)",
         "test accuracy (%)",
+        svg::XAxis::Remaining,
         &acc,
     );
     write_atomic(&plots.join("accuracy.svg"), a.as_bytes())?;
@@ -114,7 +115,86 @@ pub fn plot_dir(dir: &Path, runs: &[(String, Summary)]) -> Result<()> {
         "Early-stopping iteration (minimum validation loss)",
         "weights remaining (%)",
         "iteration",
+        svg::XAxis::Remaining,
         &stop,
     );
     write_atomic(&plots.join("early_stop.svg"), e.as_bytes())
+}
+
+/// Levels whose learning curves are drawn: the dense one and those nearest the LTH paper's
+/// Figure 3 points (51.3%, 21.1%, 7.0%, 3.6% of weights remaining) that the run reached.
+pub fn curve_levels(summary: &Summary) -> Vec<usize> {
+    let mut chosen = Vec::new();
+    for target in [1.0, 0.513, 0.211, 0.07, 0.036] {
+        let nearest = summary.levels.iter().min_by(|a, b| {
+            let d = |r: f64| (r.ln() - f64::ln(target)).abs();
+            d(a.remaining).total_cmp(&d(b.remaining))
+        });
+        if let Some(l) = nearest
+            && (l.remaining.ln() - f64::ln(target)).abs() < 0.25
+            && !chosen.contains(&l.level)
+        {
+            chosen.push(l.level);
+        }
+    }
+    chosen
+}
+
+/// Writes `DIR/plots/learning_curves.svg`: test accuracy over training for the ticket at
+/// [`curve_levels`], and each control at the sparsest of them. Replicated runs draw replicate 0.
+pub fn learning_curves(dir: &Path, summary: &Summary) -> Result<()> {
+    let root = if dir.join("replicate_0").is_dir() {
+        dir.join("replicate_0")
+    } else {
+        dir.to_path_buf()
+    };
+    let levels = curve_levels(summary);
+    let mut wanted: Vec<(usize, String)> = levels.iter().map(|&l| (l, "ticket".into())).collect();
+    if let Some(&sparsest) = levels.last() {
+        for v in variants(summary).into_iter().filter(|v| v != "ticket") {
+            wanted.push((sparsest, v));
+        }
+    }
+    let mut series = Vec::new();
+    for (level, variant) in wanted {
+        let path = root
+            .join(format!("level_{level}"))
+            .join(&variant)
+            .join("metrics.jsonl");
+        if !path.is_file() {
+            continue;
+        }
+        let records: Vec<crate::train::EvalRecord> = read_jsonl(&path)?;
+        let remaining = summary
+            .levels
+            .iter()
+            .find(|l| l.level == level)
+            .map_or(f64::NAN, |l| l.remaining * 100.0);
+        series.push(svg::Series {
+            name: format!("{variant} {remaining:.1}%"),
+            points: records
+                .iter()
+                .map(|r| {
+                    let y = r.test_accuracy * 100.0;
+                    svg::Point {
+                        x: r.iteration as f64,
+                        y,
+                        lo: y,
+                        hi: y,
+                    }
+                })
+                .collect(),
+        });
+    }
+    let chart = svg::line_chart(
+        "Test accuracy during training, selected levels",
+        "training iteration",
+        "test accuracy (%)",
+        svg::XAxis::Iterations,
+        &series,
+    );
+    write_atomic(
+        &dir.join("plots").join("learning_curves.svg"),
+        chart.as_bytes(),
+    )
 }

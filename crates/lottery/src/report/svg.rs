@@ -1,4 +1,5 @@
-//! A small SVG line chart with a logarithmic x axis (weights remaining) and error bars.
+//! A small SVG line chart: weights remaining on a reversed log axis with error bars, or
+//! training iterations on a linear one.
 
 use std::fmt::Write;
 
@@ -15,12 +16,27 @@ pub struct Series {
     pub points: Vec<Point>,
 }
 
+/// What the x axis shows.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum XAxis {
+    /// Percent of weights remaining: log-scaled and reversed (100% on the left), as in the papers;
+    /// points are marked.
+    Remaining,
+    /// Training iterations from 0, linear; lines only (curves have many points).
+    Iterations,
+}
+
 const COLOURS: [&str; 8] = [
     "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
 ];
 
-/// Renders the series; the x axis is log-scaled and reversed (100% on the left), as in the papers.
-pub fn line_chart(title: &str, xlabel: &str, ylabel: &str, series: &[Series]) -> String {
+pub fn line_chart(
+    title: &str,
+    xlabel: &str,
+    ylabel: &str,
+    axis: XAxis,
+    series: &[Series],
+) -> String {
     let (w, h, left, right, top, bottom) = (720.0, 440.0, 70.0, 170.0, 40.0, 50.0);
     let pts = series.iter().flat_map(|s| &s.points);
     let xmin = pts
@@ -41,7 +57,10 @@ pub fn line_chart(title: &str, xlabel: &str, ylabel: &str, series: &[Series]) ->
     let pad = ((ymax - ymin) * 0.08).max(1e-6);
     let (ymin, ymax) = (ymin - pad, ymax + pad);
     let (pw, ph) = (w - left - right, h - top - bottom);
-    let sx = |x: f64| left + (xmax.ln() - x.max(xmin).ln()) / (xmax.ln() - xmin.ln()) * pw;
+    let sx = |x: f64| match axis {
+        XAxis::Remaining => left + (xmax.ln() - x.max(xmin).ln()) / (xmax.ln() - xmin.ln()) * pw,
+        XAxis::Iterations => left + x / xmax * pw,
+    };
     let sy = |y: f64| top + (ymax - y) / (ymax - ymin) * ph;
 
     let mut s = String::new();
@@ -60,21 +79,31 @@ pub fn line_chart(title: &str, xlabel: &str, ylabel: &str, series: &[Series]) ->
         s,
         r##"<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#444"/>"##
     );
-    // x ticks at 100, 50, 20, 10, 5, 2, 1, 0.5 … within range.
-    for &t in &[100.0, 51.2, 26.2, 13.4, 6.9, 3.5, 1.8, 0.9, 0.5, 0.2, 0.1] {
-        if t <= xmax * 1.0001 && t >= xmin * 0.9999 {
-            let x = sx(t);
-            let _ = writeln!(
-                s,
-                r##"<line x1="{x:.1}" y1="{top}" x2="{x:.1}" y2="{}" stroke="#ddd"/>"##,
-                top + ph
-            );
-            let _ = writeln!(
-                s,
-                r#"<text x="{x:.1}" y="{}" text-anchor="middle">{t}</text>"#,
-                top + ph + 16.0
-            );
-        }
+    // Remaining: the papers' levels (each 20% below the last); iterations: five even steps.
+    let ticks: Vec<f64> = match axis {
+        XAxis::Remaining => [100.0, 51.2, 26.2, 13.4, 6.9, 3.5, 1.8, 0.9, 0.5, 0.2, 0.1]
+            .into_iter()
+            .filter(|&t| t <= xmax * 1.0001 && t >= xmin * 0.9999)
+            .collect(),
+        XAxis::Iterations => (0..=5).map(|i| xmax * i as f64 / 5.0).collect(),
+    };
+    for t in ticks {
+        let x = sx(t);
+        let _ = writeln!(
+            s,
+            r##"<line x1="{x:.1}" y1="{top}" x2="{x:.1}" y2="{}" stroke="#ddd"/>"##,
+            top + ph
+        );
+        let _ = writeln!(
+            s,
+            r#"<text x="{x:.1}" y="{}" text-anchor="middle">{}</text>"#,
+            top + ph + 16.0,
+            if axis == XAxis::Iterations {
+                format!("{t:.0}")
+            } else {
+                t.to_string()
+            }
+        );
     }
     for i in 0..=5 {
         let y = ymin + (ymax - ymin) * i as f64 / 5.0;
@@ -117,7 +146,7 @@ pub fn line_chart(title: &str, xlabel: &str, ylabel: &str, series: &[Series]) ->
             r#"<polyline points="{}" fill="none" stroke="{c}" stroke-width="2"/>"#,
             path.join(" ")
         );
-        for p in &se.points {
+        for p in se.points.iter().filter(|_| axis == XAxis::Remaining) {
             let _ = writeln!(
                 s,
                 r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{c}"/>"#,
@@ -177,6 +206,7 @@ mod tests {
             "a<b",
             "x",
             "y",
+            XAxis::Remaining,
             &[Series {
                 name: "ticket".into(),
                 points: vec![
