@@ -1,35 +1,28 @@
 //! `lottery compact`: a ticket → a `.lsm` file that holds only what computes.
 
-use std::path::PathBuf;
-
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Args;
 use lottery_sparse::{Encoding, format};
 
+use crate::args::OutputArgs;
 use crate::ticket::{self, SourceArgs};
 
 #[derive(Args, Debug)]
 pub struct CompactArgs {
     #[command(flatten)]
     pub source: SourceArgs,
-    /// The compact model file to write.
-    #[arg(short, long)]
-    pub output: PathBuf,
-    /// Replace the output file if it exists.
-    #[arg(long)]
-    pub force: bool,
+    #[command(flatten)]
+    pub out: OutputArgs,
 }
 
 pub fn run(a: CompactArgs) -> Result<()> {
-    if a.output.exists() && !a.force {
-        bail!("{} exists; pass --force to replace it", a.output.display());
-    }
+    a.out.check()?;
     let t = ticket::load(&a.source)?;
     let (input, _) = t.shape();
     let (model, report) = lottery::deploy::compact(&t.net, t.mask.as_ref(), &t.model, input)
         .with_context(|| format!("compacting {}", t.weights.display()))?;
-    format::save(&model, &a.output)
-        .with_context(|| format!("cannot write {}", a.output.display()))?;
+    format::save(&model, &a.out.output)
+        .with_context(|| format!("cannot write {}", a.out.output.display()))?;
 
     println!(
         "{:<18} {:>15} {:>7} {:>8} {:>16} {:>8} {:>10}",
@@ -52,13 +45,13 @@ pub fn run(a: CompactArgs) -> Result<()> {
     }
     let params: usize = t.net.state_dict().values().map(|t| t.len()).sum();
     let dense_bytes = params * 4;
-    let file_bytes = std::fs::metadata(&a.output)
-        .with_context(|| format!("cannot stat {}", a.output.display()))?
+    let file_bytes = std::fs::metadata(&a.out.output)
+        .with_context(|| format!("cannot stat {}", a.out.output.display()))?
         .len() as usize;
     println!(
         "dense float32 parameters {} bytes → {} {} bytes ({:.1}× smaller)",
         dense_bytes,
-        a.output.display(),
+        a.out.output.display(),
         file_bytes,
         dense_bytes as f64 / file_bytes as f64
     );
