@@ -3,7 +3,7 @@ ticket's weights when given (a `lottery export` file, loaded with strict names, 
 shows PyTorch loads our export as it is).
 
 Prints one JSON object: {"batch1_latency_us", "batch64_samples_per_s", "batch256_samples_per_s",
-"torch", "threads"} (medians).
+"gemm_gflop_s", "torch", "threads"} (medians; the GEMM is 1024³ f32).
 """
 import argparse
 import json
@@ -106,6 +106,9 @@ def main():
             model.load_state_dict(state, strict=True)
     torch.manual_seed(0)
     out = {"torch": torch.__version__, "threads": torch.get_num_threads()}
+    # PyTorch's own GEMM rate, so `lottery bench infer` can take the best GEMM on the machine.
+    a_, b_ = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    out["gemm_gflop_s"] = 2 * 1024**3 / per_call(lambda _: torch.mm(a_, b_), None, 20, 1) / 1e9
     out["batch1_latency_us"] = per_call(model, torch.randn(1, *shape), a.calls, 20) * 1e6
     for b in (64, 256):
         s = per_call(model, torch.randn(b, *shape), max(20, a.calls * 4 // b), 2)

@@ -50,6 +50,14 @@ pub struct Speed {
     pub batch256_samples_per_s: f64,
 }
 
+/// What bench/torch_infer.py reports: its speed, and PyTorch's own GEMM rate.
+#[derive(Debug, Deserialize)]
+struct TorchReport {
+    #[serde(flatten)]
+    speed: Speed,
+    gemm_gflop_s: f64,
+}
+
 pub fn run(a: BenchInferArgs) -> Result<()> {
     if a.calls < 20 {
         bail!("invalid --calls: at least 20 are needed for a median");
@@ -96,7 +104,12 @@ pub fn run(a: BenchInferArgs) -> Result<()> {
         floor::read_bandwidth(sparse_bytes),
         floor::read_bandwidth(dense_bytes),
     );
-    let gemm = floor::gemm_rate();
+    // The best dense matrix product this machine runs, burn's or PyTorch's.
+    let gemm = torch
+        .as_ref()
+        .map_or(0.0, |t| t.gemm_gflop_s * 1e9)
+        .max(floor::gemm_rate());
+    let torch = torch.map(|t| t.speed);
     let floor_of = |bytes: usize, bandwidth: f64, macs: usize| {
         let per_call =
             |batch: f64| (bytes as f64 / bandwidth).max(2.0 * batch * macs as f64 / gemm);
@@ -106,7 +119,16 @@ pub fn run(a: BenchInferArgs) -> Result<()> {
             batch256_samples_per_s: 256.0 / per_call(256.0),
         }
     };
-    let sparse_floor = floor_of(sparse_bytes, sparse_bw, model.nnz());
+    // A conv weight multiplies once per output position (same padding: the input's size).
+    let sparse_macs: usize = model
+        .layers
+        .iter()
+        .map(|l| match l {
+            lottery_sparse::Layer::Conv(c) => c.weights.nnz() * c.height * c.width,
+            lottery_sparse::Layer::Linear(l) => l.weights.nnz(),
+        })
+        .sum();
+    let sparse_floor = floor_of(sparse_bytes, sparse_bw, sparse_macs);
     let dense_floor = floor_of(dense_bytes, dense_bw, dense_macs);
 
     if a.json {
@@ -280,7 +302,7 @@ fn time_torch(
     model: &CompactModel,
     weights: Option<&Path>,
     calls: usize,
-) -> Result<Speed> {
+) -> Result<TorchReport> {
     let script = [
         "bench/torch_infer.py",
         concat!(env!("CARGO_MANIFEST_DIR"), "/../../bench/torch_infer.py"),
