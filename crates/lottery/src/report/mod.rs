@@ -1,5 +1,7 @@
 //! Reading experiments back: the level table and the plots.
 
+pub mod chart;
+pub mod png;
 pub mod svg;
 
 use std::fmt::Write;
@@ -8,6 +10,7 @@ use std::path::Path;
 use crate::error::Result;
 use crate::experiment::{LevelSummary, Summary};
 use crate::files::{read_jsonl, write_atomic};
+use chart::{Chart, Point, Series, XAxis};
 
 /// The header and one row per level, as printed live and by `lottery report`.
 pub fn table_header(variants: &[String]) -> String {
@@ -65,7 +68,8 @@ pub fn variants(summary: &Summary) -> Vec<String> {
     v
 }
 
-/// Writes `DIR/plots/accuracy.svg` and `DIR/plots/early_stop.svg` for one or more runs.
+/// Writes `DIR/plots/accuracy.{svg,png}` and `DIR/plots/early_stop.{svg,png}` for one or more
+/// runs.
 pub fn plot_dir(dir: &Path, runs: &[(String, Summary)]) -> Result<()> {
     let plots = dir.join("plots");
     let mut acc = Vec::new();
@@ -77,17 +81,17 @@ pub fn plot_dir(dir: &Path, runs: &[(String, Summary)]) -> Result<()> {
             } else {
                 v.clone()
             };
-            let pts = |f: &dyn Fn(&crate::experiment::VariantResult) -> Option<(f64, f64, f64)>| -> Vec<svg::Point> {
+            let pts = |f: &dyn Fn(&crate::experiment::VariantResult) -> Option<(f64, f64, f64)>| -> Vec<Point> {
                 s.levels
                     .iter()
                     .filter_map(|l| {
                         let r = l.variants.get(&v)?;
                         let (y, lo, hi) = f(r)?;
-                        Some(svg::Point { x: l.remaining * 100.0, y, lo, hi })
+                        Some(Point { x: l.remaining * 100.0, y, lo, hi })
                     })
                     .collect()
             };
-            acc.push(svg::Series {
+            acc.push(Series {
                 name: name.clone(),
                 points: pts(&|r| {
                     Some((
@@ -97,28 +101,32 @@ pub fn plot_dir(dir: &Path, runs: &[(String, Summary)]) -> Result<()> {
                     ))
                 }),
             });
-            stop.push(svg::Series {
+            stop.push(Series {
                 name,
                 points: pts(&|r| r.best_val_iteration.map(|i| (i as f64, i as f64, i as f64))),
             });
         }
     }
-    let a = svg::line_chart(
-        "Test accuracy at the end of training",
-        "weights remaining (%)",
-        "test accuracy (%)",
-        svg::XAxis::Remaining,
-        &acc,
-    );
-    write_atomic(&plots.join("accuracy.svg"), a.as_bytes())?;
-    let e = svg::line_chart(
-        "Early-stopping iteration (minimum validation loss)",
-        "weights remaining (%)",
-        "iteration",
-        svg::XAxis::Remaining,
-        &stop,
-    );
-    write_atomic(&plots.join("early_stop.svg"), e.as_bytes())
+    save(
+        &plots.join("accuracy"),
+        &Chart {
+            title: "Test accuracy at the end of training",
+            xlabel: "weights remaining (%)",
+            ylabel: "test accuracy (%)",
+            axis: XAxis::Remaining,
+            series: &acc,
+        },
+    )?;
+    save(
+        &plots.join("early_stop"),
+        &Chart {
+            title: "Early-stopping iteration (minimum validation loss)",
+            xlabel: "weights remaining (%)",
+            ylabel: "iteration",
+            axis: XAxis::Remaining,
+            series: &stop,
+        },
+    )
 }
 
 /// Levels whose learning curves are drawn: the dense one and those nearest the LTH paper's
@@ -140,7 +148,7 @@ pub fn curve_levels(summary: &Summary) -> Vec<usize> {
     chosen
 }
 
-/// Writes `DIR/plots/learning_curves.svg`: test accuracy over training for the ticket at
+/// Writes `DIR/plots/learning_curves.{svg,png}`: test accuracy over training for the ticket at
 /// [`curve_levels`], and each control at the sparsest of them. Replicated runs draw replicate 0.
 pub fn learning_curves(dir: &Path, summary: &Summary) -> Result<()> {
     let root = if dir.join("replicate_0").is_dir() {
@@ -170,13 +178,13 @@ pub fn learning_curves(dir: &Path, summary: &Summary) -> Result<()> {
             .iter()
             .find(|l| l.level == level)
             .map_or(f64::NAN, |l| l.remaining * 100.0);
-        series.push(svg::Series {
+        series.push(Series {
             name: format!("{variant} {remaining:.1}%"),
             points: records
                 .iter()
                 .map(|r| {
                     let y = r.test_accuracy * 100.0;
-                    svg::Point {
+                    Point {
                         x: r.iteration as f64,
                         y,
                         lo: y,
@@ -186,15 +194,20 @@ pub fn learning_curves(dir: &Path, summary: &Summary) -> Result<()> {
                 .collect(),
         });
     }
-    let chart = svg::line_chart(
-        "Test accuracy during training, selected levels",
-        "training iteration",
-        "test accuracy (%)",
-        svg::XAxis::Iterations,
-        &series,
-    );
-    write_atomic(
-        &dir.join("plots").join("learning_curves.svg"),
-        chart.as_bytes(),
+    save(
+        &dir.join("plots").join("learning_curves"),
+        &Chart {
+            title: "Test accuracy during training",
+            xlabel: "training iteration",
+            ylabel: "test accuracy (%)",
+            axis: XAxis::Iterations,
+            series: &series,
+        },
     )
+}
+
+/// Writes `stem.svg` and `stem.png`.
+fn save(stem: &Path, chart: &Chart<'_>) -> Result<()> {
+    write_atomic(&stem.with_extension("svg"), svg::render(chart).as_bytes())?;
+    write_atomic(&stem.with_extension("png"), &png::render(chart))
 }

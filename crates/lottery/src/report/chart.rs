@@ -1,0 +1,184 @@
+//! A line chart, laid out once and drawn on any [`Canvas`]: SVG for browsers and papers, PNG
+//! for places that show no SVG. Weights remaining on a reversed log axis with error bars, or
+//! training iterations on a linear one.
+
+/// A colour, 8 bits a channel.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rgb(pub u8, pub u8, pub u8);
+
+pub const BLACK: Rgb = Rgb(0, 0, 0);
+pub const WHITE: Rgb = Rgb(255, 255, 255);
+const FRAME: Rgb = Rgb(0x44, 0x44, 0x44);
+const GRID_X: Rgb = Rgb(0xdd, 0xdd, 0xdd);
+const GRID_Y: Rgb = Rgb(0xee, 0xee, 0xee);
+const COLOURS: [Rgb; 8] = [
+    Rgb(0x1f, 0x77, 0xb4),
+    Rgb(0xd6, 0x27, 0x28),
+    Rgb(0x2c, 0xa0, 0x2c),
+    Rgb(0xff, 0x7f, 0x0e),
+    Rgb(0x94, 0x67, 0xbd),
+    Rgb(0x8c, 0x56, 0x4b),
+    Rgb(0xe3, 0x77, 0xc2),
+    Rgb(0x7f, 0x7f, 0x7f),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Anchor {
+    Start,
+    Middle,
+    End,
+}
+
+/// What a chart needs from a drawing surface; coordinates in pixels from the top left.
+pub trait Canvas {
+    fn rect(&mut self, x: f64, y: f64, w: f64, h: f64, fill: Option<Rgb>, stroke: Option<Rgb>);
+    fn line(&mut self, from: (f64, f64), to: (f64, f64), colour: Rgb, width: f64);
+    fn polyline(&mut self, points: &[(f64, f64)], colour: Rgb, width: f64);
+    fn dot(&mut self, centre: (f64, f64), radius: f64, colour: Rgb);
+    /// `vertical` text reads bottom to top, anchored at (x, y).
+    fn text(&mut self, at: (f64, f64), text: &str, anchor: Anchor, size: f64, vertical: bool);
+}
+
+pub struct Point {
+    pub x: f64,
+    pub y: f64,
+    /// Error bar ends (equal to `y` for none).
+    pub lo: f64,
+    pub hi: f64,
+}
+
+pub struct Series {
+    pub name: String,
+    pub points: Vec<Point>,
+}
+
+/// What the x axis shows.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum XAxis {
+    /// Percent of weights remaining: log-scaled and reversed (100% on the left), as in the papers;
+    /// points are marked.
+    Remaining,
+    /// Training iterations from 0, linear; lines only (curves have many points).
+    Iterations,
+}
+
+pub struct Chart<'a> {
+    pub title: &'a str,
+    pub xlabel: &'a str,
+    pub ylabel: &'a str,
+    pub axis: XAxis,
+    pub series: &'a [Series],
+}
+
+pub const WIDTH: f64 = 720.0;
+pub const HEIGHT: f64 = 440.0;
+
+impl Chart<'_> {
+    pub fn draw(&self, c: &mut dyn Canvas) {
+        let (w, h, left, right, top, bottom) = (WIDTH, HEIGHT, 70.0, 170.0, 40.0, 50.0);
+        let pts = self.series.iter().flat_map(|s| &s.points);
+        let xmin = pts
+            .clone()
+            .map(|p| p.x)
+            .fold(f64::INFINITY, f64::min)
+            .max(1e-3);
+        let xmax = pts
+            .clone()
+            .map(|p| p.x)
+            .fold(0.0, f64::max)
+            .max(xmin * 1.01);
+        let mut ymin = pts.clone().map(|p| p.lo).fold(f64::INFINITY, f64::min);
+        let mut ymax = pts.map(|p| p.hi).fold(f64::NEG_INFINITY, f64::max);
+        if !ymin.is_finite() {
+            (ymin, ymax) = (0.0, 1.0);
+        }
+        let pad = ((ymax - ymin) * 0.08).max(1e-6);
+        let (ymin, ymax) = (ymin - pad, ymax + pad);
+        let (pw, ph) = (w - left - right, h - top - bottom);
+        let axis = self.axis;
+        let sx = |x: f64| match axis {
+            XAxis::Remaining => {
+                left + (xmax.ln() - x.max(xmin).ln()) / (xmax.ln() - xmin.ln()) * pw
+            }
+            XAxis::Iterations => left + x / xmax * pw,
+        };
+        let sy = |y: f64| top + (ymax - y) / (ymax - ymin) * ph;
+
+        c.rect(0.0, 0.0, w, h, Some(WHITE), None);
+        c.text(
+            (left + pw / 2.0, 22.0),
+            self.title,
+            Anchor::Middle,
+            14.0,
+            false,
+        );
+        // Remaining: the papers' levels (each 20% below the last); iterations: five even steps.
+        let ticks: Vec<f64> = match axis {
+            XAxis::Remaining => [100.0, 51.2, 26.2, 13.4, 6.9, 3.5, 1.8, 0.9, 0.5, 0.2, 0.1]
+                .into_iter()
+                .filter(|&t| t <= xmax * 1.0001 && t >= xmin * 0.9999)
+                .collect(),
+            XAxis::Iterations => (0..=5).map(|i| xmax * i as f64 / 5.0).collect(),
+        };
+        for t in ticks {
+            let x = sx(t);
+            c.line((x, top), (x, top + ph), GRID_X, 1.0);
+            let label = match axis {
+                XAxis::Iterations => format!("{t:.0}"),
+                XAxis::Remaining => t.to_string(),
+            };
+            c.text((x, top + ph + 16.0), &label, Anchor::Middle, 12.0, false);
+        }
+        for i in 0..=5 {
+            let y = ymin + (ymax - ymin) * i as f64 / 5.0;
+            let py = sy(y);
+            c.line((left, py), (left + pw, py), GRID_Y, 1.0);
+            c.text((left - 6.0, py + 4.0), &fmt(y), Anchor::End, 12.0, false);
+        }
+        c.rect(left, top, pw, ph, None, Some(FRAME));
+        c.text(
+            (left + pw / 2.0, h - 10.0),
+            self.xlabel,
+            Anchor::Middle,
+            12.0,
+            false,
+        );
+        c.text(
+            (16.0, top + ph / 2.0),
+            self.ylabel,
+            Anchor::Middle,
+            12.0,
+            true,
+        );
+        for (i, se) in self.series.iter().enumerate() {
+            let colour = COLOURS[i % COLOURS.len()];
+            let path: Vec<(f64, f64)> = se.points.iter().map(|p| (sx(p.x), sy(p.y))).collect();
+            c.polyline(&path, colour, 2.0);
+            if axis == XAxis::Remaining {
+                for p in &se.points {
+                    c.dot((sx(p.x), sy(p.y)), 3.0, colour);
+                    if p.hi > p.lo {
+                        c.line((sx(p.x), sy(p.lo)), (sx(p.x), sy(p.hi)), colour, 1.0);
+                    }
+                }
+            }
+            let ly = top + 10.0 + i as f64 * 18.0;
+            c.line((w - right + 12.0, ly), (w - right + 32.0, ly), colour, 2.0);
+            c.text(
+                (w - right + 38.0, ly + 4.0),
+                &se.name,
+                Anchor::Start,
+                12.0,
+                false,
+            );
+        }
+    }
+}
+
+fn fmt(y: f64) -> String {
+    if y.abs() >= 100.0 {
+        format!("{y:.0}")
+    } else {
+        format!("{y:.2}")
+    }
+}
