@@ -81,6 +81,9 @@ impl Engine {
         let (n_in, n_out) = (self.model.input_len(), self.model.classes());
         assert_eq!(x.len(), batch * n_in, "input is not batch × {n_in}");
         assert_eq!(out.len(), batch * n_out, "output is not batch × {n_out}");
+        if batch == 0 {
+            return;
+        }
         let threads = self.threads.min(batch / MIN_PER_THREAD).max(1);
         if threads == 1 {
             return self.run(x, batch, out, scratch);
@@ -126,8 +129,8 @@ fn run_avx2(e: &Engine, x: &[f32], nb: usize, out: &mut [f32], s: &mut Scratch) 
 }
 
 /// The whole network on `nb` examples. Convolutions run example by example and leave flat
-/// `[example][feature]` rows; the first linear layer gathers those into feature-major order,
-/// where the rest stay until the logits are transposed back.
+/// `[example][feature]` rows; those are transposed into feature-major order for the linear
+/// layers, where activations stay until the logits are transposed back.
 #[inline(always)]
 fn run_generic<const FMA: bool>(
     e: &Engine,
