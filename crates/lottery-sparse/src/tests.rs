@@ -204,7 +204,12 @@ fn compaction_removes_dead_units_and_keeps_the_function() {
     assert_eq!(report[2].units_after, 4, "logits are never removed");
     assert!(!model.layers[0].kept().contains(&0));
     assert!(!model.layers[0].kept().contains(&2));
-    assert!(Engine::new(model.clone()).unwrap().forward(&[], 0).is_empty());
+    assert!(
+        Engine::new(model.clone())
+            .unwrap()
+            .forward(&[], 0)
+            .is_empty()
+    );
     for batch in [1, 3, 64, 70, 130] {
         let x = inputs(batch, 20, batch as u64);
         let want: Vec<f32> = x.chunks(20).flat_map(|e| reference(&dense, e)).collect();

@@ -349,9 +349,9 @@ impl Experiment {
             let net = fresh(seed)?
                 .load_state_dict(&start)
                 .map_err(|m| Error::config("rewind", m))?;
-            let (ticket, ticket_weights, _) =
-                self.variant(dir, level, "ticket", r, net, &mask, &cfg, data, None, obs)?;
-            results.insert("ticket".to_string(), ticket);
+            // The controls' networks and masks, built here; each trains on its own thread
+            // beside the ticket (a LeNet step keeps one core busy), without a progress display.
+            let mut jobs = Vec::new();
             for control in &c.controls {
                 let (net, m) = match control {
                     // Another seed's initialisation, far from the replicate seeds.
@@ -366,19 +366,53 @@ impl Experiment {
                         prune::random_like(&mask, seed ^ 0xa11 ^ (level as u64) << 20),
                     ),
                 };
-                let (res, _, _) = self.variant(
-                    dir,
-                    level,
-                    control.name(),
-                    r,
-                    net,
-                    &m,
-                    &cfg,
-                    data,
-                    None,
-                    obs,
-                )?;
-                results.insert(control.name().to_string(), res);
+                let resumed = dir
+                    .join(format!("level_{level}"))
+                    .join(control.name())
+                    .join("result.json")
+                    .exists();
+                jobs.push((control.name(), net, m, resumed));
+            }
+            let (ticket_weights, controls) = std::thread::scope(|s| {
+                let handles: Vec<_> = jobs
+                    .into_iter()
+                    .map(|(name, net, m, resumed)| {
+                        let cfg = &cfg;
+                        let job = move || {
+                            self.variant(
+                                dir,
+                                level,
+                                name,
+                                r,
+                                net,
+                                &m,
+                                cfg,
+                                data,
+                                None,
+                                &mut train::Silent,
+                            )
+                        };
+                        (name, resumed, s.spawn(job))
+                    })
+                    .collect();
+                let ticket =
+                    self.variant(dir, level, "ticket", r, net, &mask, &cfg, data, None, obs);
+                let controls: Vec<_> = handles
+                    .into_iter()
+                    .map(|(name, resumed, h)| {
+                        let done = h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+                        (name, resumed, done)
+                    })
+                    .collect();
+                ticket.map(|(result, weights, _)| {
+                    results.insert("ticket".to_string(), result);
+                    (weights, controls)
+                })
+            })?;
+            for (name, resumed, done) in controls {
+                let (res, _, _) = done?;
+                obs.finished(r, level, name, resumed);
+                results.insert(name.to_string(), res);
             }
             trained = ticket_weights;
             let row = level_row(level, &mask, total_params, results);
