@@ -370,7 +370,9 @@ fn parse_payload(r: &mut Reader<'_>) -> Result<CompactModel, FormatError> {
 pub fn save(model: &CompactModel, path: &Path) -> Result<(), FormatError> {
     model.check().map_err(FormatError::Invalid)?;
     let tmp = path.with_extension("lsm.tmp");
-    std::fs::write(&tmp, to_bytes(model))?;
+    let mut file = std::fs::File::create(&tmp)?;
+    std::io::Write::write_all(&mut file, &to_bytes(model))?;
+    file.sync_all()?;
     std::fs::rename(&tmp, path)?;
     Ok(())
 }
