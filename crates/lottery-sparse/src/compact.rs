@@ -55,7 +55,8 @@ pub struct LayerReport {
     pub live_weights: usize,
 }
 
-/// Per layer: which of its (original) outputs survive.
+/// Compaction's working state, per layer: weights and biases as they are being edited, which
+/// outputs survive, and how many were folded into the next layer.
 struct Work {
     w: Vec<Vec<f32>>,
     b: Vec<Vec<f32>>,
@@ -64,10 +65,9 @@ struct Work {
 }
 
 impl DenseModel {
-    /// Checks array sizes against the declared shapes: `inputs` of each layer follow from
-    /// the previous one.
+    /// Per layer: its input shape and its fan-in (columns per output), after checking the arrays
+    /// against them; each layer's input follows from the one before.
     fn shapes(&self) -> Result<Vec<([usize; 3], usize)>, String> {
-        // Per layer: input shape, and the span (columns per input unit) the next layer reads.
         let mut shape = self.input;
         let mut out = Vec::new();
         for (i, l) in self.layers.iter().enumerate() {
