@@ -448,7 +448,8 @@ impl<'a> Reader<'a> {
         Ok(self
             .words(n, what)?
             .chunks_exact(4)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .map(le_word)
+            .map(u32::from_le_bytes)
             .collect())
     }
 
@@ -456,7 +457,12 @@ impl<'a> Reader<'a> {
         Ok(self
             .words(n, what)?
             .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .map(le_word)
+            .map(f32::from_le_bytes)
             .collect())
     }
+}
+
+fn le_word(b: &[u8]) -> [u8; 4] {
+    [b[0], b[1], b[2], b[3]]
 }

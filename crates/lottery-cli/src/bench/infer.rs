@@ -217,6 +217,19 @@ fn per_call(calls: usize, block: usize, mut f: impl FnMut()) -> f64 {
     median(times)
 }
 
+/// Batch-1 latency over `calls` calls (timed in blocks of 20) and batch-64/256 throughput over
+/// proportionally fewer; `at_batch(batch, calls, block)` returns median seconds per call.
+fn speed(calls: usize, mut at_batch: impl FnMut(usize, usize, usize) -> f64) -> Speed {
+    let one = at_batch(1, calls, 20);
+    let b64 = at_batch(64, (calls * 4 / 64).max(20), 2);
+    let b256 = at_batch(256, (calls * 4 / 256).max(20), 2);
+    Speed {
+        batch1_latency_us: one * 1e6,
+        batch64_samples_per_s: 64.0 / b64,
+        batch256_samples_per_s: 256.0 / b256,
+    }
+}
+
 fn time_sparse(engine: &Engine, inputs: &[f32], calls: usize) -> Speed {
     let (n_in, n_out) = (engine.model().input_len(), engine.model().classes());
     let mut scratch = Scratch::default();
@@ -227,14 +240,7 @@ fn time_sparse(engine: &Engine, inputs: &[f32], calls: usize) -> Speed {
             std::hint::black_box(&out);
         })
     };
-    let one = at_batch(1, calls, 20);
-    let b64 = at_batch(64, (calls * 4 / 64).max(20), 2);
-    let b256 = at_batch(256, (calls * 4 / 256).max(20), 2);
-    Speed {
-        batch1_latency_us: one * 1e6,
-        batch64_samples_per_s: 64.0 / b64,
-        batch256_samples_per_s: 256.0 / b256,
-    }
+    speed(calls, at_batch)
 }
 
 /// The dense architecture the model was compacted from, in burn on the CPU. Its weights are a
@@ -258,14 +264,7 @@ fn time_dense(model: &CompactModel, inputs: &[f32], calls: usize) -> Result<Spee
             std::hint::black_box(net.forward(x).into_data());
         })
     };
-    let one = at_batch(1, calls, 20);
-    let b64 = at_batch(64, (calls * 4 / 64).max(20), 2);
-    let b256 = at_batch(256, (calls * 4 / 256).max(20), 2);
-    Ok(Speed {
-        batch1_latency_us: one * 1e6,
-        batch64_samples_per_s: 64.0 / b64,
-        batch256_samples_per_s: 256.0 / b256,
-    })
+    Ok(speed(calls, at_batch))
 }
 
 /// Parameters and multiply-adds per example of the dense network.
