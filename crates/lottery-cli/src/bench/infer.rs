@@ -234,7 +234,7 @@ fn time_sparse(engine: &Engine, inputs: &[f32], calls: usize) -> Speed {
     let (n_in, n_out) = (engine.model().input_len(), engine.model().classes());
     let mut scratch = Scratch::default();
     let mut out = vec![0.0; 256 * n_out];
-    let mut at_batch = |b: usize, calls: usize, block: usize| {
+    let at_batch = |b: usize, calls: usize, block: usize| {
         per_call(calls, block, || {
             engine.forward_into(&inputs[..b * n_in], b, &mut out[..b * n_out], &mut scratch);
             std::hint::black_box(&out);
