@@ -105,7 +105,7 @@ pub fn run(a: InferArgs) -> Result<()> {
             .net
             .load_state_dict(&dict)
             .map_err(|m| anyhow::anyhow!("{m}"))?;
-        let dense = lottery::deploy::logits(&net, test);
+        let dense = net.logits(test);
         let mut worst = 0.0f32;
         let mut same = 0;
         for (s, d) in logits.chunks(classes).zip(dense.chunks(classes)) {

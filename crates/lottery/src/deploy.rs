@@ -1,10 +1,8 @@
 //! From a trained, masked network to the deployable form of `lottery-sparse`: the bridge between
 //! the training stack and the crate that ships without it.
 
-use burn::tensor::{Tensor, TensorData};
 use lottery_sparse::{CompactModel, DenseKind, DenseLayer, DenseModel, LayerReport};
 
-use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::masks::MaskSet;
 use crate::models::Network;
@@ -101,34 +99,4 @@ pub fn compact(
 ) -> Result<(CompactModel, Vec<LayerReport>)> {
     let dense = dense_model(net, mask, source, input)?;
     lottery_sparse::compact(&dense).map_err(|m| Error::config("model", m))
-}
-
-/// The dense network's logits on every example of `set`, `[example][class]`: the reference a
-/// compact model is checked against.
-pub fn logits(net: &Network, set: &Dataset) -> Vec<f32> {
-    const BATCH: usize = 1000;
-    let device = burn::module::Module::devices(net)
-        .into_iter()
-        .next()
-        .unwrap_or_default();
-    let [c, h, w] = set.shape;
-    let per = set.example_len();
-    let mut out = Vec::with_capacity(set.len() * set.classes);
-    for start in (0..set.len()).step_by(BATCH) {
-        let b = (set.len() - start).min(BATCH);
-        let x = Tensor::<4>::from_data(
-            TensorData::new(
-                set.images[start * per..(start + b) * per].to_vec(),
-                [b, c, h, w],
-            ),
-            &device,
-        );
-        out.extend(
-            net.forward(x)
-                .into_data()
-                .try_into_vec::<f32>()
-                .expect("f32 logits"),
-        );
-    }
-    out
 }

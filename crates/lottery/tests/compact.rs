@@ -80,7 +80,7 @@ fn a_lenet_ticket_compacts_to_the_same_classifier_on_every_test_image() {
 
     let test = &splits.test;
     let n = test.len();
-    let dense = deploy::logits(&net, test);
+    let dense = net.logits(test);
     for threads in [1, 2] {
         let sparse = Engine::new(model.clone())
             .unwrap()
@@ -138,7 +138,7 @@ fn a_pruned_conv_net_compacts_to_the_same_function() {
         shape: splits.test.shape,
         classes: splits.test.classes,
     };
-    let dense = &deploy::logits(&net, &first);
+    let dense = &net.logits(&first);
     let sparse = Engine::new(model)
         .unwrap()
         .forward(&splits.test.images[..n * 784], n);

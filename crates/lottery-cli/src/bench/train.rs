@@ -4,13 +4,10 @@ use std::time::Instant;
 
 use anyhow::Result;
 use clap::Args;
-use lottery::data::{Dataset, DatasetKind, Splits};
-use lottery::masks::MaskSet;
 use lottery::models::{Architecture, init};
-use lottery::rng::Rng;
 use lottery::train::{Length, Trainer};
 
-use super::median;
+use super::{median, random_mask, synthetic};
 use crate::args::OptimArgs;
 
 #[derive(Args, Debug)]
@@ -50,7 +47,7 @@ pub fn run(a: BenchTrainArgs) -> Result<()> {
         None => [3, 32, 32],
     };
     let device = lottery::device::parse(&a.device)?;
-    let data = synthetic(input, a.optim.batch_size * 20);
+    let data = synthetic(input, a.optim.batch_size * 20, 10);
     let cfg = a
         .optim
         .config(Length::Iterations(a.warmup_steps + a.steps), usize::MAX, 0);
@@ -61,13 +58,7 @@ pub fn run(a: BenchTrainArgs) -> Result<()> {
         init::InitScheme::KaimingNormal,
         0,
     );
-    let mut mask = MaskSet::ones(&net, &net.prunable());
-    let mut rng = Rng::new(1);
-    for m in mask.masks.values_mut() {
-        m.data
-            .iter_mut()
-            .for_each(|x| *x = if rng.uniform() < a.sparsity { 0.0 } else { 1.0 });
-    }
+    let mask = random_mask(&net, a.sparsity, 1);
 
     // Alternate the two trainings step by step, so drift in the machine's speed (frequency,
     // other load) falls on both alike.
@@ -101,22 +92,4 @@ pub fn run(a: BenchTrainArgs) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// Random images of the given shape: enough for timing, no files needed.
-fn synthetic(shape: [usize; 3], n: usize) -> Splits {
-    let mut rng = Rng::new(7);
-    let per: usize = shape.iter().product();
-    let set = |n: usize, rng: &mut Rng| Dataset {
-        images: (0..n * per).map(|_| rng.normal() as f32).collect(),
-        labels: (0..n).map(|_| rng.below(10) as u32).collect(),
-        shape,
-        classes: 10,
-    };
-    Splits {
-        kind: DatasetKind::Mnist,
-        train: set(n, &mut rng),
-        val: set(0, &mut rng),
-        test: set(10, &mut rng),
-    }
 }

@@ -129,6 +129,33 @@ impl Network {
         }
     }
 
+    /// Logits `[example][class]` on every example of `set`, in batches of 1,000 through the
+    /// network's own forward. On a model with autodiff, call it on `valid()` to skip the graph.
+    pub fn logits(&self, set: &crate::data::Dataset) -> Vec<f32> {
+        const BATCH: usize = 1000;
+        let device = self.devices().into_iter().next().unwrap_or_default();
+        let [c, h, w] = set.shape;
+        let per = set.example_len();
+        let mut out = Vec::with_capacity(set.len() * set.classes);
+        for start in (0..set.len()).step_by(BATCH) {
+            let b = (set.len() - start).min(BATCH);
+            let x = Tensor::<4>::from_data(
+                TensorData::new(
+                    set.images[start * per..(start + b) * per].to_vec(),
+                    [b, c, h, w],
+                ),
+                &device,
+            );
+            out.extend(
+                self.forward(x)
+                    .into_data()
+                    .try_into_vec::<f32>()
+                    .expect("f32 logits"),
+            );
+        }
+        out
+    }
+
     /// Every float tensor of the model (parameters and running statistics), in visiting order.
     pub fn tensors(&self) -> Vec<TensorInfo> {
         let mut v = Collect {

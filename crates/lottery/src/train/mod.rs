@@ -1,5 +1,6 @@
 //! Training a network, optionally under a mask, with periodic evaluation.
 
+pub mod eval;
 pub mod optimizer;
 pub mod schedule;
 
@@ -9,11 +10,12 @@ use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use crate::data::{BatchOrder, Dataset, Splits, augment_into};
+use crate::data::{BatchOrder, Splits, augment_into};
 use crate::error::{Error, Result};
 use crate::masks::MaskSet;
 use crate::models::Network;
 use crate::rng::Rng;
+pub use eval::{EvalPath, evaluate};
 pub use optimizer::{Optimizer, OptimizerConfig};
 pub use schedule::Schedule;
 
@@ -150,6 +152,7 @@ pub fn train(
     snapshot_at: Option<usize>,
     progress: &mut dyn Progress,
 ) -> Result<Outcome> {
+    let path = EvalPath::choose(&net, mask, data.train.shape);
     let mut trainer = Trainer::new(net, data, mask, cfg, device)?;
     let iterations = trainer.iterations();
     let mut records = Vec::new();
@@ -167,8 +170,9 @@ pub fn train(
         progress.step(done, loss);
         if done % cfg.eval_every == 0 || done == iterations {
             let lr = cfg.schedule.lr(cfg.lr, done - 1);
+            let train_loss = loss_sum / loss_n as f64;
             let record =
-                evaluate_splits(trainer.network(), data, done, loss_sum / loss_n as f64, lr);
+                eval::evaluate_splits(trainer.network(), mask, path, data, done, train_loss, lr);
             progress.eval(&record);
             records.push(record);
             (loss_sum, loss_n) = (0.0, 0);
@@ -302,87 +306,5 @@ impl<'a> Trainer<'a> {
         self.net = Some(self.opt.step(net, grads, lr, &self.resident));
         self.done += 1;
         Ok(value)
-    }
-}
-
-fn evaluate_splits(
-    net: &Network,
-    data: &Splits,
-    iteration: usize,
-    train_loss: f64,
-    lr: f64,
-) -> EvalRecord {
-    let valid = net.valid();
-    let val = (!data.val.is_empty()).then(|| evaluate(&valid, &data.val));
-    let (test_loss, test_accuracy) = evaluate(&valid, &data.test);
-    EvalRecord {
-        iteration,
-        train_loss,
-        val_loss: val.map(|v| v.0),
-        val_accuracy: val.map(|v| v.1),
-        test_loss,
-        test_accuracy,
-        lr,
-    }
-}
-
-/// Mean cross-entropy and accuracy of `net` (a model without autodiff) on `set`.
-pub fn evaluate(net: &Network, set: &Dataset) -> (f64, f64) {
-    const BATCH: usize = 1000;
-    let device = net.devices().into_iter().next().unwrap_or_default();
-    let [c, h, w] = set.shape;
-    let per = set.example_len();
-    let (mut loss, mut correct) = (0.0f64, 0usize);
-    for start in (0..set.len()).step_by(BATCH) {
-        let end = (start + BATCH).min(set.len());
-        let b = end - start;
-        let x = Tensor::<4>::from_data(
-            TensorData::new(set.images[start * per..end * per].to_vec(), [b, c, h, w]),
-            &device,
-        );
-        let logits = net
-            .forward(x)
-            .into_data()
-            .try_into_vec::<f32>()
-            .expect("f32 logits");
-        let k = logits.len() / b;
-        for (row, &label) in logits.chunks_exact(k).zip(&set.labels[start..end]) {
-            let (l, hit) = cross_entropy(row, label as usize);
-            loss += l;
-            correct += hit as usize;
-        }
-    }
-    (
-        loss / set.len().max(1) as f64,
-        correct as f64 / set.len().max(1) as f64,
-    )
-}
-
-/// Cross-entropy of one row of logits, and whether its arg-max is the label.
-fn cross_entropy(row: &[f32], label: usize) -> (f64, bool) {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-    let lse = max
-        + row
-            .iter()
-            .map(|&z| (z as f64 - max).exp())
-            .sum::<f64>()
-            .ln();
-    let argmax = row
-        .iter()
-        .enumerate()
-        .fold(0, |best, (i, &z)| if z > row[best] { i } else { best });
-    (lse - row[label] as f64, argmax == label)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cross_entropy_of_uniform_logits_is_ln_k() {
-        let (l, _) = cross_entropy(&[0.0; 10], 3);
-        assert!((l - 10f64.ln()).abs() < 1e-12);
-        let (l, hit) = cross_entropy(&[0.0, 100.0, 0.0], 1);
-        assert!(l < 1e-9 && hit);
     }
 }

@@ -1,0 +1,105 @@
+//! `lottery bench eval`: one evaluation pass of a masked network through burn's dense forward
+//! and through the sparse kernels, across sparsities — the measurement behind
+//! `lottery::train::eval::SPARSE_BELOW_DENSITY`.
+
+use std::time::Instant;
+
+use anyhow::{Result, bail};
+use clap::Args;
+use lottery::models::{Architecture, init};
+use lottery::train::eval::{self, SPARSE_BELOW_DENSITY};
+
+use super::{median, random_mask, synthetic};
+
+#[derive(Args, Debug)]
+pub struct BenchEvalArgs {
+    #[arg(long, default_value = "lenet_300_100")]
+    model: String,
+    /// Input shape C,H,W (default: 1,28,28 for MLPs, 3,32,32 otherwise).
+    #[arg(long, value_delimiter = ',', num_args = 3)]
+    input: Option<Vec<usize>>,
+    /// Fractions of prunable weights removed, one measurement each (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "0,0.5,0.67,0.8,0.9,0.96")]
+    sparsity: Vec<f64>,
+    /// Examples per pass (the paper's protocol: 5,000 validation + 10,000 test).
+    #[arg(long, default_value_t = 15_000)]
+    examples: usize,
+    /// Timed passes per path and sparsity, after one untimed pass.
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
+    /// Print one JSON object per sparsity instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(a: BenchEvalArgs) -> Result<()> {
+    let arch = Architecture::parse(&a.model)?;
+    if let Some(s) = a.sparsity.iter().find(|s| !(0.0..1.0).contains(*s)) {
+        bail!("invalid --sparsity: {s} is outside [0, 1)");
+    }
+    if a.rounds == 0 || a.examples == 0 {
+        bail!("invalid --rounds/--examples: both must be at least 1");
+    }
+    let input = match &a.input {
+        Some(v) => [v[0], v[1], v[2]],
+        None if matches!(arch, Architecture::Mlp { .. }) => [1, 28, 28],
+        None => [3, 32, 32],
+    };
+    let device = lottery::device::parse("cpu")?;
+    let set = synthetic(input, 0, a.examples).test;
+    let net = init::initialise(
+        arch.build(input, 10, &device)?,
+        init::InitScheme::KaimingNormal,
+        0,
+    );
+    if !a.json {
+        println!(
+            "{} on {} examples, median of {} passes (training switches to sparse at ≤ {:.0}% kept):",
+            a.model,
+            a.examples,
+            a.rounds,
+            SPARSE_BELOW_DENSITY * 100.0
+        );
+        println!("kept%   dense ms  sparse ms  dense/sparse");
+    }
+    for &sparsity in &a.sparsity {
+        let mask = random_mask(&net, sparsity, 1);
+        let mut dict = net.state_dict();
+        mask.apply(&mut dict);
+        let masked = net
+            .clone()
+            .load_state_dict(&dict)
+            .map_err(anyhow::Error::msg)?;
+        if eval::evaluate_sparse(&masked, &mask, &set).is_none() {
+            bail!(
+                "`{}` does not compact: it is always evaluated dense",
+                a.model
+            );
+        }
+        // Alternate the two paths so drift in the machine's speed falls on both alike.
+        let (mut dense, mut sparse) = (Vec::new(), Vec::new());
+        for round in 0..=a.rounds {
+            let t = Instant::now();
+            std::hint::black_box(eval::evaluate(&masked, &set));
+            let d = t.elapsed().as_secs_f64() * 1e3;
+            let t = Instant::now();
+            std::hint::black_box(eval::evaluate_sparse(&masked, &mask, &set));
+            let s = t.elapsed().as_secs_f64() * 1e3;
+            if round > 0 {
+                dense.push(d);
+                sparse.push(s);
+            }
+        }
+        let (d, s) = (median(dense), median(sparse));
+        let kept = mask.density() * 100.0;
+        if a.json {
+            println!(
+                "{}",
+                serde_json::json!({ "kept_percent": kept, "dense_ms": d, "sparse_ms": s })
+            );
+        } else {
+            println!("{kept:5.1} {d:10.1} {s:10.1} {:12.2}×", d / s);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,172 @@
+//! Evaluation: loss and accuracy on the validation and test sets. A sparse enough masked network
+//! is evaluated through lottery-sparse's kernels on its compacted form instead of burn's dense
+//! forward: at the late levels of an experiment, the paper's protocol (15,000 images every 100
+//! steps) otherwise costs as much as the training it watches.
+
+use burn::module::Module;
+use lottery_sparse::{Engine, Scratch};
+
+use crate::data::{Dataset, Splits};
+use crate::deploy;
+use crate::masks::MaskSet;
+use crate::models::Network;
+use crate::train::EvalRecord;
+
+/// Masked networks keeping at most this fraction of their masked weights are evaluated through
+/// the sparse kernels. A fixed rule rather than a timing, so the same run takes the same path
+/// (and rounds the same way) on every attempt. The value is where the sparse path wins on
+/// LeNet-300-100 with one core to itself, as each training has in an experiment whose controls
+/// run beside the ticket (`lottery bench eval`, BENCHMARKS.md); with two cores it wins from 45%.
+pub const SPARSE_BELOW_DENSITY: f64 = 0.25;
+
+/// Examples per call into the sparse kernels: large enough to use every core, small enough that
+/// a layer's activations stay in cache.
+const SPARSE_BATCH: usize = 1024;
+
+/// How a training run evaluates its network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EvalPath {
+    /// burn's forward, on the network as it is.
+    Dense,
+    /// lottery-sparse's kernels, on the network compacted under its mask.
+    Sparse,
+}
+
+impl EvalPath {
+    /// The path for `net` trained under `mask`: sparse when the mask is sparse enough and the
+    /// architecture compacts (MLPs and Conv-2/4/6; batch norm and residual blocks do not).
+    pub fn choose(net: &Network, mask: Option<&MaskSet>, input: [usize; 3]) -> Self {
+        match mask {
+            Some(m)
+                if m.density() <= SPARSE_BELOW_DENSITY
+                    && deploy::dense_model(net, None, "", input).is_ok() =>
+            {
+                EvalPath::Sparse
+            }
+            _ => EvalPath::Dense,
+        }
+    }
+}
+
+/// Evaluates `net` (trained under `mask`) on the validation and test sets.
+pub(crate) fn evaluate_splits(
+    net: &Network,
+    mask: Option<&MaskSet>,
+    path: EvalPath,
+    data: &Splits,
+    iteration: usize,
+    train_loss: f64,
+    lr: f64,
+) -> EvalRecord {
+    let engine = match path {
+        EvalPath::Sparse => sparse_engine(net, mask, data.test.shape),
+        EvalPath::Dense => None,
+    };
+    let valid = engine.is_none().then(|| net.valid());
+    let score_on = |set: &Dataset| {
+        let logits = match (&engine, &valid) {
+            (Some(e), _) => sparse_logits(e, set),
+            (None, Some(v)) => v.logits(set),
+            (None, None) => unreachable!("one of the two paths is set up"),
+        };
+        score(&logits, set)
+    };
+    let val = (!data.val.is_empty()).then(|| score_on(&data.val));
+    let (test_loss, test_accuracy) = score_on(&data.test);
+    EvalRecord {
+        iteration,
+        train_loss,
+        val_loss: val.map(|v| v.0),
+        val_accuracy: val.map(|v| v.1),
+        test_loss,
+        test_accuracy,
+        lr,
+    }
+}
+
+/// Mean cross-entropy and accuracy of `net` (a model without autodiff) on `set`, through burn.
+pub fn evaluate(net: &Network, set: &Dataset) -> (f64, f64) {
+    score(&net.logits(set), set)
+}
+
+/// Mean cross-entropy and accuracy of `net` under `mask` on `set`, through the sparse kernels.
+/// `None` when the architecture does not compact.
+pub fn evaluate_sparse(net: &Network, mask: &MaskSet, set: &Dataset) -> Option<(f64, f64)> {
+    let engine = sparse_engine(net, Some(mask), set.shape)?;
+    Some(score(&sparse_logits(&engine, set), set))
+}
+
+fn sparse_engine(net: &Network, mask: Option<&MaskSet>, input: [usize; 3]) -> Option<Engine> {
+    let (model, _) = deploy::compact(net, mask, "evaluation", input).ok()?;
+    Engine::new(model).ok()
+}
+
+fn sparse_logits(engine: &Engine, set: &Dataset) -> Vec<f32> {
+    let (per, classes) = (set.example_len(), engine.model().classes());
+    let mut out = vec![0.0; set.len() * classes];
+    let mut scratch = Scratch::default();
+    for (x, o) in set
+        .images
+        .chunks(SPARSE_BATCH * per)
+        .zip(out.chunks_mut(SPARSE_BATCH * classes))
+    {
+        engine.forward_into(x, x.len() / per, o, &mut scratch);
+    }
+    out
+}
+
+/// Mean cross-entropy and accuracy of `logits` (`[example][class]`) against `set`'s labels.
+pub fn score(logits: &[f32], set: &Dataset) -> (f64, f64) {
+    let (mut loss, mut correct) = (0.0f64, 0usize);
+    for (row, &label) in logits.chunks_exact(set.classes).zip(&set.labels) {
+        let (l, hit) = cross_entropy(row, label as usize);
+        loss += l;
+        correct += hit as usize;
+    }
+    let n = set.len().max(1) as f64;
+    (loss / n, correct as f64 / n)
+}
+
+/// Cross-entropy of one row of logits, and whether its arg-max is the label.
+fn cross_entropy(row: &[f32], label: usize) -> (f64, bool) {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let lse = max
+        + row
+            .iter()
+            .map(|&z| (z as f64 - max).exp())
+            .sum::<f64>()
+            .ln();
+    let argmax = row
+        .iter()
+        .enumerate()
+        .fold(0, |best, (i, &z)| if z > row[best] { i } else { best });
+    (lse - row[label] as f64, argmax == label)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cross_entropy_of_uniform_logits_is_ln_k() {
+        let (l, _) = cross_entropy(&[0.0; 10], 3);
+        assert!((l - 10f64.ln()).abs() < 1e-12);
+        let (l, hit) = cross_entropy(&[0.0, 100.0, 0.0], 1);
+        assert!(l < 1e-9 && hit);
+    }
+
+    #[test]
+    fn score_averages_over_examples() {
+        let set = Dataset {
+            images: vec![0.0; 3],
+            labels: vec![0, 1, 1],
+            shape: [1, 1, 1],
+            classes: 2,
+        };
+        // Rows: right (uniform, ties go to class 0), wrong, right.
+        let (loss, acc) = score(&[0.0, 0.0, 5.0, 0.0, 0.0, 5.0], &set);
+        let l = |z: f64| (1.0 + (-z).exp()).ln();
+        assert!((loss - (2f64.ln() + l(-5.0) + l(5.0)) / 3.0).abs() < 1e-12);
+        assert!((acc - 2.0 / 3.0).abs() < 1e-12);
+    }
+}
