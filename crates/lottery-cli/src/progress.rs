@@ -15,6 +15,11 @@ impl Bar {
             label: label.into(),
         }
     }
+
+    /// Runs `f` (which prints) with the bar cleared, then redraws it.
+    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.bar.suspend(f)
+    }
 }
 
 impl Progress for Bar {

@@ -34,6 +34,11 @@ pub struct RunArgs {
     /// cpu, wgpu or cuda (the last two need the matching build feature).
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// Trainings at once (default: the number of cores). The ticket and its controls always
+    /// train side by side; replicates run side by side while the jobs cover them all.
+    /// Changes the wall time, never a result.
+    #[arg(long)]
+    jobs: Option<usize>,
 
     #[arg(long)]
     model: Option<String>,
@@ -216,9 +221,16 @@ pub fn run(a: RunArgs) -> Result<()> {
         .chain(cfg.controls.iter().map(|c| c.name().to_string()))
         .collect();
     let replicates = cfg.replicates;
-    let exp = Experiment::new(cfg, &out, device)?;
+    if a.jobs == Some(0) {
+        anyhow::bail!("invalid --jobs: must be at least 1");
+    }
+    let mut exp = Experiment::new(cfg, &out, device)?;
+    if let Some(j) = a.jobs {
+        exp = exp.with_jobs(j);
+    }
     println!("{} → {}", a.preset, out.display());
-    println!("{}", report::table_header(&variants));
+    let indent = if replicates > 1 { "    " } else { "" };
+    println!("{indent}{}", report::table_header(&variants));
     let mut live = Live {
         bar: Bar::new(""),
         variants: variants.clone(),
@@ -263,22 +275,30 @@ impl Progress for Live {
     }
 }
 
-impl Observer for Live {
-    fn begin(&mut self, replicate: usize, level: usize, variant: &str) {
-        let rep = if self.replicates > 1 {
-            format!("r{replicate} ")
+impl Live {
+    /// `r3  ` before a replicate's rows and bars, as wide as the header's indent.
+    fn tag(&self, replicate: usize) -> String {
+        if self.replicates > 1 {
+            format!("r{replicate:<3}")
         } else {
             String::new()
-        };
-        self.bar = Bar::new(format!("{rep}level {level} {variant:<12}"));
+        }
+    }
+}
+
+impl Observer for Live {
+    fn begin(&mut self, replicate: usize, level: usize, variant: &str) {
+        let tag = self.tag(replicate);
+        self.bar = Bar::new(format!("{tag}level {level} {variant:<12}"));
     }
 
     fn level(&mut self, replicate: usize, s: &LevelSummary) {
-        let rep = if self.replicates > 1 {
-            format!("r{replicate} ")
-        } else {
-            String::new()
-        };
-        println!("{rep}{}", report::table_row(s, &self.variants));
+        // Other replicates finish levels while this bar runs: print above it.
+        let row = format!(
+            "{}{}",
+            self.tag(replicate),
+            report::table_row(s, &self.variants)
+        );
+        self.bar.suspend(|| println!("{row}"));
     }
 }

@@ -188,3 +188,56 @@ fn printed_config_round_trips_through_a_config_file() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("prune-rate"));
     std::fs::remove_dir_all(dir).ok();
 }
+
+#[test]
+fn replicates_side_by_side_give_what_they_give_one_after_another() {
+    let (one, two) = (temp("jobs1"), temp("jobs2"));
+    let run = |dir: &Path, jobs: &str| {
+        let o = lottery(&[
+            "run",
+            "--model",
+            "mlp_20",
+            "--iterations",
+            "100",
+            "--eval-every",
+            "50",
+            "--levels",
+            "2",
+            "--controls",
+            "reinit",
+            "--replicates",
+            "3",
+            "--jobs",
+            jobs,
+            "--out",
+            dir.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    // 4 jobs cover two replicates (ticket + reinit each) at once; 1 runs them in turn.
+    let table = run(&two, "4");
+    run(&one, "1");
+    let read = |d: &Path, f: &str| std::fs::read(d.join(f)).unwrap();
+    assert_eq!(read(&one, "summary.json"), read(&two, "summary.json"));
+    for r in 0..3 {
+        let f = format!("replicate_{r}/level_2/reinit/weights.safetensors");
+        assert_eq!(read(&one, &f), read(&two, &f), "{f}");
+    }
+    // Every replicate's rows are printed, then the means.
+    for r in 0..3 {
+        let rows = table
+            .lines()
+            .filter(|l| l.starts_with(&format!("r{r:<3}")))
+            .count();
+        assert_eq!(rows, 3, "{table}");
+    }
+    assert!(table.contains("mean over 3 replicates"), "{table}");
+
+    let o = lottery(&["run", "--jobs", "0", "--out", one.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("--jobs"), "{err}");
+    for d in [one, two] {
+        std::fs::remove_dir_all(d).ok();
+    }
+}

@@ -5,6 +5,7 @@
 //! hyperparameters and data order. Every finished variant is on disk before the next starts,
 //! so a killed run resumes at the level in progress.
 
+mod parallel;
 pub mod presets;
 
 use std::collections::BTreeMap;
@@ -207,6 +208,10 @@ pub struct Experiment {
     pub config: ExperimentConfig,
     pub dir: PathBuf,
     pub device: Device,
+    /// Trainings to run at once. The ticket and its controls always train side by side;
+    /// replicates join them while `jobs` covers whole replicates. Not part of the config:
+    /// it changes the wall time, never a result.
+    pub jobs: usize,
 }
 
 impl Experiment {
@@ -232,25 +237,43 @@ impl Experiment {
             config,
             dir,
             device,
+            jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
         })
     }
 
-    pub fn run(&self, observer: &mut dyn Observer) -> Result<Summary> {
+    /// At most `jobs` trainings at once (default: the cores the OS gives us).
+    pub fn with_jobs(mut self, jobs: usize) -> Self {
+        self.jobs = jobs.max(1);
+        self
+    }
+
+    /// Replicates that run side by side: as many whole replicates (ticket + controls) as
+    /// `jobs` covers, at least one.
+    pub fn replicates_at_once(&self) -> usize {
+        let per_replicate = 1 + self.config.controls.len();
+        (self.jobs / per_replicate).clamp(1, self.config.replicates)
+    }
+
+    pub fn run(&self, observer: &mut (dyn Observer + Send)) -> Result<Summary> {
         let c = &self.config;
         let data_dir = c
             .data_dir
             .clone()
             .unwrap_or_else(|| c.dataset.default_dir());
         let data = data::load(c.dataset, &data_dir, c.val_size)?;
-        let mut per_replicate = Vec::new();
-        for r in 0..c.replicates {
-            let dir = if c.replicates > 1 {
-                self.dir.join(format!("replicate_{r}"))
-            } else {
-                self.dir.clone()
-            };
-            per_replicate.push(self.run_replicate(r, &dir, &data, observer)?);
-        }
+        let per_replicate = parallel::replicates(
+            c.replicates,
+            self.replicates_at_once(),
+            observer,
+            |r, obs| {
+                let dir = if c.replicates > 1 {
+                    self.dir.join(format!("replicate_{r}"))
+                } else {
+                    self.dir.clone()
+                };
+                self.run_replicate(r, &dir, &data, obs)
+            },
+        )?;
         let summary = aggregate(&per_replicate);
         write_json(&self.dir.join("summary.json"), &summary)?;
         crate::report::plot_dir(
