@@ -4,6 +4,7 @@
 //! steps) otherwise costs as much as the training it watches.
 
 use burn::module::Module;
+use burn::tensor::Device;
 use lottery_sparse::{Engine, Scratch};
 
 use crate::data::{Dataset, Splits};
@@ -33,12 +34,19 @@ pub enum EvalPath {
 }
 
 impl EvalPath {
-    /// The path for `net` trained under `mask`: sparse when the mask is sparse enough and the
-    /// architecture compacts (MLPs and Conv-2/4/6; batch norm and residual blocks do not).
-    pub fn choose(net: &Network, mask: Option<&MaskSet>, input: [usize; 3]) -> Self {
+    /// The path for `net` trained on `device` under `mask`: sparse when training on the CPU, the
+    /// mask is sparse enough and the architecture compacts (MLPs and Conv-2/4/6; batch norm and
+    /// residual blocks do not). On a GPU the dense forward stays where the weights are.
+    pub fn choose(
+        net: &Network,
+        mask: Option<&MaskSet>,
+        input: [usize; 3],
+        device: &Device,
+    ) -> Self {
         match mask {
             Some(m)
-                if m.density() <= SPARSE_BELOW_DENSITY
+                if *device == Device::flex()
+                    && m.density() <= SPARSE_BELOW_DENSITY
                     && deploy::dense_model(net, None, "", input).is_ok() =>
             {
                 EvalPath::Sparse
