@@ -106,6 +106,7 @@ pub fn run(a: PruneArgs) -> Result<()> {
             Some(s) => Some(rate(s, out_density)?),
             None => None,
         },
+        conv_rate: None,
         exclude: vec![],
         include: vec![],
     };

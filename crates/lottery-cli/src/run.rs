@@ -77,6 +77,9 @@ pub struct RunArgs {
     /// Rate for the output layer (layer-wise pruning).
     #[arg(long, allow_negative_numbers = true)]
     output_rate: Option<f64>,
+    /// Rate for convolution weights (layer-wise pruning; default: --prune-rate).
+    #[arg(long, allow_negative_numbers = true)]
+    conv_rate: Option<f64>,
     /// Also prune tensors whose names contain these (comma-separated), e.g. `bias`.
     #[arg(long, value_delimiter = ',')]
     prune_include: Option<Vec<String>>,
@@ -165,6 +168,9 @@ impl RunArgs {
         }
         if let Some(v) = self.output_rate {
             c.prune.output_rate = Some(v);
+        }
+        if let Some(v) = self.conv_rate {
+            c.prune.conv_rate = Some(v);
         }
         if let Some(v) = &self.prune_include {
             c.prune.include = v.clone();

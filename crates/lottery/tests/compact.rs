@@ -60,6 +60,7 @@ fn a_lenet_ticket_compacts_to_the_same_classifier_on_every_test_image() {
         strategy: Strategy::Layerwise,
         rate: 0.965,
         output_rate: Some(0.8),
+        conv_rate: None,
         exclude: vec![],
         include: vec![],
     };
@@ -115,6 +116,7 @@ fn a_pruned_conv_net_compacts_to_the_same_function() {
         strategy: Strategy::Random,
         rate: 0.9,
         output_rate: None,
+        conv_rate: None,
         exclude: vec![],
         include: vec![],
     };

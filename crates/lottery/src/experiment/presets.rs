@@ -23,6 +23,7 @@ fn lenet_paper(iterations: usize, levels: usize) -> ExperimentConfig {
             strategy: Strategy::Layerwise,
             rate: 0.2,
             output_rate: Some(0.1),
+            conv_rate: None,
             exclude: vec![],
             include: vec![],
         },
@@ -47,12 +48,13 @@ fn cifar_conv(model: &str, lr: f64, iterations: usize, conv_rate: f64) -> Experi
             data_seed: 0,
             augment: false,
         },
-        // The paper prunes convolutions at 10–15% and fully connected layers at 20% per round;
-        // layer-wise at one rate here, the conv rate, with the output layer at half of it.
+        // The paper's rates per round: convolutions 10% (Conv-2/4) or 15% (Conv-6), fully
+        // connected layers 20%, the output layer 10%.
         prune: PruneConfig {
             strategy: Strategy::Layerwise,
-            rate: conv_rate,
-            output_rate: Some(conv_rate / 2.0),
+            rate: 0.2,
+            output_rate: Some(0.1),
+            conv_rate: Some(conv_rate),
             exclude: vec![],
             include: vec![],
         },
@@ -92,6 +94,7 @@ fn openlth_cifar(
             strategy: Strategy::Global,
             rate: 0.2,
             output_rate: None,
+            conv_rate: None,
             exclude: vec!["fc.".into()],
             include: vec![],
         },
@@ -125,6 +128,7 @@ pub fn preset(name: &str) -> Result<ExperimentConfig> {
                 strategy: Strategy::Global,
                 rate: 0.2,
                 output_rate: None,
+                conv_rate: None,
                 exclude: vec!["fc3".into()],
                 include: vec![],
             },

@@ -33,6 +33,10 @@ pub struct PruneConfig {
     /// `None` prunes it at `rate`; 0 leaves it dense.
     #[serde(default)]
     pub output_rate: Option<f64>,
+    /// Rate for convolution weights (layer-wise only); the LTH paper prunes Conv-2/4/6's
+    /// convolutions at 10–15% and their fully connected layers at 20%. `None` prunes them at `rate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conv_rate: Option<f64>,
     /// Tensors excluded by name (substring match), e.g. `fc3` or `conv1.`.
     #[serde(default)]
     pub exclude: Vec<String>,
@@ -46,6 +50,7 @@ impl PruneConfig {
         for (field, r) in [
             ("prune-rate", Some(self.rate)),
             ("output-rate", self.output_rate),
+            ("conv-rate", self.conv_rate),
         ] {
             if let Some(r) = r
                 && !(0.0..1.0).contains(&r)
@@ -69,9 +74,12 @@ impl PruneConfig {
             .collect()
     }
 
-    fn rate_for(&self, name: &str, output: &str) -> f64 {
+    /// The layer-wise rate of tensor `name` with `dims` dimensions (4: a convolution kernel).
+    fn rate_for(&self, name: &str, dims: usize, output: &str) -> f64 {
         if name == output {
             self.output_rate.unwrap_or(self.rate)
+        } else if dims == 4 {
+            self.conv_rate.unwrap_or(self.rate)
         } else {
             self.rate
         }
@@ -96,7 +104,8 @@ pub fn prune(
     match cfg.strategy {
         Strategy::Layerwise => {
             for (name, m) in next.masks.iter_mut() {
-                let n = prune_count(m.count_nonzero(), cfg.rate_for(name, output));
+                let rate = cfg.rate_for(name, weights[name].shape.len(), output);
+                let n = prune_count(m.count_nonzero(), rate);
                 let w = &weights[name].data;
                 let order = lowest_first(
                     m.data
@@ -135,7 +144,8 @@ pub fn prune(
         }
         Strategy::Random => {
             for (name, m) in next.masks.iter_mut() {
-                let n = prune_count(m.count_nonzero(), cfg.rate_for(name, output));
+                let rate = cfg.rate_for(name, weights[name].shape.len(), output);
+                let n = prune_count(m.count_nonzero(), rate);
                 remove_random(&mut m.data, n, &mut Rng::derive(seed, name));
             }
         }
@@ -222,6 +232,7 @@ mod tests {
             strategy: Strategy::Layerwise,
             rate: 0.2,
             output_rate: None,
+            conv_rate: None,
             exclude: vec!["fc2".into()],
             include: vec![],
         };
@@ -237,6 +248,7 @@ mod tests {
             strategy: Strategy::Layerwise,
             rate: 0.2,
             output_rate: Some(0.1),
+            conv_rate: None,
             exclude: vec![],
             include: vec![],
         };
@@ -264,6 +276,54 @@ mod tests {
     }
 
     #[test]
+    fn convolutions_fully_connected_and_output_layers_take_their_own_rates() {
+        // Conv-2's shapes: the paper prunes 10% / 20% / 10% per round.
+        let mut w = StateDict::new();
+        let mut m = MaskSet::default();
+        for (name, shape) in [
+            ("conv1.weight", vec![64, 3, 3, 3]),
+            ("fc1.weight", vec![256, 1000]),
+            ("fc3.weight", vec![10, 256]),
+        ] {
+            let n: usize = shape.iter().product();
+            let mut rng = Rng::derive(2, name);
+            w.insert(
+                name.into(),
+                HostTensor::new(shape.clone(), (0..n).map(|_| rng.normal() as f32).collect()),
+            );
+            m.masks
+                .insert(name.into(), HostTensor::new(shape, vec![1.0; n]));
+        }
+        for strategy in [Strategy::Layerwise, Strategy::Random] {
+            let cfg = PruneConfig {
+                strategy,
+                rate: 0.2,
+                output_rate: Some(0.1),
+                conv_rate: Some(0.1),
+                exclude: vec![],
+                include: vec![],
+            };
+            let mut mask = m.clone();
+            let mut expect = [
+                ("conv1.weight", 1728, 0.1),
+                ("fc1.weight", 256_000, 0.2),
+                ("fc3.weight", 2560, 0.1),
+            ];
+            for _ in 0..3 {
+                mask = prune(&w, &mask, &cfg, "fc3.weight", 0);
+                for (name, left, rate) in expect.iter_mut() {
+                    *left -= prune_count(*left, *rate);
+                    assert_eq!(
+                        mask.masks[*name].count_nonzero(),
+                        *left,
+                        "{strategy:?} {name}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
     fn magnitude_pruning_removes_the_smallest_and_ties_break_by_position() {
         let mut w = StateDict::new();
         w.insert(
@@ -277,6 +337,7 @@ mod tests {
             strategy: Strategy::Layerwise,
             rate: 0.5,
             output_rate: None,
+            conv_rate: None,
             exclude: vec![],
             include: vec![],
         };
@@ -294,6 +355,7 @@ mod tests {
             strategy: Strategy::Global,
             rate: 0.5,
             output_rate: None,
+            conv_rate: None,
             exclude: vec![],
             include: vec![],
         };
@@ -329,6 +391,7 @@ mod tests {
             strategy: Strategy::Random,
             rate: 0.3,
             output_rate: None,
+            conv_rate: None,
             exclude: vec![],
             include: vec![],
         };
