@@ -63,10 +63,12 @@ fn cifar_conv(model: &str, lr: f64, iterations: usize, conv_rate: f64) -> Experi
     }
 }
 
-/// OpenLTH's CIFAR ResNet/VGG recipe: SGD momentum 0.9, lr 0.1 with warm-up, step decay,
-/// global pruning 20% per level of the conv weights, rewinding to an early iteration.
+/// OpenLTH's CIFAR ResNet/VGG recipe: SGD momentum 0.9, lr 0.1 decayed 10× at 80 and 120
+/// epochs, global pruning 20% per level of every weight but the classifier's (`classifier`
+/// names it), rewinding to an early iteration.
 fn openlth_cifar(
     model: &str,
+    classifier: &str,
     epochs: usize,
     milestones: [usize; 2],
     weight_decay: f64,
@@ -95,7 +97,7 @@ fn openlth_cifar(
             rate: 0.2,
             output_rate: None,
             conv_rate: None,
-            exclude: vec!["fc.".into()],
+            exclude: vec![classifier.into()],
             include: vec![],
         },
         levels: 15,
@@ -137,8 +139,8 @@ pub fn preset(name: &str) -> Result<ExperimentConfig> {
         "conv2-cifar10" => cifar_conv("conv2", 2e-4, 20_000, 0.1),
         "conv4-cifar10" => cifar_conv("conv4", 3e-4, 25_000, 0.1),
         "conv6-cifar10" => cifar_conv("conv6", 3e-4, 30_000, 0.15),
-        "resnet20-cifar10" => openlth_cifar("resnet20", 160, [80, 120], 1e-4),
-        "vgg16-cifar10" => openlth_cifar("vgg16", 160, [80, 120], 1e-4),
+        "resnet20-cifar10" => openlth_cifar("resnet20", "fc.weight", 160, [80, 120], 1e-4),
+        "vgg16-cifar10" => openlth_cifar("vgg16", "fc1.weight", 160, [80, 120], 1e-4),
         _ => {
             return Err(Error::config(
                 "preset",
@@ -151,6 +153,30 @@ pub fn preset(name: &str) -> Result<ExperimentConfig> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn openlth_presets_leave_the_classifier_dense_and_prune_every_convolution() {
+        let device = crate::device::Device::flex();
+        for name in ["resnet20-cifar10", "vgg16-cifar10"] {
+            let c = preset(name).unwrap();
+            let net = crate::models::Architecture::parse(&c.model)
+                .unwrap()
+                .build([3, 32, 32], 10, &device)
+                .unwrap();
+            let all: Vec<String> = net.tensors().into_iter().map(|t| t.name).collect();
+            let targets = c.prune.targets(&net.prunable(), &all);
+            assert!(
+                !targets.contains(&net.output_layer()),
+                "{name}: {targets:?}"
+            );
+            let convs = all
+                .iter()
+                .filter(|n| n.contains("conv") && n.ends_with(".weight"));
+            for conv in convs {
+                assert!(targets.contains(conv), "{name}: {conv} is not pruned");
+            }
+        }
+    }
 
     #[test]
     fn every_preset_is_valid() {
