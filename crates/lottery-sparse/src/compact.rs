@@ -9,7 +9,7 @@
 //! partly unread gathers the read ones through an index list.
 
 use crate::csr::Csr;
-use crate::model::{CompactModel, ConvLayer, Layer, LinearLayer};
+use crate::model::{CompactModel, ConvLayer, Layer, LinearLayer, Pool};
 
 /// One layer of a pruned dense network, in PyTorch's layout, with the mask already applied
 /// (pruned weights are 0).
@@ -29,7 +29,7 @@ pub enum DenseKind {
     Conv {
         kernel: usize,
         padding: usize,
-        max_pool: bool,
+        pool: Pool,
     },
 }
 
@@ -89,7 +89,7 @@ impl DenseModel {
                 DenseKind::Conv {
                     kernel,
                     padding,
-                    max_pool,
+                    pool,
                 } => {
                     if matches!(self.layers[..i].last(), Some(p) if p.kind == DenseKind::Linear) {
                         return Err(format!("layer {i}: a convolution after a linear layer"));
@@ -98,7 +98,7 @@ impl DenseModel {
                         (shape[1] + 2 * padding + 1).saturating_sub(kernel),
                         (shape[2] + 2 * padding + 1).saturating_sub(kernel),
                     );
-                    let d = if max_pool { 2 } else { 1 };
+                    let d = if pool == Pool::None { 1 } else { 2 };
                     [l.outputs, h / d, w / d]
                 }
             };
@@ -215,7 +215,7 @@ fn build(
             DenseKind::Conv {
                 kernel,
                 padding,
-                max_pool,
+                pool,
             } => {
                 let k2 = kernel * kernel;
                 let cols: Vec<usize> = prev_kept
@@ -233,7 +233,7 @@ fn build(
                         .map_err(|e| e.to_string())?,
                     bias,
                     relu: l.relu,
-                    max_pool,
+                    pool,
                     kept: kept.iter().map(|&j| j as u32).collect(),
                 })
             }

@@ -11,7 +11,7 @@
 //!   input         3 × u32              channels, height, width
 //!   layer count   u32
 //!   per layer
-//!     kind u8 (1 conv, 2 linear) · relu u8 (0/1) · max_pool u8 (0/1) · encoding u8
+//!     kind u8 (1 conv, 2 linear) · relu u8 (0/1) · pool u8 (0 none, 1 max, 2 avg) · encoding u8
 //!     conv only:   in_channels, height, width, kernel, padding   5 × u32
 //!     linear only: gather count u32 (0xFFFFFFFF: no gather), then that many u32
 //!     rows u32 · cols u32 · nnz u32
@@ -32,7 +32,7 @@ use std::path::Path;
 
 use crate::crc32::crc32;
 use crate::csr::Csr;
-use crate::model::{CompactModel, ConvLayer, Layer, LinearLayer};
+use crate::model::{CompactModel, ConvLayer, Layer, LinearLayer, Pool};
 
 pub const MAGIC: [u8; 8] = *b"\x89LSM\r\n\x1a\n";
 pub const VERSION: u32 = 1;
@@ -121,7 +121,12 @@ pub fn to_bytes(model: &CompactModel) -> Vec<u8> {
         let enc = Encoding::best(m);
         match layer {
             Layer::Conv(c) => {
-                p.extend([1, c.relu as u8, c.max_pool as u8, enc as u8]);
+                let pool = match c.pool {
+                    Pool::None => 0,
+                    Pool::Max => 1,
+                    Pool::Avg => 2,
+                };
+                p.extend([1, c.relu as u8, pool, enc as u8]);
                 for d in [c.in_channels, c.height, c.width, c.kernel, c.padding] {
                     put_u32(&mut p, d);
                 }
@@ -231,7 +236,13 @@ fn parse_payload(r: &mut Reader<'_>) -> Result<CompactModel, FormatError> {
             1 => Ok(true),
             _ => Err(at(&format!("{what} flag is {v}, not 0 or 1"))),
         };
-        let (relu, max_pool) = (flag(relu, "relu")?, flag(pool, "max-pool")?);
+        let relu = flag(relu, "relu")?;
+        let pool = match pool {
+            0 => Pool::None,
+            1 => Pool::Max,
+            2 => Pool::Avg,
+            p => return Err(at(&format!("pool kind is {p}, not 0, 1 or 2"))),
+        };
         let enc = match enc {
             0 => Encoding::Dense,
             1 => Encoding::Csr16,
@@ -252,7 +263,7 @@ fn parse_payload(r: &mut Reader<'_>) -> Result<CompactModel, FormatError> {
                 r.dim("conv")?,
             ]),
             2 => {
-                if max_pool {
+                if pool != Pool::None {
                     return Err(at("a linear layer cannot pool"));
                 }
                 let g = r.u32("gather count")?;
@@ -340,7 +351,7 @@ fn parse_payload(r: &mut Reader<'_>) -> Result<CompactModel, FormatError> {
                 weights,
                 bias,
                 relu,
-                max_pool,
+                pool,
                 kept,
             }),
             Head::Linear(gather) => Layer::Linear(LinearLayer {

@@ -15,4 +15,4 @@ pub use compact::{DenseKind, DenseLayer, DenseModel, LayerReport, compact};
 pub use csr::Csr;
 pub use format::{Encoding, FormatError};
 pub use infer::{Engine, Scratch};
-pub use model::{CompactModel, ConvLayer, Layer, LinearLayer};
+pub use model::{CompactModel, ConvLayer, Layer, LinearLayer, Pool};

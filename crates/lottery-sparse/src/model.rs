@@ -6,8 +6,19 @@
 
 use crate::csr::Csr;
 
+/// What follows a convolution's activation: nothing, or a 2×2 pool with stride 2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pool {
+    None,
+    /// The largest of each 2×2 block (the LTH Conv nets, VGG).
+    Max,
+    /// The mean of each 2×2 block (the last stage of OpenLTH's CIFAR VGG).
+    Avg,
+}
+
 /// A 2-D convolution with a square kernel, stride 1 and zero padding, then ReLU and an
-/// optional 2×2 max-pool: the building block of the LTH Conv-2/4/6 nets.
+/// optional 2×2 pool: the building block of the LTH Conv-2/4/6 nets and of VGG (with its batch
+/// norm folded into weights and bias).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConvLayer {
     pub in_channels: usize,
@@ -21,7 +32,7 @@ pub struct ConvLayer {
     pub weights: Csr,
     pub bias: Vec<f32>,
     pub relu: bool,
-    pub max_pool: bool,
+    pub pool: Pool,
     /// Indices of the surviving output channels in the original network.
     pub kept: Vec<u32>,
 }
@@ -67,7 +78,7 @@ impl ConvLayer {
             self.height + 2 * self.padding + 1 - self.kernel,
             self.width + 2 * self.padding + 1 - self.kernel,
         );
-        if self.max_pool {
+        if self.pool != Pool::None {
             [self.out_channels(), h / 2, w / 2]
         } else {
             [self.out_channels(), h, w]

@@ -3,6 +3,7 @@
 use crate::compact::{DenseKind, DenseLayer, DenseModel, compact};
 use crate::format::{self, Encoding, FormatError};
 use crate::infer::Engine;
+use crate::model::Pool;
 
 /// A small deterministic generator, so the tests need no dependency.
 struct Gen(u64);
@@ -35,7 +36,7 @@ fn reference(m: &DenseModel, x: &[f32]) -> Vec<f32> {
             DenseKind::Conv {
                 kernel: k,
                 padding: p,
-                max_pool,
+                pool,
             } => {
                 let (ho, wo) = (h + 2 * p + 1 - k, w + 2 * p + 1 - k);
                 let mut y = vec![0.0; l.outputs * ho * wo];
@@ -60,7 +61,7 @@ fn reference(m: &DenseModel, x: &[f32]) -> Vec<f32> {
                     }
                 }
                 (c, h, w) = (l.outputs, ho, wo);
-                if max_pool {
+                if pool != Pool::None {
                     let (ph, pw) = (h / 2, w / 2);
                     let mut z = vec![0.0; c * ph * pw];
                     for ch in 0..c {
@@ -69,8 +70,11 @@ fn reference(m: &DenseModel, x: &[f32]) -> Vec<f32> {
                                 let at = |dy: usize, dx: usize| {
                                     y[(ch * h + 2 * py + dy) * w + 2 * px + dx]
                                 };
-                                z[(ch * ph + py) * pw + px] =
-                                    at(0, 0).max(at(0, 1)).max(at(1, 0)).max(at(1, 1));
+                                let b = [at(0, 0), at(0, 1), at(1, 0), at(1, 1)];
+                                z[(ch * ph + py) * pw + px] = match pool {
+                                    Pool::Max => b.into_iter().fold(f32::NEG_INFINITY, f32::max),
+                                    _ => b.iter().sum::<f32>() / 4.0,
+                                };
                             }
                         }
                     }
@@ -140,14 +144,19 @@ fn mlp(seed: u64) -> DenseModel {
 }
 
 fn convnet(seed: u64) -> DenseModel {
+    convnet_pooled(seed, Pool::Max)
+}
+
+/// Two convolutions, the second followed by `pool`, then two linear layers.
+fn convnet_pooled(seed: u64, pool: Pool) -> DenseModel {
     let mut g = Gen(seed);
-    let conv = |max_pool| DenseKind::Conv {
+    let conv = |pool| DenseKind::Conv {
         kernel: 3,
         padding: 1,
-        max_pool,
+        pool,
     };
-    let mut c1 = layer(&mut g, conv(false), 5, 2 * 9, 0.5, true);
-    let mut c2 = layer(&mut g, conv(true), 4, 5 * 9, 0.4, true);
+    let mut c1 = layer(&mut g, conv(Pool::None), 5, 2 * 9, 0.5, true);
+    let mut c2 = layer(&mut g, conv(pool), 4, 5 * 9, 0.4, true);
     let mut f1 = layer(&mut g, DenseKind::Linear, 6, 4 * 4 * 4, 0.3, true);
     let f2 = layer(&mut g, DenseKind::Linear, 3, 6, 0.8, false);
     // Channel 1 of conv 1: unfed with a positive bias, before a padded conv → must stay.
@@ -227,7 +236,13 @@ fn compaction_removes_dead_units_and_keeps_the_function() {
 
 #[test]
 fn compaction_of_convolutions_keeps_the_function() {
-    let dense = convnet(7);
+    for pool in [Pool::Max, Pool::Avg] {
+        convolutions_keep_the_function(pool);
+    }
+}
+
+fn convolutions_keep_the_function(pool: Pool) {
+    let dense = convnet_pooled(7, pool);
     let (model, report) = compact(&dense).unwrap();
     let kept0 = model.layers[0].kept();
     assert!(
@@ -257,7 +272,7 @@ fn compaction_of_convolutions_keeps_the_function() {
 
 #[test]
 fn files_round_trip_in_every_encoding() {
-    for dense in [mlp(3), convnet(4)] {
+    for dense in [mlp(3), convnet(4), convnet_pooled(4, Pool::Avg)] {
         let (model, _) = compact(&dense).unwrap();
         let bytes = format::to_bytes(&model);
         assert_eq!(format::from_bytes(&bytes).unwrap(), model);

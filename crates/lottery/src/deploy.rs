@@ -1,7 +1,9 @@
 //! From a trained, masked network to the deployable form of `lottery-sparse`: the bridge between
 //! the training stack and the crate that ships without it.
 
-use lottery_sparse::{CompactModel, DenseKind, DenseLayer, DenseModel, LayerReport};
+use lottery_sparse::{
+    CompactModel, DenseKind, DenseLayer, DenseModel, LayerReport, Pool as SparsePool,
+};
 
 use crate::error::{Error, Result};
 use crate::masks::MaskSet;
@@ -10,8 +12,9 @@ use crate::models::convnet::Pool;
 use crate::tensors::StateDict;
 
 /// The network's layers as plain arrays with `mask` applied (pruned weights become exactly 0).
-/// Supported: MLPs and the LTH Conv-2/4/6 nets. Batch norm (VGG) and residual blocks (ResNet)
-/// do not fit a plain layer chain yet, and are refused by name.
+/// Supported: MLPs, the LTH Conv-2/4/6 nets and VGG, whose batch norm (at its running
+/// statistics, as in evaluation) is folded into the convolution before it. Residual blocks
+/// (ResNet) do not fit a plain layer chain yet, and are refused by name.
 pub fn dense_model(
     net: &Network,
     mask: Option<&MaskSet>,
@@ -25,7 +28,7 @@ pub fn dense_model(
     let unsupported = |why: &str| {
         Error::config(
             "model",
-            format!("`{source}` cannot be compacted: {why} (supported: MLPs and conv2/4/6)"),
+            format!("`{source}` cannot be compacted: {why} (supported: MLPs, conv2/4/6 and VGG)"),
         )
     };
     let mut layers = Vec::new();
@@ -37,26 +40,31 @@ pub fn dense_model(
             }
         }
         Network::Conv(c) => {
-            if !c.norms.is_empty() {
-                return Err(unsupported("its batch norm layers are not folded yet"));
-            }
             for (i, pool) in c.pools().iter().enumerate() {
-                let max_pool = match pool {
-                    Pool::None => false,
-                    Pool::Max => true,
-                    Pool::Avg => return Err(unsupported("it average-pools")),
-                };
                 let name = format!("conv{}", i + 1);
                 let w = tensor(&dict, &format!("{name}.weight"))?;
+                let mut weight = w.data.clone();
+                // VGG's convolutions have no bias of their own: batch norm supplies the shift.
+                let mut bias = dict
+                    .get(&format!("{name}.bias"))
+                    .map_or_else(|| vec![0.0; w.shape[0]], |b| b.data.clone());
+                if let Some(bn) = c.norms.get(i) {
+                    let bn_name = format!("bn{}", i + 1);
+                    fold_batch_norm(&dict, &bn_name, bn.epsilon, &mut weight, &mut bias)?;
+                }
                 layers.push(DenseLayer {
                     kind: DenseKind::Conv {
                         kernel: w.shape[2],
                         padding: 1,
-                        max_pool,
+                        pool: match pool {
+                            Pool::None => SparsePool::None,
+                            Pool::Max => SparsePool::Max,
+                            Pool::Avg => SparsePool::Avg,
+                        },
                     },
                     outputs: w.shape[0],
-                    weight: w.data.clone(),
-                    bias: tensor(&dict, &format!("{name}.bias"))?.data.clone(),
+                    weight,
+                    bias,
                     relu: true,
                 });
             }
@@ -77,6 +85,30 @@ pub fn dense_model(
 fn tensor<'a>(dict: &'a StateDict, name: &str) -> Result<&'a crate::tensors::HostTensor> {
     dict.get(name)
         .ok_or_else(|| Error::config("model", format!("the network has no tensor `{name}`")))
+}
+
+/// Folds an evaluation-mode batch norm into the convolution before it: per output channel o,
+/// `γ (conv(x) + b − μ) / √(σ² + ε) + β` is a convolution with weights scaled by
+/// `s = γ / √(σ² + ε)` and bias `(b − μ) s + β`. Scaling keeps pruned weights at zero.
+fn fold_batch_norm(
+    dict: &StateDict,
+    name: &str,
+    epsilon: f64,
+    weight: &mut [f32],
+    bias: &mut [f32],
+) -> Result<()> {
+    let get = |part: &str| tensor(dict, &format!("{name}.{part}")).map(|t| &t.data);
+    let (gamma, beta) = (get("weight")?, get("bias")?);
+    let (mean, var) = (get("running_mean")?, get("running_var")?);
+    let per_channel = weight.len() / bias.len().max(1);
+    for (o, b) in bias.iter_mut().enumerate() {
+        let scale = gamma[o] as f64 / (var[o] as f64 + epsilon).sqrt();
+        for w in &mut weight[o * per_channel..(o + 1) * per_channel] {
+            *w = (*w as f64 * scale) as f32;
+        }
+        *b = ((*b as f64 - mean[o] as f64) * scale + beta[o] as f64) as f32;
+    }
+    Ok(())
 }
 
 fn linear(dict: &StateDict, name: &str, relu: bool) -> Result<DenseLayer> {

@@ -7,7 +7,7 @@ use lottery::deploy;
 use lottery::masks::MaskSet;
 use lottery::models::{Architecture, Network, init};
 use lottery::prune::{self, PruneConfig, Strategy};
-use lottery::train::{self, Length, TrainConfig};
+use lottery::train::{self, TrainConfig};
 use lottery_sparse::Engine;
 
 fn argmax(row: &[f32]) -> usize {
@@ -145,5 +145,63 @@ fn a_pruned_conv_net_compacts_to_the_same_function() {
         .unwrap()
         .forward(&splits.test.images[..n * 784], n);
     let worst = agree(&sparse, dense, 10);
+    assert!(worst <= 1e-4, "largest relative logit difference {worst}");
+}
+
+#[test]
+fn a_pruned_vgg_with_batch_norm_compacts_to_the_same_function() {
+    let device = Device::flex();
+    let net = init::initialise(
+        Architecture::parse("vgg11")
+            .unwrap()
+            .build([3, 32, 32], 10, &device)
+            .unwrap(),
+        init::InitScheme::KaimingNormal,
+        4,
+    );
+    // Batch norm as training leaves it: scales, shifts and running statistics far from 1 and 0,
+    // so a wrong fold cannot hide.
+    let mut rng = lottery::rng::Rng::new(8);
+    let mut dict = net.state_dict();
+    for (name, t) in dict.iter_mut() {
+        let draw = |rng: &mut lottery::rng::Rng, lo: f64, hi: f64| lo + (hi - lo) * rng.uniform();
+        let range = if !name.starts_with("bn") {
+            continue;
+        } else if name.ends_with(".weight") {
+            (0.5, 1.5)
+        } else if name.ends_with(".running_var") {
+            (0.5, 2.0)
+        } else {
+            (-0.3, 0.3)
+        };
+        t.data
+            .iter_mut()
+            .for_each(|x| *x = draw(&mut rng, range.0, range.1) as f32);
+    }
+    let net = net.load_state_dict(&dict).unwrap();
+    let mut mask = MaskSet::ones(&net, &net.prunable());
+    let random = PruneConfig {
+        strategy: Strategy::Random,
+        rate: 0.8,
+        output_rate: None,
+        conv_rate: None,
+        exclude: vec![],
+        include: vec![],
+    };
+    mask = prune::prune(&net.state_dict(), &mask, &random, &net.output_layer(), 6);
+    let net = masked(net, &mask);
+    let (model, _) = deploy::compact(&net, Some(&mask), "vgg11", [3, 32, 32]).unwrap();
+
+    let n = 8;
+    let mut rng = lottery::rng::Rng::new(9);
+    let set = Dataset {
+        images: (0..n * 3 * 32 * 32).map(|_| rng.normal() as f32).collect(),
+        labels: vec![0; n],
+        shape: [3, 32, 32],
+        classes: 10,
+    };
+    let dense = net.logits(&set);
+    let sparse = Engine::new(model).unwrap().forward(&set.images, n);
+    let worst = agree(&sparse, &dense, 10);
     assert!(worst <= 1e-4, "largest relative logit difference {worst}");
 }

@@ -2,7 +2,7 @@
 //! tap adds a shifted copy of one input plane, scaled, to one output plane. The inner loop runs
 //! along a row, so it vectorises; no im2col buffer is built.
 
-use crate::model::ConvLayer;
+use crate::model::{ConvLayer, Pool};
 
 /// Writes the activated, pooled output of `c` on `x` into `y`; `plane` is scratch of at least
 /// one output plane before pooling.
@@ -41,17 +41,33 @@ pub fn forward<const FMA: bool>(c: &ConvLayer, x: &[f32], y: &mut [f32], plane: 
         }
         let out = &mut y[o * ph * pw..(o + 1) * ph * pw];
         let act = |v: f32| if c.relu { v.max(0.0) } else { v };
-        if c.max_pool {
-            for py in 0..ph {
-                for px in 0..pw {
-                    let at = |dy: usize, dx: usize| plane[(2 * py + dy) * wo + 2 * px + dx];
-                    let m = at(0, 0).max(at(0, 1)).max(at(1, 0)).max(at(1, 1));
-                    out[py * pw + px] = act(m);
+        let block = |py: usize, px: usize| {
+            let at = |dy: usize, dx: usize| plane[(2 * py + dy) * wo + 2 * px + dx];
+            [at(0, 0), at(0, 1), at(1, 0), at(1, 1)]
+        };
+        match c.pool {
+            // ReLU is monotone: the largest pre-activation gives the largest activation.
+            Pool::Max => {
+                for py in 0..ph {
+                    for px in 0..pw {
+                        let [a, b, d, e] = block(py, px);
+                        out[py * pw + px] = act(a.max(b).max(d).max(e));
+                    }
                 }
             }
-        } else {
-            for (o, &v) in out.iter_mut().zip(plane.iter()) {
-                *o = act(v);
+            // Averaging does not commute with ReLU: activate first, as the network does.
+            Pool::Avg => {
+                for py in 0..ph {
+                    for px in 0..pw {
+                        let [a, b, d, e] = block(py, px);
+                        out[py * pw + px] = (act(a) + act(b) + act(d) + act(e)) * 0.25;
+                    }
+                }
+            }
+            Pool::None => {
+                for (o, &v) in out.iter_mut().zip(plane.iter()) {
+                    *o = act(v);
+                }
             }
         }
     }
