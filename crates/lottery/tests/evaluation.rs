@@ -100,7 +100,14 @@ fn the_path_follows_the_density_and_the_architecture() {
         EvalPath::choose(&conv, Some(&mask), [3, 32, 32], &Device::flex()),
         EvalPath::Sparse
     );
-    // Residual blocks do not compact: evaluated dense however sparse.
+    // VGG compacts but runs faster through burn; residual blocks do not compact: both are
+    // evaluated dense however sparse.
+    let vgg = network("vgg11", [3, 32, 32]);
+    let mask = random_mask(&vgg, 0.1, 5);
+    assert_eq!(
+        EvalPath::choose(&vgg, Some(&mask), [3, 32, 32], &Device::flex()),
+        EvalPath::Dense
+    );
     let resnet = network("resnet20", [3, 32, 32]);
     let mask = random_mask(&resnet, 0.1, 5);
     assert_eq!(

@@ -35,8 +35,10 @@ pub enum EvalPath {
 
 impl EvalPath {
     /// The path for `net` trained on `device` under `mask`: sparse when training on the CPU, the
-    /// mask is sparse enough and the architecture compacts (MLPs and Conv-2/4/6; batch norm and
-    /// residual blocks do not). On a GPU the dense forward stays where the weights are.
+    /// mask is sparse enough and the network is one where the kernels were measured to win —
+    /// MLPs and the LTH Conv nets. VGG compacts too, but its wide convolutions on small planes
+    /// run slower through the direct sparse convolution than through burn (BENCHMARKS.md);
+    /// ResNet does not compact. On a GPU the dense forward stays where the weights are.
     pub fn choose(
         net: &Network,
         mask: Option<&MaskSet>,
@@ -47,12 +49,21 @@ impl EvalPath {
             Some(m)
                 if *device == Device::flex()
                     && m.density() <= SPARSE_BELOW_DENSITY
+                    && sparse_wins(net)
                     && deploy::dense_model(net, None, "", input).is_ok() =>
             {
                 EvalPath::Sparse
             }
             _ => EvalPath::Dense,
         }
+    }
+}
+
+fn sparse_wins(net: &Network) -> bool {
+    match net {
+        Network::Mlp(_) => true,
+        Network::Conv(c) => c.norms.is_empty(),
+        Network::ResNet(_) => false,
     }
 }
 
