@@ -1,74 +1,97 @@
-//! Sparse direct convolution for one example (`[channels][height][width]`): each live filter
-//! tap adds a shifted copy of one input plane, scaled, to one output plane. The inner loop runs
-//! along a row, so it vectorises; no im2col buffer is built.
+//! Sparse convolution as a sparse × dense product: the input is unfolded (im2col) into rows
+//! `[in_channel · ky · kx][example · pixel]`, so each live filter tap scales one contiguous run
+//! of pixels of several examples, and the batched linear kernel does the work. Small planes
+//! (VGG's 2×2 to 8×8) are grouped across examples so a run is long enough to vectorise.
+//!
+//! Activations of a group of `g` examples are stored `[channel][example][height][width]`.
 
+use super::linear_layer;
 use crate::model::{ConvLayer, Pool};
 
-/// Writes the activated, pooled output of `c` on `x` into `y`; `plane` is scratch of at least
-/// one output plane before pooling.
+/// Pixel columns per product: enough for the 64-wide register tiles, few enough that the
+/// unfolded rows stay near the cache.
+const COLUMNS: usize = 1024;
+
+/// Writes the activated, pooled output of `c` on the `g` examples of `x` into `y`; `col` and
+/// `plane` are scratch.
 #[inline(always)]
-pub fn forward<const FMA: bool>(c: &ConvLayer, x: &[f32], y: &mut [f32], plane: &mut Vec<f32>) {
+pub fn forward<const FMA: bool>(
+    c: &ConvLayer,
+    x: &[f32],
+    g: usize,
+    y: &mut [f32],
+    col: &mut Vec<f32>,
+    plane: &mut Vec<f32>,
+) {
     let (h, w, k, pad) = (c.height, c.width, c.kernel, c.padding);
     let (ho, wo) = (h + 2 * pad + 1 - k, w + 2 * pad + 1 - k);
-    let k2 = k * k;
+    let p = ho * wo;
     let [_, ph, pw] = c.output_shape();
-    plane.resize(ho * wo, 0.0);
-    for o in 0..c.out_channels() {
-        plane.fill(c.bias[o]);
-        let (cols, vals) = c.weights.row(o);
-        for (&col, &v) in cols.iter().zip(vals) {
-            let col = col as usize;
-            let (ic, ky, kx) = (col / k2, col % k2 / k, col % k);
-            // Output (oy, ox) reads input (oy + ky − pad, ox + kx − pad) where that is inside.
-            let (y0, y1) = (pad.saturating_sub(ky), ho.min(h + pad - ky));
-            let (x0, x1) = (pad.saturating_sub(kx), wo.min(w + pad - kx));
-            if x0 >= x1 {
-                continue;
-            }
-            let src = &x[ic * h * w..(ic + 1) * h * w];
-            for oy in y0..y1 {
-                let iy = oy + ky - pad;
-                let s = &src[iy * w + x0 + kx - pad..iy * w + x1 + kx - pad];
-                let d = &mut plane[oy * wo + x0..oy * wo + x1];
-                for (dv, &sv) in d.iter_mut().zip(s) {
-                    *dv = if FMA {
-                        v.mul_add(sv, *dv)
-                    } else {
-                        v * sv + *dv
-                    };
-                }
-            }
-        }
-        let out = &mut y[o * ph * pw..(o + 1) * ph * pw];
-        let act = |v: f32| if c.relu { v.max(0.0) } else { v };
-        let block = |py: usize, px: usize| {
-            let at = |dy: usize, dx: usize| plane[(2 * py + dy) * wo + 2 * px + dx];
-            [at(0, 0), at(0, 1), at(1, 0), at(1, 1)]
-        };
-        match c.pool {
-            // ReLU is monotone: the largest pre-activation gives the largest activation.
-            Pool::Max => {
-                for py in 0..ph {
-                    for px in 0..pw {
-                        let [a, b, d, e] = block(py, px);
-                        out[py * pw + px] = act(a.max(b).max(d).max(e));
+    let taps = c.in_channels * k * k;
+    debug_assert_eq!(x.len(), c.in_channels * g * h * w);
+    debug_assert_eq!(y.len(), c.out_channels() * g * ph * pw);
+    let per = (COLUMNS / p).clamp(1, g);
+    let mut e0 = 0;
+    while e0 < g {
+        let e1 = (e0 + per).min(g);
+        let n = (e1 - e0) * p;
+        col.resize(taps * n, 0.0);
+        for ic in 0..c.in_channels {
+            for ky in 0..k {
+                for kx in 0..k {
+                    let row = &mut col[((ic * k + ky) * k + kx) * n..][..n];
+                    // Output (oy, ox) reads input (oy + ky − pad, ox + kx − pad), zero outside.
+                    let (x0, x1) = (pad.saturating_sub(kx), wo.min(w + pad - kx));
+                    for (e, dst) in (e0..e1).zip(row.chunks_exact_mut(p)) {
+                        let src = &x[(ic * g + e) * h * w..][..h * w];
+                        for (oy, d) in dst.chunks_exact_mut(wo).enumerate() {
+                            let iy = oy + ky;
+                            if iy < pad || iy - pad >= h || x0 >= x1 {
+                                d.fill(0.0);
+                                continue;
+                            }
+                            let s = &src[(iy - pad) * w..][..w];
+                            d[..x0].fill(0.0);
+                            d[x0..x1].copy_from_slice(&s[x0 + kx - pad..x1 + kx - pad]);
+                            d[x1..].fill(0.0);
+                        }
                     }
                 }
             }
-            // Averaging does not commute with ReLU: activate first, as the network does.
-            Pool::Avg => {
-                for py in 0..ph {
-                    for px in 0..pw {
-                        let [a, b, d, e] = block(py, px);
-                        out[py * pw + px] = (act(a) + act(b) + act(d) + act(e)) * 0.25;
-                    }
-                }
-            }
-            Pool::None => {
-                for (o, &v) in out.iter_mut().zip(plane.iter()) {
-                    *o = act(v);
-                }
+        }
+        // Activated before pooling: max-pool commutes with ReLU, average-pool does not.
+        plane.resize(c.out_channels() * n, 0.0);
+        linear_layer::<FMA>(&c.weights, &c.bias, c.relu, col, n, plane);
+        for (o, pr) in plane.chunks_exact(n).enumerate() {
+            for (e, pe) in (e0..e1).zip(pr.chunks_exact(p)) {
+                let out = &mut y[(o * g + e) * ph * pw..][..ph * pw];
+                pool(c.pool, pe, wo, out, pw);
             }
         }
+        e0 = e1;
+    }
+}
+
+/// One activated plane (`wo` wide) into its pooled output (`pw` wide).
+#[inline(always)]
+fn pool(kind: Pool, plane: &[f32], wo: usize, out: &mut [f32], pw: usize) {
+    let block = |py: usize, px: usize| {
+        let at = |dy: usize, dx: usize| plane[(2 * py + dy) * wo + 2 * px + dx];
+        [at(0, 0), at(0, 1), at(1, 0), at(1, 1)]
+    };
+    match kind {
+        Pool::Max => {
+            for (i, o) in out.iter_mut().enumerate() {
+                let [a, b, d, e] = block(i / pw, i % pw);
+                *o = a.max(b).max(d).max(e);
+            }
+        }
+        Pool::Avg => {
+            for (i, o) in out.iter_mut().enumerate() {
+                let [a, b, d, e] = block(i / pw, i % pw);
+                *o = (a + b + d + e) * 0.25;
+            }
+        }
+        Pool::None => out.copy_from_slice(plane),
     }
 }

@@ -13,6 +13,10 @@ use crate::model::{CompactModel, Layer};
 /// Below this many examples per thread, starting a thread costs more than it saves.
 const MIN_PER_THREAD: usize = 32;
 
+/// Examples that go through the convolutions together: enough that small planes fill the
+/// kernels' register tiles, few enough that a group's activations stay in cache.
+const CONV_GROUP: usize = 32;
+
 /// A model ready to run.
 pub struct Engine {
     model: CompactModel,
@@ -29,6 +33,7 @@ pub struct Scratch {
     a: Vec<f32>,
     b: Vec<f32>,
     plane: Vec<f32>,
+    col: Vec<f32>,
     flat: Vec<f32>,
 }
 
@@ -152,18 +157,36 @@ fn run_generic<const FMA: bool>(
     } else {
         let flat_len = m.layers[convs - 1].output_len();
         s.flat.resize(nb * flat_len, 0.0);
-        for (xe, fe) in x.chunks_exact(n_in).zip(s.flat.chunks_exact_mut(flat_len)) {
-            s.a.clear();
-            s.a.extend_from_slice(xe);
+        // Groups of examples through the convolutions, `[channel][example][pixel]`.
+        for (xs, fs) in x
+            .chunks(CONV_GROUP * n_in)
+            .zip(s.flat.chunks_mut(CONV_GROUP * flat_len))
+        {
+            let g = xs.len() / n_in;
+            let pixels = m.input[1] * m.input[2];
+            s.a.resize(xs.len(), 0.0);
+            for (e, xe) in xs.chunks_exact(n_in).enumerate() {
+                for (ch, plane) in xe.chunks_exact(pixels).enumerate() {
+                    s.a[(ch * g + e) * pixels..][..pixels].copy_from_slice(plane);
+                }
+            }
+            let mut shape = m.input;
             for layer in &m.layers[..convs] {
                 let Layer::Conv(c) = layer else {
                     unreachable!("counted above")
                 };
-                s.b.resize(c.output_shape().iter().product(), 0.0);
-                conv::forward::<FMA>(c, &s.a, &mut s.b, &mut s.plane);
+                shape = c.output_shape();
+                s.b.resize(g * shape.iter().product::<usize>(), 0.0);
+                conv::forward::<FMA>(c, &s.a, g, &mut s.b, &mut s.col, &mut s.plane);
                 std::mem::swap(&mut s.a, &mut s.b);
             }
-            fe.copy_from_slice(&s.a);
+            // Back to one flat row per example, as the linear part reads them.
+            let pixels = shape[1] * shape[2];
+            for (e, fe) in fs.chunks_exact_mut(flat_len).enumerate() {
+                for (ch, out) in fe.chunks_exact_mut(pixels).enumerate() {
+                    out.copy_from_slice(&s.a[(ch * g + e) * pixels..][..pixels]);
+                }
+            }
         }
         (&s.flat, flat_len)
     };

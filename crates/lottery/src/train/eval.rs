@@ -35,10 +35,10 @@ pub enum EvalPath {
 
 impl EvalPath {
     /// The path for `net` trained on `device` under `mask`: sparse when training on the CPU, the
-    /// mask is sparse enough and the network is one where the kernels were measured to win —
-    /// MLPs and the LTH Conv nets. VGG compacts too, but its wide convolutions on small planes
-    /// run slower through the direct sparse convolution than through burn (BENCHMARKS.md);
-    /// ResNet does not compact. On a GPU the dense forward stays where the weights are.
+    /// mask is sparse enough and the network is one where the kernels were measured to win at
+    /// that density — MLPs and the LTH Conv nets. VGG compacts too, but at 25% kept its wide
+    /// convolutions on small planes run no faster than burn's (BENCHMARKS.md); ResNet does not
+    /// compact. On a GPU the dense forward stays where the weights are.
     pub fn choose(
         net: &Network,
         mask: Option<&MaskSet>,
