@@ -36,7 +36,7 @@ fn a_sparse_lenet_is_evaluated_sparse_and_agrees_with_burn() {
     let net = network("lenet_300_100", [1, 28, 28]);
     let mask = random_mask(&net, 0.1, 2);
     assert_eq!(
-        EvalPath::choose(&net, Some(&mask), [1, 28, 28], &Device::flex()),
+        EvalPath::choose(&net, Some(&mask), &Device::flex()),
         EvalPath::Sparse
     );
     let mut cfg = TrainConfig::lenet_paper(300);
@@ -82,22 +82,22 @@ fn the_path_follows_the_density_and_the_architecture() {
     let sparse = random_mask(&mlp, SPARSE_BELOW_DENSITY * 0.8, 3);
     let dense = random_mask(&mlp, SPARSE_BELOW_DENSITY * 1.2, 3);
     assert_eq!(
-        EvalPath::choose(&mlp, Some(&sparse), [1, 28, 28], &Device::flex()),
+        EvalPath::choose(&mlp, Some(&sparse), &Device::flex()),
         EvalPath::Sparse
     );
     assert_eq!(
-        EvalPath::choose(&mlp, Some(&dense), [1, 28, 28], &Device::flex()),
+        EvalPath::choose(&mlp, Some(&dense), &Device::flex()),
         EvalPath::Dense
     );
     assert_eq!(
-        EvalPath::choose(&mlp, None, [1, 28, 28], &Device::flex()),
+        EvalPath::choose(&mlp, None, &Device::flex()),
         EvalPath::Dense
     );
 
     let conv = network("conv2", [3, 32, 32]);
     let mask = random_mask(&conv, 0.1, 4);
     assert_eq!(
-        EvalPath::choose(&conv, Some(&mask), [3, 32, 32], &Device::flex()),
+        EvalPath::choose(&conv, Some(&mask), &Device::flex()),
         EvalPath::Sparse
     );
     // VGG compacts but runs faster through burn; residual blocks do not compact: both are
@@ -105,13 +105,13 @@ fn the_path_follows_the_density_and_the_architecture() {
     let vgg = network("vgg11", [3, 32, 32]);
     let mask = random_mask(&vgg, 0.1, 5);
     assert_eq!(
-        EvalPath::choose(&vgg, Some(&mask), [3, 32, 32], &Device::flex()),
+        EvalPath::choose(&vgg, Some(&mask), &Device::flex()),
         EvalPath::Dense
     );
     let resnet = network("resnet20", [3, 32, 32]);
     let mask = random_mask(&resnet, 0.1, 5);
     assert_eq!(
-        EvalPath::choose(&resnet, Some(&mask), [3, 32, 32], &Device::flex()),
+        EvalPath::choose(&resnet, Some(&mask), &Device::flex()),
         EvalPath::Dense
     );
 }

@@ -39,18 +39,12 @@ impl EvalPath {
     /// that density — MLPs and the LTH Conv nets. VGG compacts too, but at 25% kept its wide
     /// convolutions on small planes run no faster than burn's (BENCHMARKS.md); ResNet does not
     /// compact. On a GPU the dense forward stays where the weights are.
-    pub fn choose(
-        net: &Network,
-        mask: Option<&MaskSet>,
-        input: [usize; 3],
-        device: &Device,
-    ) -> Self {
+    pub fn choose(net: &Network, mask: Option<&MaskSet>, device: &Device) -> Self {
         match mask {
             Some(m)
                 if *device == Device::flex()
                     && m.density() <= SPARSE_BELOW_DENSITY
-                    && sparse_wins(net)
-                    && deploy::dense_model(net, None, "", input).is_ok() =>
+                    && sparse_wins(net) =>
             {
                 EvalPath::Sparse
             }
@@ -59,6 +53,8 @@ impl EvalPath {
     }
 }
 
+/// The families `deploy` compacts and the kernels beat burn on; should compaction still fail,
+/// `evaluate_splits` evaluates dense.
 fn sparse_wins(net: &Network) -> bool {
     match net {
         Network::Mlp(_) => true,

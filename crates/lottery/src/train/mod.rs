@@ -152,7 +152,7 @@ pub fn train(
     snapshot_at: Option<usize>,
     progress: &mut dyn Progress,
 ) -> Result<Outcome> {
-    let path = EvalPath::choose(&net, mask, data.train.shape, device);
+    let path = EvalPath::choose(&net, mask, device);
     let mut trainer = Trainer::new(net, data, mask, cfg, device)?;
     let iterations = trainer.iterations();
     let mut records = Vec::new();
