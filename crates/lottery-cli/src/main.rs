@@ -4,6 +4,7 @@
 mod alloc;
 mod args;
 mod bench;
+mod branch;
 mod compact;
 mod data;
 mod export;
@@ -12,6 +13,7 @@ mod progress;
 mod prune;
 mod report;
 mod run;
+mod settings;
 mod ticket;
 mod train;
 
@@ -35,6 +37,8 @@ struct Cli {
 enum Command {
     /// Find a winning ticket: iterative magnitude pruning with rewinding, with controls.
     Run(run::RunArgs),
+    /// Run a study on an experiment's levels (a control after the fact, …); --list shows them.
+    Branch(branch::BranchArgs),
     /// Print the level table of finished experiments and redraw their plots (compared if several).
     Report(report::ReportArgs),
     /// Train a network (optionally under a mask) and save its weights and metrics.
@@ -64,10 +68,21 @@ mod tests {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // Help and version go to stdout in full; a usage error is one line, like every error.
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            let text = e.to_string();
+            let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+            eprintln!("{} (see --help)", first.trim_end());
+            return ExitCode::from(2);
+        }
+    };
     alloc::keep_freed_memory();
     let result = match cli.command {
         Command::Run(a) => run::run(a),
+        Command::Branch(a) => branch::run(a),
         Command::Report(a) => report::run(a),
         Command::Train(a) => train::run(a),
         Command::Prune(a) => prune::run(a),

@@ -3,24 +3,17 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use lottery::files::write_json;
+use lottery::layout::RunDir;
 use lottery::masks::MaskSet;
-use lottery::prune::{self, PruneConfig, Strategy};
-use lottery::tensors;
-use lottery::train::{self, Length};
+use lottery::prune::{self, PruneConfig, Scope};
+use lottery::tensors::{self, StateDict};
+use lottery::train::{self, Length, Segment, TrainConfig};
 
-use crate::args::OptimArgs;
 use crate::progress::Bar;
-use crate::ticket::{self, SourceArgs, TicketInfo};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Scope {
-    /// Every layer loses the same fraction (the LTH paper's layer-wise pruning).
-    Layerwise,
-    /// One magnitude threshold across all layers (OpenLTH's global pruning).
-    Global,
-}
+use crate::settings::{OptimFlags, Overrides, TrainOnly};
+use crate::ticket::{self, SourceArgs, Ticket, TicketInfo};
 
 #[derive(Args, Debug)]
 pub struct PruneArgs {
@@ -29,16 +22,30 @@ pub struct PruneArgs {
     /// Fraction of the prunable weights removed in all (0.9 keeps 10%).
     #[arg(long)]
     pub sparsity: f64,
-    #[arg(long, value_enum, default_value_t = Scope::Layerwise)]
+    /// layerwise (every layer loses the same fraction; the LTH paper) or global (one threshold
+    /// across all layers; OpenLTH).
+    #[arg(long, default_value = "layerwise", value_parser = |s: &str| Scope::parse(s))]
     pub scope: Scope,
+    /// What decides which weights go: magnitude, large_init, large_final_same_sign,
+    /// magnitude_increase, movement, random, snip.
+    #[arg(long, default_value = "magnitude")]
+    pub criterion: String,
+    /// The network's initial (or rewind-point) weights, for criteria that compare with them
+    /// (large_init, large_final_same_sign, magnitude_increase, movement, snip).
+    #[arg(long)]
+    pub init: Option<PathBuf>,
+    /// Seed of the random criterion.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
     /// Sparsity of the output layer (layer-wise only; default: --sparsity).
     #[arg(long)]
     pub output_sparsity: Option<f64>,
     /// Fine-tune the pruned network for this many iterations under its mask.
     #[arg(long, default_value_t = 0)]
     pub finetune: usize,
+    /// Fine-tuning settings (defaults: the LTH paper's Adam 1.2e-3, batch 60).
     #[command(flatten)]
-    pub optim: OptimArgs,
+    pub optim: Overrides<OptimFlags>,
     /// Directory holding the dataset files (default: the bundled data/ or $LOTTERY_DATA).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -59,7 +66,8 @@ pub fn run(a: PruneArgs) -> Result<()> {
             bail!("invalid {flag}: {s} is outside [0, 1)");
         }
     }
-    if a.out.join("ticket.json").exists() {
+    let out = RunDir::new(&a.out);
+    if out.ticket_info().exists() {
         bail!(
             "{} already holds a pruned network; choose another --out or remove it",
             a.out.display()
@@ -97,21 +105,38 @@ pub fn run(a: PruneArgs) -> Result<()> {
         .get(&output)
         .map_or(1.0, |m| m.count_nonzero() as f64 / m.len().max(1) as f64);
     let cfg = PruneConfig {
-        strategy: match a.scope {
-            Scope::Layerwise => Strategy::Layerwise,
-            Scope::Global => Strategy::Global,
-        },
+        scope: a.scope,
+        criterion: a.criterion.clone(),
         rate: rate(a.sparsity, density)?,
         output_rate: match a.output_sparsity {
             Some(s) => Some(rate(s, out_density)?),
             None => None,
         },
-        conv_rate: None,
-        exclude: vec![],
-        include: vec![],
+        ..PruneConfig::layerwise(0.0)
+    };
+    cfg.validate()?;
+    let needs = cfg.criterion()?.needs();
+    let init = match &a.init {
+        Some(p) => Some(tensors::load(p)?.0),
+        None if needs.rewind => bail!(
+            "--criterion {} compares with the initial weights; give them with --init FILE",
+            a.criterion
+        ),
+        None => None,
+    };
+    let gradients = match &init {
+        Some(init) if needs.gradients => Some(gradients_at(&t, init, &current, &data)?),
+        _ => None,
     };
     let mut weights = t.net.state_dict();
-    let mask = prune::prune(&weights, &current, &cfg, &output, 0);
+    let ctx = prune::Context {
+        trained: &weights,
+        rewind: init.as_ref(),
+        mask: &current,
+        gradients: gradients.as_ref(),
+        seed: a.seed,
+    };
+    let mask = prune::prune(&ctx, &cfg, &output)?;
     mask.apply(&mut weights);
     let net = t
         .net
@@ -127,10 +152,10 @@ pub fn run(a: PruneArgs) -> Result<()> {
     );
 
     let (net, finetuned) = if a.finetune > 0 {
-        let mut cfg = a
-            .optim
-            .config(Length::Iterations(a.finetune), a.finetune, 0);
-        cfg.eval_every = a.finetune;
+        let mut base = TrainConfig::lenet_paper(a.finetune);
+        base.length = Length::Iterations(a.finetune);
+        base.eval_every = a.finetune;
+        let cfg = a.optim.apply(&TrainOnly { train: base })?.train;
         cfg.validate()?;
         let outcome = train::train(
             net,
@@ -138,7 +163,7 @@ pub fn run(a: PruneArgs) -> Result<()> {
             Some(&mask),
             &cfg,
             &lottery::device::Device::flex(),
-            None,
+            Segment::default(),
             &mut Bar::new("fine-tune"),
         )?;
         let acc = outcome.last().test_accuracy;
@@ -156,20 +181,22 @@ pub fn run(a: PruneArgs) -> Result<()> {
         .with_context(|| format!("cannot create {}", a.out.display()))?;
     let mut weights = net.state_dict();
     mask.apply(&mut weights);
+    let files = out.as_variant();
     tensors::save(
-        &a.out.join("weights.safetensors"),
+        &files.weights(),
         &weights,
         Some(ticket::torch_metadata(&t.model)),
     )?;
-    mask.save(&a.out.join("mask.safetensors"))?;
+    mask.save(&files.mask())?;
     // Written last: its presence marks a complete result.
     write_json(
-        &a.out.join("ticket.json"),
+        &out.ticket_info(),
         &TicketInfo {
             model: t.model,
             dataset: t.dataset,
             source: t.weights,
             scope: format!("{:?}", a.scope).to_lowercase(),
+            criterion: a.criterion,
             sparsity: 1.0 - mask.density(),
             test_accuracy_before: before,
             test_accuracy_pruned: pruned,
@@ -179,4 +206,28 @@ pub fn run(a: PruneArgs) -> Result<()> {
     )?;
     println!("wrote {}", a.out.display());
     Ok(())
+}
+
+/// SNIP's gradients: the loss on one training batch with the network at its initial weights,
+/// masked as it is now.
+fn gradients_at(
+    t: &Ticket,
+    init: &StateDict,
+    mask: &MaskSet,
+    data: &lottery::data::Splits,
+) -> Result<StateDict> {
+    let net = t
+        .net
+        .clone()
+        .load_state_dict(init)
+        .map_err(|m| anyhow::anyhow!("--init: {m}"))?;
+    let cfg = TrainConfig::lenet_paper(1);
+    let mut trainer = train::Trainer::new(
+        net,
+        data,
+        Some(mask),
+        &cfg,
+        &lottery::device::Device::flex(),
+    )?;
+    Ok(trainer.gradients()?)
 }

@@ -1,12 +1,13 @@
-//! `lottery report DIR [DIR…]`: the level table of finished experiments, and their plots.
+//! `lottery report DIR [DIR…]`: the level table of experiments and their branches, and plots.
 
 use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
-use lottery::experiment::Summary;
 use lottery::files::read_json;
+use lottery::layout::RunDir;
 use lottery::report;
+use lottery::results::Summary;
 
 #[derive(Args, Debug)]
 pub struct ReportArgs {
@@ -21,15 +22,15 @@ pub struct ReportArgs {
 pub fn run(a: ReportArgs) -> Result<()> {
     let mut runs = Vec::new();
     for d in &a.dirs {
-        let s: Summary = read_json(&d.join("summary.json"))?;
-        let variants = report::variants(&s);
-        println!("{}", d.display());
-        println!("{}", report::table_header(&variants));
-        for l in &s.levels {
-            println!("{}", report::table_row(l, &variants));
+        let dir = RunDir::new(d);
+        let s: Summary = read_json(&dir.summary())?;
+        print_table(&d.display().to_string(), &s);
+        for (name, branch) in dir.branch_dirs() {
+            if let Ok(bs) = read_json::<Summary>(&branch.summary()) {
+                print_table(&format!("  branch {name}"), &bs);
+            }
         }
-        println!();
-        report::learning_curves(d, &s)?;
+        report::learning_curves(&dir, &s)?;
         runs.push((
             d.file_name().map_or_else(
                 || d.display().to_string(),
@@ -38,8 +39,18 @@ pub fn run(a: ReportArgs) -> Result<()> {
             s,
         ));
     }
-    let out = a.out.unwrap_or_else(|| a.dirs[0].clone());
+    let out = RunDir::new(a.out.unwrap_or_else(|| a.dirs[0].clone()));
     report::plot_dir(&out, &runs)?;
-    println!("plots in {}", out.join("plots").display());
+    println!("plots in {}", out.plots().display());
     Ok(())
+}
+
+fn print_table(title: &str, s: &Summary) {
+    let variants = report::variants(s);
+    println!("{title}");
+    println!("{}", report::table_header(&variants));
+    for l in &s.levels {
+        println!("{}", report::table_row(l, &variants));
+    }
+    println!();
 }

@@ -4,17 +4,13 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use lottery::data::DatasetKind;
-use lottery::experiment::{
-    Control, Experiment, ExperimentConfig, LevelSummary, Observer, Rewind, presets,
-};
-use lottery::models::init::InitScheme;
-use lottery::prune::Strategy;
+use lottery::experiment::{Experiment, ExperimentConfig, Observer, presets};
 use lottery::report;
-use lottery::train::{EvalRecord, Length, Progress};
+use lottery::results::LevelSummary;
+use lottery::train::{EvalRecord, Progress};
 
-use crate::args::OptimizerName;
 use crate::progress::Bar;
+use crate::settings::{ExperimentFlags, Overrides};
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -40,61 +36,10 @@ pub struct RunArgs {
     #[arg(long)]
     jobs: Option<usize>,
 
-    #[arg(long)]
-    model: Option<String>,
-    #[arg(long)]
-    init: Option<String>,
-    #[arg(long)]
-    seed: Option<u64>,
-    #[arg(long)]
-    dataset: Option<String>,
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    #[arg(long)]
-    val_size: Option<usize>,
-    /// Training length per level, in iterations.
-    #[arg(long, conflicts_with = "epochs")]
-    iterations: Option<usize>,
-    #[arg(long)]
-    epochs: Option<usize>,
-    #[arg(long)]
-    eval_every: Option<usize>,
-    #[arg(long, value_enum)]
-    optimizer: Option<OptimizerName>,
-    #[arg(long, allow_negative_numbers = true)]
-    lr: Option<f64>,
-    #[arg(long)]
-    batch_size: Option<usize>,
-    /// Pruning levels after the dense network.
-    #[arg(long)]
-    levels: Option<usize>,
-    /// layerwise, global or random.
-    #[arg(long)]
-    prune_strategy: Option<String>,
-    /// Fraction of the remaining weights pruned per level.
-    #[arg(long, allow_negative_numbers = true)]
-    prune_rate: Option<f64>,
-    /// Rate for the output layer (layer-wise pruning).
-    #[arg(long, allow_negative_numbers = true)]
-    output_rate: Option<f64>,
-    /// Rate for convolution weights (layer-wise pruning; default: --prune-rate).
-    #[arg(long, allow_negative_numbers = true)]
-    conv_rate: Option<f64>,
-    /// Also prune tensors whose names contain these (comma-separated), e.g. `bias`.
-    #[arg(long, value_delimiter = ',')]
-    prune_include: Option<Vec<String>>,
-    /// Never prune tensors whose names contain these (comma-separated), e.g. `fc3`.
-    #[arg(long, value_delimiter = ',')]
-    prune_exclude: Option<Vec<String>>,
-    /// init, iter:K (late resetting), none (fine-tune) or lr (learning-rate rewinding).
-    #[arg(long)]
-    rewind: Option<String>,
-    /// Controls trained beside the ticket: reinit, random_prune (comma-separated; "" for none).
-    #[arg(long, value_delimiter = ',')]
-    controls: Option<Vec<String>>,
-    /// Independent seeds, aggregated as mean and min/max.
-    #[arg(long)]
-    replicates: Option<usize>,
+    /// Settings: every key of the experiment config, as named flags or --set KEY=VALUE,
+    /// applied over the preset and --config in command-line order.
+    #[command(flatten)]
+    settings: Overrides<ExperimentFlags>,
 }
 
 impl RunArgs {
@@ -110,87 +55,7 @@ impl RunArgs {
             c = serde_json::from_value(base)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         }
-        if let Some(v) = &self.model {
-            c.model = v.clone();
-        }
-        if let Some(v) = &self.init {
-            c.init = InitScheme::parse(v)?;
-        }
-        if let Some(v) = self.seed {
-            c.seed = v;
-            c.train.data_seed = v;
-        }
-        if let Some(v) = &self.dataset {
-            c.dataset = DatasetKind::parse(v)?;
-        }
-        if let Some(v) = &self.data_dir {
-            c.data_dir = Some(v.clone());
-        }
-        if let Some(v) = self.val_size {
-            c.val_size = v;
-        }
-        if let Some(v) = self.iterations {
-            c.train.length = Length::Iterations(v);
-        }
-        if let Some(v) = self.epochs {
-            c.train.length = Length::Epochs(v);
-        }
-        if let Some(v) = self.eval_every {
-            c.train.eval_every = v;
-        }
-        if let Some(v) = self.optimizer {
-            c.train.optimizer = match v {
-                OptimizerName::Adam => lottery::train::OptimizerConfig::adam(),
-                OptimizerName::Sgd => lottery::train::OptimizerConfig::sgd(0.9, false, 0.0),
-            };
-        }
-        if let Some(v) = self.lr {
-            c.train.lr = v;
-        }
-        if let Some(v) = self.batch_size {
-            c.train.batch_size = v;
-        }
-        if let Some(v) = self.levels {
-            c.levels = v;
-        }
-        if let Some(v) = &self.prune_strategy {
-            c.prune.strategy = match v.as_str() {
-                "layerwise" => Strategy::Layerwise,
-                "global" => Strategy::Global,
-                "random" => Strategy::Random,
-                _ => anyhow::bail!(
-                    "invalid prune-strategy: `{v}` is not one of layerwise, global, random"
-                ),
-            };
-        }
-        if let Some(v) = self.prune_rate {
-            c.prune.rate = v;
-        }
-        if let Some(v) = self.output_rate {
-            c.prune.output_rate = Some(v);
-        }
-        if let Some(v) = self.conv_rate {
-            c.prune.conv_rate = Some(v);
-        }
-        if let Some(v) = &self.prune_include {
-            c.prune.include = v.clone();
-        }
-        if let Some(v) = &self.prune_exclude {
-            c.prune.exclude = v.clone();
-        }
-        if let Some(v) = &self.rewind {
-            c.rewind = Rewind::parse(v)?;
-        }
-        if let Some(v) = &self.controls {
-            c.controls = v
-                .iter()
-                .filter(|s| !s.is_empty())
-                .map(|s| Control::parse(s))
-                .collect::<lottery::Result<_>>()?;
-        }
-        if let Some(v) = self.replicates {
-            c.replicates = v;
-        }
+        let c = self.settings.apply(&c)?;
         c.validate()?;
         Ok(c)
     }
@@ -224,7 +89,7 @@ pub fn run(a: RunArgs) -> Result<()> {
         .unwrap_or_else(|| PathBuf::from("runs").join(format!("{}-{:016x}", a.preset, cfg.hash())));
     let device = lottery::device::parse(&a.device)?;
     let variants: Vec<String> = std::iter::once("ticket".to_string())
-        .chain(cfg.controls.iter().map(|c| c.name().to_string()))
+        .chain(cfg.controls.iter().cloned())
         .collect();
     let replicates = cfg.replicates;
     if a.jobs == Some(0) {

@@ -2,12 +2,13 @@
 //! trained directory (`lottery prune`, `lottery train`), or a bare weights file. Every command
 //! that consumes a ticket (compact, export, prune, infer's reference) resolves it here.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use lottery::data::DatasetKind;
 use lottery::experiment::ExperimentConfig;
+use lottery::layout::RunDir;
 use lottery::masks::MaskSet;
 use lottery::models::{Architecture, Network};
 use lottery::tensors;
@@ -42,11 +43,18 @@ pub struct TicketInfo {
     pub dataset: DatasetKind,
     pub source: PathBuf,
     pub scope: String,
+    /// The pruning criterion (absent in files written before criteria were selectable).
+    #[serde(default = "magnitude")]
+    pub criterion: String,
     pub sparsity: f64,
     pub test_accuracy_before: f64,
     pub test_accuracy_pruned: f64,
     pub finetune_iterations: usize,
     pub test_accuracy_finetuned: Option<f64>,
+}
+
+fn magnitude() -> String {
+    "magnitude".into()
 }
 
 /// A network with its mask, ready to evaluate, compact or export.
@@ -124,78 +132,67 @@ pub fn load(a: &SourceArgs) -> Result<Ticket> {
 }
 
 fn in_dir(a: &SourceArgs) -> Result<Found> {
-    let dir = &a.source;
-    let config = dir.join("config.json");
-    if dir.join("ticket.json").is_file() {
-        let info: TicketInfo = lottery::files::read_json(&dir.join("ticket.json"))?;
+    let dir = RunDir::new(&a.source);
+    if dir.ticket_info().is_file() {
+        let info: TicketInfo = lottery::files::read_json(&dir.ticket_info())?;
+        let files = dir.as_variant();
         return Ok(Found {
-            weights: dir.join("weights.safetensors"),
-            mask: Some(dir.join("mask.safetensors")),
+            weights: files.weights(),
+            mask: Some(files.mask()),
             model: Some(info.model),
             dataset: Some(info.dataset),
         });
     }
+    let config = dir.config();
     if !config.is_file() {
         bail!(
             "{}: holds neither config.json (lottery run/train) nor ticket.json (lottery prune)",
-            dir.display()
+            a.source.display()
         );
     }
     let raw: serde_json::Value = lottery::files::read_json(&config)?;
     if raw.get("levels").is_some() {
         let cfg: ExperimentConfig = serde_json::from_value(raw)
             .with_context(|| format!("{}: not an experiment config", config.display()))?;
+        let first = dir.first_replicate();
         let level = match a.level {
             Some(l) => l,
-            None => last_level(dir, &a.variant).with_context(|| {
+            None => first.last_finished(&a.variant).with_context(|| {
                 format!(
                     "{}: no finished level of `{}` yet",
-                    dir.display(),
+                    a.source.display(),
                     a.variant
                 )
             })?,
         };
-        let vdir = dir.join(format!("level_{level}")).join(&a.variant);
-        if !vdir.join("result.json").is_file() {
+        let vdir = first.variant(level, &a.variant);
+        if !vdir.is_complete() {
             bail!(
                 "{}: level {level} of `{}` has not finished (levels run 0..={})",
-                dir.display(),
+                a.source.display(),
                 a.variant,
                 cfg.levels
             );
         }
         return Ok(Found {
-            weights: vdir.join("weights.safetensors"),
-            mask: Some(vdir.join("mask.safetensors")),
+            weights: vdir.weights(),
+            mask: Some(vdir.mask()),
             model: Some(cfg.model),
             dataset: Some(cfg.dataset),
         });
     }
     // A `lottery train` directory: the model settings and the mask it trained under.
-    let model = raw["model"]["model"].as_str().map(String::from);
-    let dataset = match raw["model"]["dataset"].as_str() {
+    let model = raw["model"].as_str().map(String::from);
+    let dataset = match raw["dataset"].as_str() {
         Some(d) => Some(DatasetKind::parse(d)?),
         None => None,
     };
     Ok(Found {
-        weights: dir.join("weights.safetensors"),
+        weights: dir.as_variant().weights(),
         mask: raw["mask"].as_str().map(PathBuf::from),
         model,
         dataset,
     })
-}
-
-/// The highest level whose variant finished.
-fn last_level(dir: &Path, variant: &str) -> Option<usize> {
-    (0..)
-        .take_while(|l| dir.join(format!("level_{l}")).is_dir())
-        .filter(|l| {
-            dir.join(format!("level_{l}"))
-                .join(variant)
-                .join("result.json")
-                .is_file()
-        })
-        .last()
 }
 
 /// Metadata of the weights files we write: PyTorch's `load_state_dict` reads them as they are.

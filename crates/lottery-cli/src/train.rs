@@ -2,51 +2,88 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Args;
-use lottery::experiment::VariantResult;
+use lottery::data::{DatasetKind, Splits};
+use lottery::experiment::presets;
 use lottery::files::{read_json, stable_hash, write_json, write_jsonl};
+use lottery::layout::RunDir;
 use lottery::masks::MaskSet;
+use lottery::models::Architecture;
+use lottery::models::init::InitScheme;
+use lottery::results::VariantResult;
 use lottery::tensors;
-use lottery::train::{self, Length, TrainConfig};
+use lottery::train::{self, Segment, TrainConfig};
 use serde::{Deserialize, Serialize};
 
-use crate::args::{ModelArgs, OptimArgs};
 use crate::progress::Bar;
+use crate::settings::{Overrides, TrainFlags};
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
+    /// Settings (defaults: the LTH paper's LeNet-300-100 run), as named flags or --set KEY=VALUE.
     #[command(flatten)]
-    pub model: ModelArgs,
-    #[command(flatten)]
-    pub optim: OptimArgs,
-    /// Training length in iterations (the LTH paper: 50,000 for LeNet).
-    #[arg(long, default_value_t = 50_000, conflicts_with = "epochs")]
-    pub iterations: usize,
-    /// Training length in epochs instead of iterations.
-    #[arg(long)]
-    pub epochs: Option<usize>,
-    /// Evaluate on the validation and test sets every this many iterations.
-    #[arg(long, default_value_t = 100)]
-    pub eval_every: usize,
+    pub settings: Overrides<TrainFlags>,
     /// Train under this mask (safetensors of 0/1 tensors named like the weights).
     #[arg(long)]
     pub mask: Option<PathBuf>,
     /// Start from these weights (ours, or a PyTorch state_dict saved as safetensors).
     #[arg(long)]
     pub from: Option<PathBuf>,
+    /// Where to compute: cpu, wgpu, cuda (the last two need the matching build feature).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
     /// Output directory (default: runs/train/<model>-<hash of the settings>).
     #[arg(long)]
     pub out: Option<PathBuf>,
 }
 
 /// Everything that decides the result; `config.json` holds it and its hash names the directory.
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
-struct RunConfig {
-    model: ModelArgs,
-    train: TrainConfig,
-    mask: Option<PathBuf>,
-    from: Option<PathBuf>,
+/// The keys are an experiment config's, so the same flags and `--set` keys work for both.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TrainJob {
+    pub model: String,
+    pub init: InitScheme,
+    pub seed: u64,
+    pub dataset: DatasetKind,
+    #[serde(default)]
+    pub data_dir: Option<PathBuf>,
+    pub val_size: usize,
+    pub train: TrainConfig,
+    #[serde(default)]
+    pub mask: Option<PathBuf>,
+    #[serde(default)]
+    pub from: Option<PathBuf>,
+}
+
+impl Default for TrainJob {
+    /// The LTH paper's LeNet-300-100 / MNIST training (the `lenet-mnist-paper` preset's).
+    fn default() -> Self {
+        let p = presets::preset("lenet-mnist-paper").expect("a known preset");
+        TrainJob {
+            model: p.model,
+            init: p.init,
+            seed: p.seed,
+            dataset: p.dataset,
+            data_dir: None,
+            val_size: p.val_size,
+            train: p.train,
+            mask: None,
+            from: None,
+        }
+    }
+}
+
+impl TrainJob {
+    fn load_data(&self) -> Result<Splits> {
+        let dir = self
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| self.dataset.default_dir());
+        lottery::data::load(self.dataset, &dir, self.val_size)
+            .with_context(|| format!("cannot load {} from {}", self.dataset.name(), dir.display()))
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -59,44 +96,42 @@ struct Summary {
 }
 
 pub fn run(a: TrainArgs) -> Result<()> {
-    let length = match a.epochs {
-        Some(e) => Length::Epochs(e),
-        None => Length::Iterations(a.iterations),
+    let cfg = TrainJob {
+        mask: a.mask.clone(),
+        from: a.from.clone(),
+        ..a.settings.apply(&TrainJob::default())?
     };
-    let cfg = RunConfig {
-        train: a.optim.config(length, a.eval_every, a.model.seed),
-        model: a.model,
-        mask: a.mask,
-        from: a.from,
-    };
+    Architecture::parse(&cfg.model)?;
     cfg.train.validate()?;
-    let json = serde_json::to_string(&cfg)?;
-    let out = a.out.unwrap_or_else(|| {
-        PathBuf::from("runs/train").join(format!("{}-{:016x}", cfg.model.model, stable_hash(&json)))
-    });
+    let mut id = serde_json::to_value(&cfg)?;
+    id.as_object_mut().map(|o| o.remove("data_dir"));
+    let out = RunDir::new(a.out.clone().unwrap_or_else(|| {
+        PathBuf::from("runs/train").join(format!(
+            "{}-{:016x}",
+            cfg.model,
+            stable_hash(&id.to_string())
+        ))
+    }));
 
-    let config_path = out.join("config.json");
-    if config_path.exists() {
-        let existing: RunConfig = read_json(&config_path)?;
-        if existing != cfg {
-            bail!(
-                "{} holds a run with different settings; choose another --out or remove it (nothing was overwritten)",
-                out.display()
-            );
-        }
-        if let Ok(s) = read_json::<Summary>(&out.join("summary.json")) {
-            println!(
-                "already trained in {} (same settings): test accuracy {:.2}%",
-                out.display(),
-                s.result.test_accuracy * 100.0
-            );
-            return Ok(());
-        }
+    if out.check(&cfg, &["data_dir"])?
+        && let Ok(s) = read_json::<Summary>(&out.summary())
+    {
+        println!(
+            "already trained in {} (same settings): test accuracy {:.2}%",
+            out.root().display(),
+            s.result.test_accuracy * 100.0
+        );
+        return Ok(());
     }
 
-    let device = cfg.model.device()?;
-    let data = cfg.model.load_data()?;
-    let mut net = cfg.model.build(&data, &device)?;
+    let device = lottery::device::parse(&a.device)?;
+    let data = cfg.load_data()?;
+    let net = lottery::models::init::initialise(
+        Architecture::parse(&cfg.model)?.build(data.train.shape, data.train.classes, &device)?,
+        cfg.init,
+        cfg.seed,
+    );
+    let mut net = net;
     if let Some(from) = &cfg.from {
         let (dict, _) = tensors::load(from)?;
         net = net
@@ -112,11 +147,13 @@ pub fn run(a: TrainArgs) -> Result<()> {
         None => None,
     };
 
-    write_json(&config_path, &cfg)?;
+    // Written only now that the data, weights and mask have loaded.
+    out.claim_data(&data.id())?;
+    out.claim(&cfg, &["data_dir"])?;
     tensors::save(
-        &out.join("init.safetensors"),
+        &out.init(),
         &net.state_dict(),
-        Some(crate::ticket::torch_metadata(&cfg.model.model)),
+        Some(crate::ticket::torch_metadata(&cfg.model)),
     )?;
     let started = std::time::Instant::now();
     let outcome = train::train(
@@ -125,24 +162,25 @@ pub fn run(a: TrainArgs) -> Result<()> {
         mask.as_ref(),
         &cfg.train,
         &device,
-        None,
-        &mut Bar::new(&cfg.model.model),
+        Segment::default(),
+        &mut Bar::new(&cfg.model),
     )
     .with_context(|| {
         format!(
             "training {} (results so far kept in {})",
-            cfg.model.model,
-            out.display()
+            cfg.model,
+            out.root().display()
         )
     })?;
     let seconds = started.elapsed().as_secs_f64();
 
+    let files = out.as_variant();
     tensors::save(
-        &out.join("weights.safetensors"),
+        &files.weights(),
         &outcome.network.state_dict(),
-        Some(crate::ticket::torch_metadata(&cfg.model.model)),
+        Some(crate::ticket::torch_metadata(&cfg.model)),
     )?;
-    write_jsonl(&out.join("metrics.jsonl"), &outcome.records)?;
+    write_jsonl(&files.metrics(), &outcome.records)?;
     let last = outcome.last();
     let best = outcome.best_val();
     let summary = Summary {
@@ -151,7 +189,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         weights_remaining: mask.as_ref().map_or(1.0, MaskSet::density),
         seconds,
     };
-    write_json(&out.join("summary.json"), &summary)?;
+    write_json(&out.summary(), &summary)?;
 
     println!(
         "test accuracy {:.2}% after {} iterations ({seconds:.1} s)",
@@ -165,6 +203,6 @@ pub fn run(a: TrainArgs) -> Result<()> {
             b.test_accuracy * 100.0
         );
     }
-    println!("wrote {}", out.display());
+    println!("wrote {}", out.root().display());
     Ok(())
 }

@@ -57,7 +57,7 @@ fn train_lenet_1000_iterations_reaches_95_percent_and_writes_its_files() {
         "--out",
         out.to_str().unwrap(),
     ]);
-    assert_clean_error(&other, &["different settings", out.to_str().unwrap()]);
+    assert_clean_error(&other, &["other settings", out.to_str().unwrap()]);
     assert_eq!(
         std::fs::read(out.join("weights.safetensors")).unwrap(),
         before

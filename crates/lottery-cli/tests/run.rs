@@ -139,7 +139,7 @@ fn killed_run_resumes_to_the_same_summary_and_masks_are_reproducible() {
         a.to_str().unwrap(),
     ]);
     assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("different settings"));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("other settings"));
     for d in [a, b] {
         std::fs::remove_dir_all(d).ok();
     }

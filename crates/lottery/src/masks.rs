@@ -7,7 +7,6 @@ use std::path::Path;
 use crate::error::{Error, Result};
 use crate::models::Network;
 use crate::tensors::{self, HostTensor, StateDict};
-use crate::train::optimizer::ResidentMasks;
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MaskSet {
@@ -85,22 +84,6 @@ impl MaskSet {
                 }
             }
         }
-    }
-
-    /// The masks in burn's layout by parameter id, for the optimizer's hot loop.
-    pub fn resident(&self, net: &Network) -> ResidentMasks {
-        net.tensors()
-            .into_iter()
-            .filter_map(|t| {
-                let m = self.masks.get(&t.name)?;
-                let data = if t.shape.len() == 2 {
-                    transpose(&m.data, m.shape[0], m.shape[1])
-                } else {
-                    m.data.clone()
-                };
-                Some((t.id, data.iter().map(|&k| (k != 0.0) as u8).collect()))
-            })
-            .collect()
     }
 
     pub fn save(&self, path: &Path) -> Result<()> {

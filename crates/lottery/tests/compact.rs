@@ -6,7 +6,7 @@ use lottery::data::{self, Dataset, DatasetKind};
 use lottery::deploy;
 use lottery::masks::MaskSet;
 use lottery::models::{Architecture, Network, init};
-use lottery::prune::{self, PruneConfig, Strategy};
+use lottery::prune::{self, PruneConfig};
 use lottery::train::{self, TrainConfig};
 use lottery_sparse::Engine;
 
@@ -51,26 +51,24 @@ fn a_lenet_ticket_compacts_to_the_same_classifier_on_every_test_image() {
     );
     let mut cfg = TrainConfig::lenet_paper(400);
     cfg.eval_every = 400;
-    let trained = train::train(net, &splits, None, &cfg, &device, None, &mut train::Silent)
-        .unwrap()
-        .network;
+    let trained = train::train(
+        net,
+        &splits,
+        None,
+        &cfg,
+        &device,
+        train::Segment::default(),
+        &mut train::Silent,
+    )
+    .unwrap()
+    .network;
     // One shot to 3.5% of the hidden weights, the output layer at 20%: the LTH paper's 3.6% point.
     let ones = MaskSet::ones(&trained, &trained.prunable());
     let pcfg = PruneConfig {
-        strategy: Strategy::Layerwise,
-        rate: 0.965,
         output_rate: Some(0.8),
-        conv_rate: None,
-        exclude: vec![],
-        include: vec![],
+        ..PruneConfig::layerwise(0.965)
     };
-    let mask = prune::prune(
-        &trained.state_dict(),
-        &ones,
-        &pcfg,
-        &trained.output_layer(),
-        0,
-    );
+    let mask = prune_once(&trained, &ones, &pcfg, 0);
     assert!(mask.density() < 0.036, "{}", mask.density());
     let net = masked(trained, &mask);
 
@@ -113,14 +111,10 @@ fn a_pruned_conv_net_compacts_to_the_same_function() {
     );
     let mut mask = MaskSet::ones(&net, &net.prunable());
     let random = PruneConfig {
-        strategy: Strategy::Random,
-        rate: 0.9,
-        output_rate: None,
-        conv_rate: None,
-        exclude: vec![],
-        include: vec![],
+        criterion: "random".into(),
+        ..PruneConfig::layerwise(0.9)
     };
-    mask = prune::prune(&net.state_dict(), &mask, &random, &net.output_layer(), 5);
+    mask = prune_once(&net, &mask, &random, 5);
     // Starve some channels of conv1 and cut all reads of some channels of conv2, so compaction
     // has channels to drop on both sides.
     let conv1 = mask.masks.get_mut("conv1.weight").unwrap();
@@ -181,14 +175,10 @@ fn a_pruned_vgg_with_batch_norm_compacts_to_the_same_function() {
     let net = net.load_state_dict(&dict).unwrap();
     let mut mask = MaskSet::ones(&net, &net.prunable());
     let random = PruneConfig {
-        strategy: Strategy::Random,
-        rate: 0.8,
-        output_rate: None,
-        conv_rate: None,
-        exclude: vec![],
-        include: vec![],
+        criterion: "random".into(),
+        ..PruneConfig::layerwise(0.8)
     };
-    mask = prune::prune(&net.state_dict(), &mask, &random, &net.output_layer(), 6);
+    mask = prune_once(&net, &mask, &random, 6);
     let net = masked(net, &mask);
     let (model, _) = deploy::compact(&net, Some(&mask), "vgg11", [3, 32, 32]).unwrap();
 
@@ -204,4 +194,22 @@ fn a_pruned_vgg_with_batch_norm_compacts_to_the_same_function() {
     let sparse = Engine::new(model).unwrap().forward(&set.images, n);
     let worst = agree(&sparse, &dense, 10);
     assert!(worst <= 1e-4, "largest relative logit difference {worst}");
+}
+
+/// `net`'s weights pruned once from `mask` under `cfg`.
+fn prune_once(
+    net: &lottery::models::Network,
+    mask: &MaskSet,
+    cfg: &PruneConfig,
+    seed: u64,
+) -> MaskSet {
+    let weights = net.state_dict();
+    let ctx = prune::Context {
+        trained: &weights,
+        rewind: None,
+        mask,
+        gradients: None,
+        seed,
+    };
+    prune::prune(&ctx, cfg, &net.output_layer()).unwrap()
 }

@@ -47,7 +47,7 @@ fn a_sparse_lenet_is_evaluated_sparse_and_agrees_with_burn() {
         Some(&mask),
         &cfg,
         &Device::flex(),
-        None,
+        lottery::train::Segment::default(),
         &mut Silent,
     )
     .unwrap();

@@ -5,10 +5,10 @@ use std::time::Instant;
 use anyhow::Result;
 use clap::Args;
 use lottery::models::{Architecture, init};
-use lottery::train::{Length, Trainer};
+use lottery::train::{Length, TrainConfig, Trainer};
 
 use super::{median, random_mask, synthetic};
-use crate::args::OptimArgs;
+use crate::settings::{OptimFlags, Overrides, TrainOnly};
 
 #[derive(Args, Debug)]
 pub struct BenchTrainArgs {
@@ -18,8 +18,9 @@ pub struct BenchTrainArgs {
     /// step time does not depend on the values.
     #[arg(long, value_delimiter = ',', num_args = 3)]
     input: Option<Vec<usize>>,
+    /// Optimizer settings (defaults: the LTH paper's Adam 1.2e-3, batch 60).
     #[command(flatten)]
-    optim: OptimArgs,
+    optim: Overrides<OptimFlags>,
     /// Timed steps per variant.
     #[arg(long, default_value_t = 200)]
     steps: usize,
@@ -41,17 +42,27 @@ pub fn run(a: BenchTrainArgs) -> Result<()> {
     if !(0.0..1.0).contains(&a.sparsity) {
         anyhow::bail!("invalid --sparsity: {} is outside [0, 1)", a.sparsity);
     }
+    if a.steps == 0 {
+        anyhow::bail!("invalid --steps: must be at least 1");
+    }
     let input = match &a.input {
         Some(v) => [v[0], v[1], v[2]],
         None if matches!(arch, Architecture::Mlp { .. }) => [1, 28, 28],
         None => [3, 32, 32],
     };
     let device = lottery::device::parse(&a.device)?;
-    let data = synthetic(input, a.optim.batch_size * 20, 10);
-    let cfg = a
-        .optim
-        .config(Length::Iterations(a.warmup_steps + a.steps), usize::MAX, 0);
+    let mut base = TrainConfig::lenet_paper(1);
+    base.length = Length::Iterations(a.warmup_steps + a.steps);
+    base.eval_every = usize::MAX;
+    let cfg = a.optim.apply(&TrainOnly { train: base })?.train;
     cfg.validate()?;
+    if cfg.batch_size > 65_536 {
+        anyhow::bail!(
+            "invalid --batch-size: {} is more than a benchmark's 65536",
+            cfg.batch_size
+        );
+    }
+    let data = synthetic(input, cfg.batch_size * 20, 10);
 
     let net = init::initialise(
         arch.build(input, 10, &device)?,
@@ -84,8 +95,8 @@ pub fn run(a: BenchTrainArgs) -> Result<()> {
         println!(
             "{} batch {} {:?} on {}: {plain:.3} ms/step, masked ({:.0}% pruned) {masked:.3} ms/step ({:+.1}%)",
             a.model,
-            a.optim.batch_size,
-            a.optim.optimizer,
+            cfg.batch_size,
+            cfg.optimizer.name(),
             a.device,
             a.sparsity * 100.0,
             (masked / plain - 1.0) * 100.0

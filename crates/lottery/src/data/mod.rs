@@ -124,6 +124,24 @@ pub struct Splits {
     pub test: Dataset,
 }
 
+impl Splits {
+    /// The dataset's name and a hash of every example and label, so a run directory can tell
+    /// the same data at another path from other data.
+    pub fn id(&self) -> crate::layout::DataId {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut mix = |x: u32| h = (h ^ x as u64).wrapping_mul(0x0000_0100_0000_01b3);
+        for set in [&self.train, &self.val, &self.test] {
+            set.shape.iter().for_each(|&d| mix(d as u32));
+            set.images.iter().for_each(|v| mix(v.to_bits()));
+            set.labels.iter().for_each(|&l| mix(l));
+        }
+        crate::layout::DataId {
+            name: self.kind.name().to_string(),
+            content_hash: h,
+        }
+    }
+}
+
 /// Fixed so that every seed and replicate sees the same validation images; variation between
 /// replicates then comes from initialisation and data order only.
 const SPLIT_SEED: u64 = 0x5eed;
@@ -330,9 +348,7 @@ impl BatchOrder {
 /// each side. The padding is zero after normalisation, i.e. the dataset's mean colour.
 pub fn augment_into(src: &[f32], shape: [usize; 3], rng: &mut Rng, out: &mut Vec<f32>) {
     let [c, h, w] = shape;
-    let flip = rng.below(2) == 1;
-    let dy = rng.below(9) as isize - 4;
-    let dx = rng.below(9) as isize - 4;
+    let (flip, dy, dx) = augmentation_draw(rng);
     for ch in 0..c {
         for y in 0..h as isize {
             for x in 0..w as isize {
@@ -348,6 +364,15 @@ pub fn augment_into(src: &[f32], shape: [usize; 3], rng: &mut Rng, out: &mut Vec
             }
         }
     }
+}
+
+/// The random choices of one augmented image: flip, vertical and horizontal shift. Skipping an
+/// image's augmentation (to resume a data order mid-run) draws exactly these.
+pub fn augmentation_draw(rng: &mut Rng) -> (bool, isize, isize) {
+    let flip = rng.below(2) == 1;
+    let dy = rng.below(9) as isize - 4;
+    let dx = rng.below(9) as isize - 4;
+    (flip, dy, dx)
 }
 
 #[cfg(test)]

@@ -1,10 +1,10 @@
 //! The papers' settings by name. Flags and config files override any field.
 
-use super::{Control, ExperimentConfig, Rewind};
+use super::{ExperimentConfig, Rewind};
 use crate::data::DatasetKind;
 use crate::error::{Error, Result};
 use crate::models::init::InitScheme;
-use crate::prune::{PruneConfig, Strategy};
+use crate::prune::PruneConfig;
 use crate::train::{Length, OptimizerConfig, Schedule, TrainConfig};
 
 pub const NAMES: &str = "quick, lenet-mnist-paper, lenet-mnist-openlth, conv2-cifar10, conv4-cifar10, conv6-cifar10, resnet20-cifar10, vgg16-cifar10";
@@ -20,16 +20,12 @@ fn lenet_paper(iterations: usize, levels: usize) -> ExperimentConfig {
         val_size: 5000,
         train: TrainConfig::lenet_paper(iterations),
         prune: PruneConfig {
-            strategy: Strategy::Layerwise,
-            rate: 0.2,
             output_rate: Some(0.1),
-            conv_rate: None,
-            exclude: vec![],
-            include: vec![],
+            ..PruneConfig::layerwise(0.2)
         },
         levels,
         rewind: Rewind::Init,
-        controls: vec![Control::Reinit],
+        controls: vec!["reinit".into()],
         replicates: 1,
     }
 }
@@ -51,12 +47,9 @@ fn cifar_conv(model: &str, lr: f64, iterations: usize, conv_rate: f64) -> Experi
         // The paper's rates per round: convolutions 10% (Conv-2/4) or 15% (Conv-6), fully
         // connected layers 20%, the output layer 10%.
         prune: PruneConfig {
-            strategy: Strategy::Layerwise,
-            rate: 0.2,
             output_rate: Some(0.1),
             conv_rate: Some(conv_rate),
-            exclude: vec![],
-            include: vec![],
+            ..PruneConfig::layerwise(0.2)
         },
         levels: 15,
         ..lenet_paper(iterations, 15)
@@ -93,16 +86,12 @@ fn openlth_cifar(
             augment: true,
         },
         prune: PruneConfig {
-            strategy: Strategy::Global,
-            rate: 0.2,
-            output_rate: None,
-            conv_rate: None,
             exclude: vec![classifier.into()],
-            include: vec![],
+            ..PruneConfig::global(0.2)
         },
         levels: 15,
         rewind: Rewind::Iteration(2000),
-        controls: vec![Control::Reinit, Control::RandomPrune],
+        controls: vec!["reinit".into(), "random_prune".into()],
         ..lenet_paper(1, 15)
     }
 }
@@ -127,12 +116,8 @@ pub fn preset(name: &str) -> Result<ExperimentConfig> {
                 ..TrainConfig::lenet_paper(1)
             },
             prune: PruneConfig {
-                strategy: Strategy::Global,
-                rate: 0.2,
-                output_rate: None,
-                conv_rate: None,
                 exclude: vec!["fc3".into()],
-                include: vec![],
+                ..PruneConfig::global(0.2)
             },
             ..lenet_paper(1, 20)
         },

@@ -1,7 +1,11 @@
-//! Pruning strategies: from trained weights and the current mask, the next mask.
+//! Pruning: a *criterion* scores every prunable weight, a *scope* decides how many of the
+//! lowest scores go in each tensor (layer-wise at per-kind rates) or across all of them (global).
 //!
 //! Each level removes a fraction of the weights that *remain*; weights pruned before stay
-//! pruned. Ties in magnitude are broken by position, so the same weights give the same mask.
+//! pruned. Ties in score are broken by position, so the same inputs give the same mask.
+
+pub mod criteria;
+pub mod criterion;
 
 use std::collections::BTreeMap;
 
@@ -10,23 +14,38 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::masks::MaskSet;
 use crate::rng::Rng;
-use crate::tensors::StateDict;
+pub use criterion::{Context, Criterion, Needs};
 
+/// Where the weights to prune are counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Strategy {
-    /// Lowest |w| within each layer, at the layer's own rate (the LTH paper).
+pub enum Scope {
+    /// Each tensor loses its own rate of what it keeps (the LTH paper).
     Layerwise,
-    /// Lowest |w| across all prunable layers, one threshold (OpenLTH).
+    /// One threshold across all pruned tensors (OpenLTH).
     Global,
-    /// Random weights, as many per layer as layer-wise magnitude pruning would take (a control).
-    Random,
 }
 
+impl Scope {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "layerwise" | "layer-wise" => Ok(Scope::Layerwise),
+            "global" => Ok(Scope::Global),
+            _ => Err(Error::config(
+                "scope",
+                format!("`{s}` is not one of layerwise, global"),
+            )),
+        }
+    }
+}
+
+/// How each level prunes. Its JSON is the `prune` table of an experiment's config.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(from = "PruneConfigFile")]
 pub struct PruneConfig {
-    pub strategy: Strategy,
+    pub scope: Scope,
+    /// The scoring rule, by registry name (`magnitude`, `movement`, `snip`, …).
+    pub criterion: String,
     /// Fraction of the remaining weights pruned per level.
     pub rate: f64,
     /// Rate for the output layer (layer-wise only); the LTH paper uses half the hidden rate.
@@ -45,7 +64,69 @@ pub struct PruneConfig {
     pub include: Vec<String>,
 }
 
+/// `config.json` as written before criteria and scopes were separate: `strategy` was one of
+/// layerwise / global (magnitude) or random (layer-wise counts). Read so old runs still resume.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PruneConfigFile {
+    #[serde(default)]
+    scope: Option<Scope>,
+    #[serde(default)]
+    criterion: Option<String>,
+    #[serde(default)]
+    strategy: Option<String>,
+    rate: f64,
+    #[serde(default)]
+    output_rate: Option<f64>,
+    #[serde(default)]
+    conv_rate: Option<f64>,
+    #[serde(default)]
+    exclude: Vec<String>,
+    #[serde(default)]
+    include: Vec<String>,
+}
+
+impl From<PruneConfigFile> for PruneConfig {
+    fn from(f: PruneConfigFile) -> Self {
+        let (scope, criterion) = match f.strategy.as_deref() {
+            Some("global") => (Scope::Global, "magnitude"),
+            Some("random") => (Scope::Layerwise, "random"),
+            _ => (Scope::Layerwise, "magnitude"),
+        };
+        PruneConfig {
+            scope: f.scope.unwrap_or(scope),
+            criterion: f.criterion.unwrap_or_else(|| criterion.to_string()),
+            rate: f.rate,
+            output_rate: f.output_rate,
+            conv_rate: f.conv_rate,
+            exclude: f.exclude,
+            include: f.include,
+        }
+    }
+}
+
 impl PruneConfig {
+    /// Layer-wise magnitude pruning at `rate` (the LTH paper's rule, without per-kind rates).
+    pub fn layerwise(rate: f64) -> Self {
+        PruneConfig {
+            scope: Scope::Layerwise,
+            criterion: "magnitude".into(),
+            rate,
+            output_rate: None,
+            conv_rate: None,
+            exclude: vec![],
+            include: vec![],
+        }
+    }
+
+    /// Global magnitude pruning at `rate` (OpenLTH's rule).
+    pub fn global(rate: f64) -> Self {
+        PruneConfig {
+            scope: Scope::Global,
+            ..Self::layerwise(rate)
+        }
+    }
+
     pub fn validate(&self) -> Result<()> {
         for (field, r) in [
             ("prune-rate", Some(self.rate)),
@@ -58,7 +139,28 @@ impl PruneConfig {
                 return Err(Error::config(field, format!("{r} is outside [0, 1)")));
             }
         }
+        if self.scope == Scope::Global {
+            for (field, r) in [
+                ("output-rate", self.output_rate),
+                ("conv-rate", self.conv_rate),
+            ] {
+                if r.is_some() {
+                    return Err(Error::config(
+                        field,
+                        format!(
+                            "{} applies to layer-wise pruning only; global pruning has one rate (pass --{field} none, or --prune-exclude to keep a layer dense)",
+                            r.unwrap_or_default()
+                        ),
+                    ));
+                }
+            }
+        }
+        criterion::lookup(&self.criterion)?;
         Ok(())
+    }
+
+    pub fn criterion(&self) -> Result<&'static dyn Criterion> {
+        criterion::lookup(&self.criterion)
     }
 
     /// The names this configuration prunes: the model's prunable tensors and those `include`
@@ -91,66 +193,66 @@ pub fn prune_count(remaining: usize, rate: f64) -> usize {
     ((remaining as f64 * rate).round() as usize).min(remaining)
 }
 
-/// The next mask. `weights` are the trained weights (PyTorch layout); `output` names the output
-/// layer's weight; `seed` drives random pruning only.
-pub fn prune(
-    weights: &StateDict,
-    mask: &MaskSet,
-    cfg: &PruneConfig,
-    output: &str,
-    seed: u64,
-) -> MaskSet {
-    let mut next = mask.clone();
-    match cfg.strategy {
-        Strategy::Layerwise => {
-            for (name, m) in next.masks.iter_mut() {
-                let rate = cfg.rate_for(name, weights[name].shape.len(), output);
-                let n = prune_count(m.count_nonzero(), rate);
-                let w = &weights[name].data;
-                let order = lowest_first(
-                    m.data
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, k)| **k != 0.0)
-                        .map(|(i, _)| (w[i].abs(), i)),
-                );
-                for &(_, i) in order.iter().take(n) {
+/// The next mask: `ctx.mask` less the lowest-scoring weights under `cfg`'s criterion and scope.
+/// `output` names the output layer's weight (its own rate, layer-wise).
+pub fn prune(ctx: &Context, cfg: &PruneConfig, output: &str) -> Result<MaskSet> {
+    let criterion = cfg.criterion()?;
+    let mut next = ctx.mask.clone();
+    let mut scored = Vec::with_capacity(next.masks.len());
+    for (name, m) in &next.masks {
+        let s = criterion.score(ctx, name)?;
+        if s.len() != m.len() {
+            return Err(Error::config(
+                "criterion",
+                format!(
+                    "{} scored {} entries of `{name}`, which has {}",
+                    criterion.name(),
+                    s.len(),
+                    m.len()
+                ),
+            ));
+        }
+        scored.push(s);
+    }
+    // Candidates are the weights the mask still keeps: (score, tensor, position).
+    let alive = |l: usize, m: &crate::tensors::HostTensor| -> Vec<(f32, usize, usize)> {
+        m.data
+            .iter()
+            .enumerate()
+            .filter(|(_, k)| **k != 0.0)
+            .map(|(i, _)| (scored[l][i], l, i))
+            .collect()
+    };
+    let lowest_first = |v: &mut Vec<(f32, usize, usize)>| {
+        v.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)))
+    };
+    match cfg.scope {
+        Scope::Layerwise => {
+            for (l, (name, m)) in next.masks.iter_mut().enumerate() {
+                let rate = cfg.rate_for(name, m.shape.len(), output);
+                let mut order = alive(l, m);
+                let n = prune_count(order.len(), rate);
+                lowest_first(&mut order);
+                for &(_, _, i) in order.iter().take(n) {
                     m.data[i] = 0.0;
                 }
             }
         }
-        Strategy::Global => {
-            let names: Vec<&String> = next.masks.keys().collect();
-            let mut all = Vec::new();
-            for (l, name) in names.iter().enumerate() {
-                let (m, w) = (&mask.masks[*name], &weights[*name].data);
-                all.extend(
-                    m.data
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, k)| **k != 0.0)
-                        .map(|(i, _)| (w[i].abs(), l, i)),
-                );
+        Scope::Global => {
+            let mut all: Vec<(f32, usize, usize)> = Vec::new();
+            for (l, m) in next.masks.values().enumerate() {
+                all.extend(alive(l, m));
             }
             let n = prune_count(all.len(), cfg.rate);
-            all.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
-            let names: Vec<String> = names.into_iter().cloned().collect();
+            lowest_first(&mut all);
+            let mut tensors: Vec<&mut crate::tensors::HostTensor> =
+                next.masks.values_mut().collect();
             for &(_, l, i) in all.iter().take(n) {
-                next.masks
-                    .get_mut(&names[l])
-                    .expect("name from the same map")
-                    .data[i] = 0.0;
-            }
-        }
-        Strategy::Random => {
-            for (name, m) in next.masks.iter_mut() {
-                let rate = cfg.rate_for(name, weights[name].shape.len(), output);
-                let n = prune_count(m.count_nonzero(), rate);
-                remove_random(&mut m.data, n, &mut Rng::derive(seed, name));
+                tensors[l].data[i] = 0.0;
             }
         }
     }
-    next
+    Ok(next)
 }
 
 /// A random mask with the same number of kept weights per tensor as `like`.
@@ -178,12 +280,6 @@ fn remove_random(mask: &mut [f32], n: usize, rng: &mut Rng) {
     }
 }
 
-fn lowest_first(items: impl Iterator<Item = (f32, usize)>) -> Vec<(f32, usize)> {
-    let mut v: Vec<(f32, usize)> = items.collect();
-    v.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-    v
-}
-
 /// Kept and total weights per tensor, for reports.
 pub fn per_layer(mask: &MaskSet) -> BTreeMap<String, (usize, usize)> {
     mask.masks
@@ -195,7 +291,17 @@ pub fn per_layer(mask: &MaskSet) -> BTreeMap<String, (usize, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tensors::HostTensor;
+    use crate::tensors::{HostTensor, StateDict};
+
+    fn ctx<'a>(w: &'a StateDict, m: &'a MaskSet, seed: u64) -> Context<'a> {
+        Context {
+            trained: w,
+            rewind: None,
+            mask: m,
+            gradients: None,
+            seed,
+        }
+    }
 
     fn setup() -> (StateDict, MaskSet) {
         let mut w = StateDict::new();
@@ -229,12 +335,8 @@ mod tests {
         .to_vec();
         let prunable: Vec<String> = vec!["fc1.weight".into(), "fc2.weight".into()];
         let mut cfg = PruneConfig {
-            strategy: Strategy::Layerwise,
-            rate: 0.2,
-            output_rate: None,
-            conv_rate: None,
             exclude: vec!["fc2".into()],
-            include: vec![],
+            ..PruneConfig::layerwise(0.2)
         };
         assert_eq!(cfg.targets(&prunable, &all), vec!["fc1.weight"]);
         cfg.include = vec!["bias".into(), "running".into()];
@@ -245,12 +347,8 @@ mod tests {
     fn layerwise_counts_follow_the_formula_level_after_level() {
         let (w, mut m) = setup();
         let cfg = PruneConfig {
-            strategy: Strategy::Layerwise,
-            rate: 0.2,
             output_rate: Some(0.1),
-            conv_rate: None,
-            exclude: vec![],
-            include: vec![],
+            ..PruneConfig::layerwise(0.2)
         };
         let mut expect: BTreeMap<&str, usize> = [
             ("fc1.weight", 1000),
@@ -259,7 +357,7 @@ mod tests {
         ]
         .into();
         for _ in 0..12 {
-            let next = prune(&w, &m, &cfg, "fc3.weight", 0);
+            let next = prune(&ctx(&w, &m, 0), &cfg, "fc3.weight").unwrap();
             for (name, left) in expect.iter_mut() {
                 let rate = if *name == "fc3.weight" { 0.1 } else { 0.2 };
                 *left -= prune_count(*left, rate);
@@ -294,14 +392,12 @@ mod tests {
             m.masks
                 .insert(name.into(), HostTensor::new(shape, vec![1.0; n]));
         }
-        for strategy in [Strategy::Layerwise, Strategy::Random] {
+        for criterion in ["magnitude", "random"] {
             let cfg = PruneConfig {
-                strategy,
-                rate: 0.2,
+                criterion: criterion.into(),
                 output_rate: Some(0.1),
                 conv_rate: Some(0.1),
-                exclude: vec![],
-                include: vec![],
+                ..PruneConfig::layerwise(0.2)
             };
             let mut mask = m.clone();
             let mut expect = [
@@ -310,13 +406,13 @@ mod tests {
                 ("fc3.weight", 2560, 0.1),
             ];
             for _ in 0..3 {
-                mask = prune(&w, &mask, &cfg, "fc3.weight", 0);
+                mask = prune(&ctx(&w, &mask, 0), &cfg, "fc3.weight").unwrap();
                 for (name, left, rate) in expect.iter_mut() {
                     *left -= prune_count(*left, *rate);
                     assert_eq!(
                         mask.masks[*name].count_nonzero(),
                         *left,
-                        "{strategy:?} {name}"
+                        "{criterion} {name}"
                     );
                 }
             }
@@ -333,15 +429,8 @@ mod tests {
         let mut m = MaskSet::default();
         m.masks
             .insert("a.weight".into(), HostTensor::new(vec![6], vec![1.0; 6]));
-        let cfg = PruneConfig {
-            strategy: Strategy::Layerwise,
-            rate: 0.5,
-            output_rate: None,
-            conv_rate: None,
-            exclude: vec![],
-            include: vec![],
-        };
-        let next = prune(&w, &m, &cfg, "none", 0);
+        let cfg = PruneConfig::layerwise(0.5);
+        let next = prune(&ctx(&w, &m, 0), &cfg, "none").unwrap();
         assert_eq!(
             next.masks["a.weight"].data,
             vec![1.0, 0.0, 0.0, 1.0, 0.0, 1.0]
@@ -351,15 +440,8 @@ mod tests {
     #[test]
     fn global_uses_one_threshold() {
         let (w, m) = setup();
-        let cfg = PruneConfig {
-            strategy: Strategy::Global,
-            rate: 0.5,
-            output_rate: None,
-            conv_rate: None,
-            exclude: vec![],
-            include: vec![],
-        };
-        let next = prune(&w, &m, &cfg, "fc3.weight", 0);
+        let cfg = PruneConfig::global(0.5);
+        let next = prune(&ctx(&w, &m, 0), &cfg, "fc3.weight").unwrap();
         assert_eq!(next.kept(), 675);
         let max_pruned = w
             .iter()
@@ -388,21 +470,148 @@ mod tests {
     fn random_pruning_matches_counts_and_is_seeded() {
         let (w, m) = setup();
         let cfg = PruneConfig {
-            strategy: Strategy::Random,
-            rate: 0.3,
-            output_rate: None,
-            conv_rate: None,
-            exclude: vec![],
-            include: vec![],
+            criterion: "random".into(),
+            ..PruneConfig::layerwise(0.3)
         };
-        let a = prune(&w, &m, &cfg, "fc3.weight", 5);
-        let b = prune(&w, &m, &cfg, "fc3.weight", 5);
-        let c = prune(&w, &m, &cfg, "fc3.weight", 6);
+        let a = prune(&ctx(&w, &m, 5), &cfg, "fc3.weight").unwrap();
+        let b = prune(&ctx(&w, &m, 5), &cfg, "fc3.weight").unwrap();
+        let c = prune(&ctx(&w, &m, 6), &cfg, "fc3.weight").unwrap();
         assert_eq!(a, b);
         assert_ne!(a, c);
         assert_eq!(a.masks["fc1.weight"].count_nonzero(), 700);
         let r = random_like(&a, 9);
         assert_eq!(per_layer(&r), per_layer(&a));
         assert_ne!(r, a);
+    }
+
+    fn one(name: &str, data: Vec<f32>) -> StateDict {
+        let n = data.len();
+        [(name.to_string(), HostTensor::new(vec![n], data))].into()
+    }
+
+    #[test]
+    fn each_criterion_scores_by_its_formula() {
+        let trained = one("a.weight", vec![0.5, -2.0, 0.1, -0.3]);
+        let init = one("a.weight", vec![-1.0, -0.5, 0.4, 0.0]);
+        let grads = one("a.weight", vec![2.0, 1.0, -3.0, 5.0]);
+        let mask = MaskSet {
+            masks: one("a.weight", vec![1.0; 4]),
+        };
+        let c = Context {
+            trained: &trained,
+            rewind: Some(&init),
+            mask: &mask,
+            gradients: Some(&grads),
+            seed: 0,
+        };
+        let expect: [(&str, Vec<f32>); 6] = [
+            ("magnitude", vec![0.5, 2.0, 0.1, 0.3]),
+            ("large_init", vec![1.0, 0.5, 0.4, 0.0]),
+            // Same sign keeps |w_final|; a flip or an initial zero scores 0.
+            ("large_final_same_sign", vec![0.0, 2.0, 0.1, 0.0]),
+            ("magnitude_increase", vec![-0.5, 1.5, -0.3, 0.3]),
+            ("movement", vec![1.5, 1.5, 0.3, 0.3]),
+            // |g · w| at the rewind point, not at the trained weights.
+            ("snip", vec![2.0, 0.5, 1.2, 0.0]),
+        ];
+        for (name, want) in expect {
+            let got = criterion::lookup(name)
+                .unwrap()
+                .score(&c, "a.weight")
+                .unwrap();
+            for (g, w) in got.iter().zip(&want) {
+                assert!((g - w).abs() < 1e-6, "{name}: {got:?} vs {want:?}");
+            }
+        }
+        let r = criterion::lookup("random").unwrap();
+        let a = r.score(&c, "a.weight").unwrap();
+        assert_eq!(a, r.score(&c, "a.weight").unwrap());
+        assert!(a.iter().all(|x| (0.0..1.0).contains(x)));
+    }
+
+    #[test]
+    fn criteria_name_what_they_miss() {
+        let trained = one("a.weight", vec![0.5, -2.0]);
+        let mask = MaskSet {
+            masks: one("a.weight", vec![1.0; 2]),
+        };
+        for (name, missing) in [("movement", "--init"), ("snip", "gradients")] {
+            let cfg = PruneConfig {
+                criterion: name.into(),
+                ..PruneConfig::layerwise(0.5)
+            };
+            let err = prune(&ctx(&trained, &mask, 0), &cfg, "x")
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(missing), "{name}: {err}");
+        }
+        let bad = PruneConfig {
+            criterion: "biggest".into(),
+            ..PruneConfig::layerwise(0.5)
+        };
+        let err = bad.validate().unwrap_err().to_string();
+        assert!(err.contains("large_final_same_sign"), "{err}");
+    }
+
+    #[test]
+    fn movement_prunes_what_moved_least() {
+        let trained = one("a.weight", vec![3.0, 0.1, -1.0, 0.2]);
+        let init = one("a.weight", vec![3.0, 2.0, -1.1, 0.2]);
+        let mask = MaskSet {
+            masks: one("a.weight", vec![1.0; 4]),
+        };
+        let cfg = PruneConfig {
+            criterion: "movement".into(),
+            ..PruneConfig::layerwise(0.5)
+        };
+        let c = Context {
+            rewind: Some(&init),
+            ..ctx(&trained, &mask, 0)
+        };
+        // Moved 0, 1.9, 0.1, 0: the two that stayed put go (ties by position).
+        assert_eq!(
+            prune(&c, &cfg, "x").unwrap().masks["a.weight"].data,
+            vec![0.0, 1.0, 1.0, 0.0]
+        );
+    }
+
+    #[test]
+    fn global_scope_refuses_layerwise_rates() {
+        for cfg in [
+            PruneConfig {
+                output_rate: Some(0.1),
+                ..PruneConfig::global(0.2)
+            },
+            PruneConfig {
+                conv_rate: Some(0.1),
+                ..PruneConfig::global(0.2)
+            },
+        ] {
+            let err = cfg.validate().unwrap_err().to_string();
+            assert!(err.contains("layer-wise pruning only"), "{err}");
+        }
+        PruneConfig::global(0.2).validate().unwrap();
+    }
+
+    #[test]
+    fn configs_written_with_a_strategy_still_read() {
+        let old: PruneConfig = serde_json::from_str(
+            r#"{"strategy":"global","rate":0.2,"output_rate":null,"exclude":["fc3"],"include":[]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            old,
+            PruneConfig {
+                exclude: vec!["fc3".into()],
+                ..PruneConfig::global(0.2)
+            }
+        );
+        let random: PruneConfig =
+            serde_json::from_str(r#"{"strategy":"random","rate":0.2}"#).unwrap();
+        assert_eq!(random.criterion, "random");
+        assert_eq!(random.scope, Scope::Layerwise);
+        // And the new shape round-trips.
+        let json = serde_json::to_string(&random).unwrap();
+        assert_eq!(serde_json::from_str::<PruneConfig>(&json).unwrap(), random);
     }
 }

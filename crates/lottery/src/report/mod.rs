@@ -8,8 +8,9 @@ use std::fmt::Write;
 use std::path::Path;
 
 use crate::error::Result;
-use crate::experiment::{LevelSummary, Summary};
 use crate::files::{read_jsonl, write_atomic};
+use crate::layout::RunDir;
+use crate::results::{LevelSummary, Summary, VariantResult};
 use chart::{Chart, Point, Series, XAxis};
 
 /// The header and one row per level, as printed live and by `lottery report`.
@@ -70,8 +71,8 @@ pub fn variants(summary: &Summary) -> Vec<String> {
 
 /// Writes `DIR/plots/accuracy.{svg,png}` and `DIR/plots/early_stop.{svg,png}` for one or more
 /// runs.
-pub fn plot_dir(dir: &Path, runs: &[(String, Summary)]) -> Result<()> {
-    let plots = dir.join("plots");
+pub fn plot_dir(dir: &RunDir, runs: &[(String, Summary)]) -> Result<()> {
+    let plots = dir.plots();
     let mut acc = Vec::new();
     let mut stop = Vec::new();
     for (label, s) in runs {
@@ -81,13 +82,18 @@ pub fn plot_dir(dir: &Path, runs: &[(String, Summary)]) -> Result<()> {
             } else {
                 v.clone()
             };
-            let pts = |f: &dyn Fn(&crate::experiment::VariantResult) -> Option<(f64, f64, f64)>| -> Vec<Point> {
+            let pts = |f: &dyn Fn(&VariantResult) -> Option<(f64, f64, f64)>| -> Vec<Point> {
                 s.levels
                     .iter()
                     .filter_map(|l| {
                         let r = l.variants.get(&v)?;
                         let (y, lo, hi) = f(r)?;
-                        Some(Point { x: l.remaining * 100.0, y, lo, hi })
+                        Some(Point {
+                            x: l.remaining * 100.0,
+                            y,
+                            lo,
+                            hi,
+                        })
                     })
                     .collect()
             };
@@ -150,12 +156,8 @@ pub fn curve_levels(summary: &Summary) -> Vec<usize> {
 
 /// Writes `DIR/plots/learning_curves.{svg,png}`: test accuracy over training for the ticket at
 /// [`curve_levels`], and each control at the sparsest of them. Replicated runs draw replicate 0.
-pub fn learning_curves(dir: &Path, summary: &Summary) -> Result<()> {
-    let root = if dir.join("replicate_0").is_dir() {
-        dir.join("replicate_0")
-    } else {
-        dir.to_path_buf()
-    };
+pub fn learning_curves(dir: &RunDir, summary: &Summary) -> Result<()> {
+    let root = dir.first_replicate();
     let levels = curve_levels(summary);
     let mut wanted: Vec<(usize, String)> = levels.iter().map(|&l| (l, "ticket".into())).collect();
     if let Some(&sparsest) = levels.last() {
@@ -165,10 +167,7 @@ pub fn learning_curves(dir: &Path, summary: &Summary) -> Result<()> {
     }
     let mut series = Vec::new();
     for (level, variant) in wanted {
-        let path = root
-            .join(format!("level_{level}"))
-            .join(&variant)
-            .join("metrics.jsonl");
+        let path = root.variant(level, &variant).metrics();
         if !path.is_file() {
             continue;
         }
@@ -195,7 +194,7 @@ pub fn learning_curves(dir: &Path, summary: &Summary) -> Result<()> {
         });
     }
     save(
-        &dir.join("plots").join("learning_curves"),
+        &dir.plots().join("learning_curves"),
         &Chart {
             title: "Test accuracy during training",
             xlabel: "training iteration",

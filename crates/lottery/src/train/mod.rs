@@ -1,6 +1,7 @@
 //! Training a network, optionally under a mask, with periodic evaluation.
 
 pub mod eval;
+mod gradients;
 pub mod optimizer;
 pub mod schedule;
 
@@ -140,20 +141,42 @@ pub trait Progress {
 pub struct Silent;
 impl Progress for Silent {}
 
-/// Trains `net` on `device`. With `mask`, masked weights are zero before the first step and
-/// after every step, and no optimizer state can revive them. With `snapshot_at = Some(k)`, the
-/// weights after k iterations are kept (k = 0: the starting weights).
+/// Which part of the schedule a training runs, and which weights it keeps on the way.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Segment {
+    /// The iteration training starts at: the learning-rate schedule and the data order continue
+    /// from here, as if the first `start` steps had run (a ticket rewound to iteration K).
+    pub start: usize,
+    /// Keep the weights after this many iterations (the late-rewinding point; `start`: the
+    /// starting weights).
+    pub snapshot_at: Option<usize>,
+}
+
+impl Segment {
+    /// From iteration `start` to the end.
+    pub fn from(start: usize) -> Self {
+        Segment {
+            start,
+            snapshot_at: None,
+        }
+    }
+}
+
+/// Trains `net` on `device` over `segment` of `cfg`'s schedule. With `mask`, masked weights are
+/// zero before the first step and after every step, and no optimizer state can revive them.
 pub fn train(
     net: Network,
     data: &Splits,
     mask: Option<&MaskSet>,
     cfg: &TrainConfig,
     device: &Device,
-    snapshot_at: Option<usize>,
+    segment: Segment,
     progress: &mut dyn Progress,
 ) -> Result<Outcome> {
     let path = EvalPath::choose(&net, mask, device);
+    let snapshot_at = segment.snapshot_at;
     let mut trainer = Trainer::new(net, data, mask, cfg, device)?;
+    trainer.skip_to(segment.start)?;
     let iterations = trainer.iterations();
     let mut records = Vec::new();
     let (mut loss_sum, mut loss_n) = (0.0f64, 0usize);
@@ -215,6 +238,16 @@ impl<'a> Trainer<'a> {
         device: &Device,
     ) -> Result<Self> {
         cfg.validate()?;
+        if cfg.batch_size > data.train.len() {
+            return Err(Error::config(
+                "batch-size",
+                format!(
+                    "{} is more than the {} training examples",
+                    cfg.batch_size,
+                    data.train.len()
+                ),
+            ));
+        }
         let device = device.clone().autodiff();
         // `train()` re-enables gradient tracking, which a model built on a plain device lacks.
         let mut net = net.to_device(&device).train();
@@ -225,7 +258,7 @@ impl<'a> Trainer<'a> {
                 net = net
                     .load_state_dict(&dict)
                     .expect("a model's own tensors fit it");
-                m.resident(&net)
+                optimizer::resident(m, &net)
             }
             None => Default::default(),
         };
@@ -264,26 +297,36 @@ impl<'a> Trainer<'a> {
         self.net.expect("present between steps")
     }
 
-    /// One optimisation step on the next batch; returns its loss.
-    pub fn step(&mut self) -> Result<f32> {
-        let data = &self.data.train;
-        let [c, h, w] = data.shape;
-        let b = self.cfg.batch_size;
-        self.pixels.clear();
-        self.labels.clear();
-        for &i in self.order.next_batch() {
-            if self.cfg.augment {
-                augment_into(
-                    data.image(i),
-                    data.shape,
-                    &mut self.aug_rng,
-                    &mut self.pixels,
-                );
-            } else {
-                self.pixels.extend_from_slice(data.image(i));
-            }
-            self.labels.push(data.labels[i] as i64);
+    /// Moves the schedule to iteration `start` without training: the data order (and the
+    /// augmentation draws) advance past the batches the first `start` steps would have used, so
+    /// the next step sees what step `start + 1` of a full run sees.
+    pub fn skip_to(&mut self, start: usize) -> Result<()> {
+        if start > 0 && start >= self.iterations {
+            return Err(Error::config(
+                "rewind",
+                format!(
+                    "iteration {start} is not before the end of training ({})",
+                    self.iterations
+                ),
+            ));
         }
+        while self.done < start {
+            let batch = self.order.next_batch().len();
+            if self.cfg.augment {
+                for _ in 0..batch {
+                    crate::data::augmentation_draw(&mut self.aug_rng);
+                }
+            }
+            self.done += 1;
+        }
+        Ok(())
+    }
+
+    /// The loss on the next batch, with the network taken out for the backward pass.
+    fn next_loss(&mut self) -> Result<(Network, Tensor<1>, f32)> {
+        self.fill_batch();
+        let [c, h, w] = self.data.train.shape;
+        let b = self.cfg.batch_size;
         let x = Tensor::<4>::from_data(
             TensorData::new(self.pixels.clone(), [b, c, h, w]),
             &self.device,
@@ -301,10 +344,101 @@ impl<'a> Trainer<'a> {
                 value,
             });
         }
+        Ok((net, loss, value))
+    }
+
+    /// The next batch's examples (augmented, for CIFAR) and labels into `pixels` and `labels`.
+    fn fill_batch(&mut self) {
+        let data = &self.data.train;
+        self.pixels.clear();
+        self.labels.clear();
+        for &i in self.order.next_batch() {
+            if self.cfg.augment {
+                augment_into(
+                    data.image(i),
+                    data.shape,
+                    &mut self.aug_rng,
+                    &mut self.pixels,
+                );
+            } else {
+                self.pixels.extend_from_slice(data.image(i));
+            }
+            self.labels.push(data.labels[i] as i64);
+        }
+    }
+
+    /// Gradients of the loss on the next batch, by PyTorch name and layout; no step is taken
+    /// (SNIP's connection sensitivity). Masked weights are zero in the forward pass.
+    pub fn gradients(&mut self) -> Result<crate::tensors::StateDict> {
+        let (net, loss, _) = self.next_loss()?;
+        let grads = GradientsParams::from_grads(loss.backward(), &net);
+        let (net, dict) = gradients::collect(net, grads);
+        self.net = Some(net);
+        Ok(dict)
+    }
+
+    /// One optimisation step on the next batch; returns its loss.
+    pub fn step(&mut self) -> Result<f32> {
+        let (net, loss, value) = self.next_loss()?;
         let grads = GradientsParams::from_grads(loss.backward(), &net);
         let lr = self.cfg.schedule.lr(self.cfg.lr, self.done);
         self.net = Some(self.opt.step(net, grads, lr, &self.resident));
         self.done += 1;
         Ok(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{Dataset, DatasetKind};
+
+    fn splits(n: usize) -> Splits {
+        let set = |n: usize| Dataset {
+            images: (0..n * 3 * 8 * 8).map(|i| (i % 251) as f32).collect(),
+            labels: (0..n).map(|i| (i % 10) as u32).collect(),
+            shape: [3, 8, 8],
+            classes: 10,
+        };
+        Splits {
+            kind: DatasetKind::Cifar10,
+            train: set(n),
+            val: set(0),
+            test: set(4),
+        }
+    }
+
+    #[test]
+    fn skipping_to_k_serves_the_batch_step_k_plus_one_would_see() {
+        let data = splits(50);
+        let mut cfg = TrainConfig::lenet_paper(40);
+        cfg.batch_size = 7;
+        cfg.augment = true;
+        let device = Device::flex();
+        let net = || {
+            crate::models::Architecture::parse("mlp_4")
+                .unwrap()
+                .build([3, 8, 8], 10, &device)
+                .unwrap()
+        };
+        // 9 steps cross an epoch boundary (7 batches of 7 per epoch of 50).
+        let mut skipped = Trainer::new(net(), &data, None, &cfg, &device).unwrap();
+        skipped.skip_to(9).unwrap();
+        assert_eq!(skipped.done(), 9);
+        let mut walked = Trainer::new(net(), &data, None, &cfg, &device).unwrap();
+        for _ in 0..9 {
+            walked.fill_batch();
+        }
+        skipped.fill_batch();
+        walked.fill_batch();
+        assert_eq!(skipped.labels, walked.labels);
+        assert_eq!(
+            skipped.pixels, walked.pixels,
+            "augmentation draws continue too"
+        );
+        assert!(
+            skipped.skip_to(40).is_err(),
+            "the end of training is no start"
+        );
     }
 }

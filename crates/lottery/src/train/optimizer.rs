@@ -17,10 +17,11 @@ use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::masks::{MaskSet, transpose};
 use crate::models::Network;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "name", rename_all = "snake_case")]
+#[serde(tag = "name", rename_all = "snake_case", deny_unknown_fields)]
 pub enum OptimizerConfig {
     Sgd {
         #[serde(default)]
@@ -67,6 +68,14 @@ impl OptimizerConfig {
             momentum,
             nesterov,
             weight_decay,
+        }
+    }
+
+    /// `adam` or `sgd`, as configs spell it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            OptimizerConfig::Sgd { .. } => "sgd",
+            OptimizerConfig::Adam { .. } => "adam",
         }
     }
 
@@ -119,6 +128,23 @@ pub struct Optimizer {
 /// Masks in burn's layout, by parameter id, one byte (0 or 1) per weight: a quarter of the
 /// memory traffic of f32 masks in the update loop.
 pub type ResidentMasks = HashMap<ParamId, Vec<u8>>;
+
+/// `mask` in burn's layout by parameter id of `net`, for the hot loop (linear weights are
+/// `[in, out]` in burn, `[out, in]` in the mask).
+pub fn resident(mask: &MaskSet, net: &Network) -> ResidentMasks {
+    net.tensors()
+        .into_iter()
+        .filter_map(|t| {
+            let m = mask.masks.get(&t.name)?;
+            let data = if t.shape.len() == 2 {
+                transpose(&m.data, m.shape[0], m.shape[1])
+            } else {
+                m.data.clone()
+            };
+            Some((t.id, data.iter().map(|&k| (k != 0.0) as u8).collect()))
+        })
+        .collect()
+}
 
 impl Optimizer {
     pub fn new(config: OptimizerConfig) -> Self {

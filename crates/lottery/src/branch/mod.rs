@@ -1,0 +1,316 @@
+//! Branches: studies that run on a finished experiment's levels without touching it.
+//!
+//! A branch reads each chosen level's ticket (mask, starting weights, trained weights), runs its
+//! own trainings or evaluations, and writes `DIR/branches/<name>-<hash>/` — its own
+//! `config.json`, per-level variant directories, and a `summary.json` of the experiment's shape
+//! (the experiment's ticket beside the branch's variants). Settings are a typed config; the
+//! hash of the config names the directory, so a rerun resumes and other settings get their own.
+//! Each branch is one file and one line of [`REGISTRY`]; every control
+//! ([`crate::experiment::controls`]) is a branch too.
+
+pub mod control;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::device::Device;
+use crate::error::{Error, Result};
+use crate::experiment::{
+    ExperimentConfig, Job, Level, Observer, Runner, Setup, Targets, controls, level::Start,
+    load_data,
+};
+use crate::files::{read_json, stable_hash, write_json};
+use crate::layout::{DataId, RunDir};
+use crate::masks::MaskSet;
+use crate::models::Network;
+use crate::results::{LevelSummary, Summary, VariantResult, aggregate};
+use crate::tensors::{self, StateDict};
+use crate::train::Segment;
+
+/// A study of an experiment's levels, with typed settings.
+pub trait Branch: Sync {
+    /// Its settings; `Default` gives every default once, serde gives `config.json` and flags.
+    type Config: Serialize + DeserializeOwned + Default + Sync;
+    /// The registry name (`lottery branch NAME`).
+    fn name(&self) -> &'static str;
+    fn about(&self) -> &'static str;
+    /// Refuses settings that cannot work with this experiment, before anything is written.
+    fn validate(&self, _cfg: &Self::Config, _exp: &ExperimentConfig) -> Result<()> {
+        Ok(())
+    }
+    /// The branch's variants at one level. Trainings go through [`LevelContext::train`], which
+    /// resumes finished ones.
+    fn level(
+        &self,
+        cfg: &Self::Config,
+        ctx: &mut LevelContext,
+    ) -> Result<BTreeMap<String, VariantResult>>;
+}
+
+/// One level of one replicate, as a branch sees it.
+pub struct LevelContext<'a, 'o> {
+    /// The ticket's mask, starting weights and training at this level.
+    pub level: Level<'a>,
+    /// The ticket's weights after training at this level.
+    pub trained: &'a StateDict,
+    runner: &'a Runner<'a>,
+    obs: &'o mut dyn Observer,
+}
+
+impl LevelContext<'_, '_> {
+    /// Trains `net` under `mask` as the ticket trains at this level, into the branch's
+    /// `level_<L>/<name>/`, or reads it back if finished.
+    pub fn train(&mut self, name: &str, net: Network, mask: &MaskSet) -> Result<VariantResult> {
+        let job = Job {
+            level: self.level.level,
+            name,
+            net,
+            mask,
+            train: self.level.train,
+            segment: self.level.segment,
+        };
+        Ok(self.runner.run(job, self.obs)?.result)
+    }
+}
+
+/// How to run a branch: which levels, where, on which data.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Levels to run (default: every level the experiment finished).
+    pub levels: Option<Vec<usize>>,
+    pub device: Device,
+    /// Where the experiment's data lives now, if it moved.
+    pub data_dir: Option<PathBuf>,
+}
+
+/// A branch as the registry holds it: settings as JSON, for any branch.
+pub trait AnyBranch: Sync {
+    fn name(&self) -> &'static str;
+    fn about(&self) -> &'static str;
+    /// The default settings (the typed config's `Default`, as JSON).
+    fn defaults(&self) -> serde_json::Value;
+    /// The directory `settings` would write to, or an error if they do not parse.
+    fn dir(&self, experiment: &RunDir, settings: &serde_json::Value) -> Result<RunDir>;
+    fn run(
+        &self,
+        experiment: &RunDir,
+        settings: serde_json::Value,
+        opts: &RunOptions,
+        obs: &mut dyn Observer,
+    ) -> Result<Summary>;
+}
+
+/// Every branch by name, beyond the controls. A new one: a file here and a line in this list.
+pub static REGISTRY: &[&dyn AnyBranch] = &[];
+
+/// The registry's branches, then one per control.
+pub fn all() -> Vec<&'static dyn AnyBranch> {
+    static CONTROLS: OnceLock<Vec<control::ControlBranch>> = OnceLock::new();
+    let controls = CONTROLS.get_or_init(|| {
+        controls::REGISTRY
+            .iter()
+            .map(|c| control::ControlBranch(*c))
+            .collect()
+    });
+    REGISTRY
+        .iter()
+        .copied()
+        .chain(controls.iter().map(|c| c as &dyn AnyBranch))
+        .collect()
+}
+
+pub fn lookup(name: &str) -> Result<&'static dyn AnyBranch> {
+    let name = name.replace('-', "_");
+    all().into_iter().find(|b| b.name() == name).ok_or_else(|| {
+        let known: Vec<&str> = all().iter().map(|b| b.name()).collect();
+        Error::config(
+            "branch",
+            format!("`{name}` is not one of {}", known.join(", ")),
+        )
+    })
+}
+
+fn typed<C: DeserializeOwned>(name: &str, settings: &serde_json::Value) -> Result<C> {
+    serde_json::from_value(settings.clone())
+        .map_err(|e| Error::config(name, format!("settings do not fit: {e}")))
+}
+
+impl<B: Branch> AnyBranch for B {
+    fn name(&self) -> &'static str {
+        Branch::name(self)
+    }
+    fn about(&self) -> &'static str {
+        Branch::about(self)
+    }
+    fn defaults(&self) -> serde_json::Value {
+        serde_json::to_value(B::Config::default()).expect("configs serialise")
+    }
+    fn dir(&self, experiment: &RunDir, settings: &serde_json::Value) -> Result<RunDir> {
+        let cfg: B::Config = typed(Branch::name(self), settings)?;
+        let json = serde_json::to_string(&cfg).expect("configs serialise");
+        Ok(experiment.branch(Branch::name(self), stable_hash(&json)))
+    }
+    fn run(
+        &self,
+        experiment: &RunDir,
+        settings: serde_json::Value,
+        opts: &RunOptions,
+        obs: &mut dyn Observer,
+    ) -> Result<Summary> {
+        let cfg: B::Config = typed(Branch::name(self), &settings)?;
+        let out = self.dir(experiment, &settings)?;
+        let mut exp: ExperimentConfig = read_json(&experiment.config())?;
+        if opts.data_dir.is_some() {
+            exp.data_dir = opts.data_dir.clone();
+        }
+        self.validate(&cfg, &exp)?;
+        let levels = levels(experiment, &exp, opts.levels.as_deref())?;
+        let data = load_data(&exp)?;
+        if experiment.data_id().is_file() {
+            let recorded: DataId = read_json(&experiment.data_id())?;
+            if recorded != data.id() {
+                return Err(Error::config(
+                    "data-dir",
+                    format!(
+                        "{} was computed on other data than {} holds now; give --data-dir",
+                        experiment.root().display(),
+                        recorded.name
+                    ),
+                ));
+            }
+        }
+        out.claim(&cfg, &[])?;
+        let setup = Setup::new(&exp, &data, &opts.device)?;
+        let mut per_replicate = Vec::new();
+        for r in 0..exp.replicates {
+            let runner = Runner {
+                setup: &setup,
+                dir: out.replicate(r, exp.replicates),
+                replicate: r,
+            };
+            let source = experiment.replicate(r, exp.replicates);
+            let mut rows = Vec::new();
+            for &l in &levels {
+                let row = run_level(self, &cfg, &runner, &source, l, obs)?;
+                obs.level(r, &row);
+                rows.push(row);
+            }
+            per_replicate.push(rows);
+        }
+        let summary = aggregate(&per_replicate);
+        write_json(&out.summary(), &summary)?;
+        crate::report::plot_dir(&out, &[(Branch::name(self).to_string(), summary.clone())])?;
+        Ok(summary)
+    }
+}
+
+/// The levels to run: those asked for (each must have finished), or every finished one.
+fn levels(dir: &RunDir, exp: &ExperimentConfig, asked: Option<&[usize]>) -> Result<Vec<usize>> {
+    let first = dir.first_replicate();
+    let finished = |l: usize| {
+        (0..exp.replicates).all(|r| {
+            dir.replicate(r, exp.replicates)
+                .variant(l, "ticket")
+                .is_complete()
+        })
+    };
+    match asked {
+        Some(ls) => {
+            for &l in ls {
+                if !finished(l) {
+                    return Err(Error::config(
+                        "levels",
+                        format!(
+                            "level {l} of {} has not finished (levels run 0..={})",
+                            dir.root().display(),
+                            exp.levels
+                        ),
+                    ));
+                }
+            }
+            Ok(ls.to_vec())
+        }
+        None => {
+            let ls: Vec<usize> = first
+                .levels_started()
+                .into_iter()
+                .filter(|&l| finished(l))
+                .collect();
+            if ls.is_empty() {
+                return Err(Error::config(
+                    "levels",
+                    format!("{} has no finished level yet", dir.root().display()),
+                ));
+            }
+            Ok(ls)
+        }
+    }
+}
+
+/// Reads one level of the experiment back and runs `branch` on it.
+fn run_level<B: Branch>(
+    branch: &B,
+    cfg: &B::Config,
+    runner: &Runner,
+    source: &RunDir,
+    level: usize,
+    obs: &mut dyn Observer,
+) -> Result<LevelSummary> {
+    {
+        let setup = runner.setup;
+        let exp = setup.config;
+        let ticket = source.variant(level, "ticket");
+        let mask = MaskSet::load(&ticket.mask())?;
+        let (trained, _) = tensors::load(&ticket.weights())?;
+        let ticket_result: VariantResult = read_json(&ticket.result())?;
+        let start = level_start(source, exp, level, setup.data.train.len())?;
+        let lvl = Level {
+            setup,
+            level,
+            seed: exp.seed + runner.replicate as u64,
+            mask: &mask,
+            start: &start.weights,
+            train: &start.train,
+            segment: start.segment,
+        };
+        let mut ctx = LevelContext {
+            level: lvl,
+            trained: &trained,
+            runner,
+            obs,
+        };
+        let mut variants = branch.level(cfg, &mut ctx)?;
+        variants.insert("ticket".into(), ticket_result);
+        let targets = Targets::of(&setup.fresh(0)?, &exp.prune);
+        Ok(targets.row(level, &mask, variants))
+    }
+}
+
+/// Where the experiment's ticket started at `level`, read from its files.
+fn level_start(
+    source: &RunDir,
+    exp: &ExperimentConfig,
+    level: usize,
+    train_len: usize,
+) -> Result<Start> {
+    let (init, _) = tensors::load(&source.init())?;
+    if level == 0 {
+        return Ok(Start {
+            weights: init,
+            train: exp.train.clone(),
+            segment: Segment::default(),
+        });
+    }
+    let rewind_point = match exp.rewind.snapshot_at() {
+        Some(_) => tensors::load(&source.rewind_point())?.0,
+        None => init,
+    };
+    let (previous, _) = tensors::load(&source.variant(level - 1, "ticket").weights())?;
+    Ok(exp
+        .rewind
+        .start(&rewind_point, &previous, &exp.train, train_len))
+}
