@@ -143,14 +143,14 @@ fn settings(mut json: Value, rest: &[String], sets: &[String]) -> Result<Value> 
         }
         let is_switch = json[&key].is_boolean();
         let value = match inline {
-            Some(v) => toml_value(&v),
+            Some(v) => toml_value(&v)?,
             None if is_switch => Value::Bool(true),
             None => {
                 i += 1;
                 let v = rest
                     .get(i)
                     .ok_or_else(|| anyhow!("--{flag} needs a value"))?;
-                toml_value(v)
+                toml_value(v)?
             }
         };
         set(&mut json, &key, value, false)?;
@@ -160,7 +160,7 @@ fn settings(mut json: Value, rest: &[String], sets: &[String]) -> Result<Value> 
         let (k, v) = s
             .split_once('=')
             .ok_or_else(|| anyhow!("invalid --set `{s}`: expected KEY=VALUE"))?;
-        set(&mut json, k.trim(), toml_value(v), true)?;
+        set(&mut json, k.trim(), toml_value(v)?, true)?;
     }
     Ok(json)
 }

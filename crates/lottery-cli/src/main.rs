@@ -96,7 +96,13 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // One line: the context, then each cause.
-            let causes: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+            // A cause that its context already quotes (an I/O error after its path) once.
+            let mut causes: Vec<String> = Vec::new();
+            for c in e.chain().map(|c| c.to_string()) {
+                if !causes.last().is_some_and(|prev| prev.ends_with(&c)) {
+                    causes.push(c);
+                }
+            }
             eprintln!("error: {}", causes.join(": "));
             ExitCode::FAILURE
         }

@@ -293,7 +293,8 @@ impl<T: Tables> Overrides<T> {
                 let (key, value) = raw
                     .split_once('=')
                     .ok_or_else(|| anyhow!("invalid --set `{raw}`: expected KEY=VALUE"))?;
-                let value = toml_value(value.trim());
+                let value =
+                    toml_value(value).with_context(|| format!("invalid --set {}", key.trim()))?;
                 set(json, key.trim(), value, true)
                     .with_context(|| format!("invalid --set {}", key.trim()))?;
                 continue;
@@ -302,7 +303,7 @@ impl<T: Tables> Overrides<T> {
                 .find(|f| f.name == name)
                 .expect("only our flags are recorded");
             let value = match f.kind {
-                Kind::Value => toml_value(raw),
+                Kind::Value => toml_value(raw).with_context(|| format!("invalid --{name}"))?,
                 Kind::Switch => Value::Bool(true),
                 Kind::Strings => Value::Array(
                     raw.split(',')
@@ -323,7 +324,7 @@ impl<T: Tables> Overrides<T> {
                         .collect::<Result<_>>()?,
                 ),
                 Kind::Tagged => serde_json::json!({ "name": raw.trim() }),
-                Kind::Wrap(k) => serde_json::json!({ k: toml_value(raw) }),
+                Kind::Wrap(k) => serde_json::json!({ k: toml_value(raw)? }),
                 Kind::Parse(p) => p(raw.trim())?,
             };
             for key in f.keys {
@@ -336,17 +337,24 @@ impl<T: Tables> Overrides<T> {
 }
 
 /// A flag's text as TOML would read it on the right of `=`; a bare word is a string.
-pub fn toml_value(raw: &str) -> Value {
+/// `none` unsets an optional setting (`--output-rate none`; TOML has no null). NaN and
+/// infinities are refused: no setting means them, and JSON cannot hold them.
+pub fn toml_value(raw: &str) -> Result<Value> {
     let raw = raw.trim();
-    // TOML has no null; `none` unsets an optional setting (`--output-rate none`).
     if raw == "none" {
-        return Value::Null;
+        return Ok(Value::Null);
     }
     match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
         Ok(mut t) => {
-            serde_json::to_value(t.remove("v").expect("parsed key")).unwrap_or(Value::Null)
+            let v = t.remove("v").expect("parsed key");
+            if let toml::Value::Float(f) = v
+                && !f.is_finite()
+            {
+                bail!("{raw} is not a finite number");
+            }
+            Ok(serde_json::to_value(v)?)
         }
-        Err(_) => Value::String(raw.into()),
+        Err(_) => Ok(Value::String(raw.into())),
     }
 }
 

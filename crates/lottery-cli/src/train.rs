@@ -126,6 +126,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
 
     let device = lottery::device::parse(&a.device)?;
     let data = cfg.load_data()?;
+    cfg.train.validate_for(&data)?;
     let net = lottery::models::init::initialise(
         Architecture::parse(&cfg.model)?.build(data.train.shape, data.train.classes, &device)?,
         cfg.init,

@@ -190,6 +190,7 @@ impl Experiment {
     /// Loads the experiment's data and claims the directory for it (`config.json`, `data.json`).
     pub fn load_data(&self) -> Result<Splits> {
         let data = load_data(&self.config)?;
+        self.config.train.validate_for(&data)?;
         // The data first: other data under the same settings must not rewrite config.json.
         self.dir.check(&self.config, NOT_IDENTITY)?;
         self.dir.claim_data(&data.id())?;

@@ -84,6 +84,22 @@ impl TrainConfig {
         self.schedule.validate()
     }
 
+    /// [`TrainConfig::validate`], and whether `data` can serve a batch.
+    pub fn validate_for(&self, data: &Splits) -> Result<()> {
+        self.validate()?;
+        if self.batch_size > data.train.len() {
+            return Err(Error::config(
+                "batch-size",
+                format!(
+                    "{} is more than the {} training examples",
+                    self.batch_size,
+                    data.train.len()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     pub fn iterations(&self, train_len: usize) -> usize {
         match self.length {
             Length::Iterations(n) => n,
@@ -237,17 +253,7 @@ impl<'a> Trainer<'a> {
         cfg: &TrainConfig,
         device: &Device,
     ) -> Result<Self> {
-        cfg.validate()?;
-        if cfg.batch_size > data.train.len() {
-            return Err(Error::config(
-                "batch-size",
-                format!(
-                    "{} is more than the {} training examples",
-                    cfg.batch_size,
-                    data.train.len()
-                ),
-            ));
-        }
+        cfg.validate_for(data)?;
         let device = device.clone().autodiff();
         // `train()` re-enables gradient tracking, which a model built on a plain device lacks.
         let mut net = net.to_device(&device).train();
