@@ -43,7 +43,7 @@ pub fn run(a: InferArgs) -> Result<()> {
     if a.batch == 0 {
         bail!("invalid --batch: must be at least 1");
     }
-    let model = format::load(&a.model).with_context(|| format!("{}", a.model.display()))?;
+    let model = format::load(&a.model)?;
     let kind = DatasetKind::parse(&a.dataset)?;
     let (shape, classes) = kind.example_shape();
     if model.input != shape || model.classes() != classes {
@@ -59,7 +59,7 @@ pub fn run(a: InferArgs) -> Result<()> {
     let data = lottery::data::load(kind, &dir, 0)
         .with_context(|| format!("cannot load {} from {}", kind.name(), dir.display()))?;
     let test = &data.test;
-    let mut engine = Engine::new(model).map_err(anyhow::Error::msg)?;
+    let mut engine = Engine::new(model)?;
     if let Some(t) = a.threads {
         engine = engine.with_threads(t);
     }

@@ -11,7 +11,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let path = args.next().ok_or("usage: classify MODEL.lsm [CALLS]")?;
     let calls: usize = args.next().map_or(Ok(20_000), |c| c.parse())?;
-    let model = format::load(path.as_ref()).map_err(|e| format!("{path}: {e}"))?;
+    let model = format::load(path.as_ref())?;
     let engine = Engine::new(model)?;
     let (n_in, classes) = (engine.model().input_len(), engine.model().classes());
     // A fixed pseudo-random input batch: values do not change the arithmetic's speed.

@@ -123,7 +123,11 @@ fn columns_of(next: &DenseLayer, unit: usize, prev_shape: [usize; 3]) -> Vec<usi
 }
 
 /// Compacts `model`; the report lists each layer's removals.
-pub fn compact(model: &DenseModel) -> Result<(CompactModel, Vec<LayerReport>), String> {
+pub fn compact(model: &DenseModel) -> Result<(CompactModel, Vec<LayerReport>), crate::Error> {
+    compact_layers(model).map_err(crate::Error::invalid)
+}
+
+fn compact_layers(model: &DenseModel) -> Result<(CompactModel, Vec<LayerReport>), String> {
     let shapes = model.shapes()?;
     let n = model.layers.len();
     if n == 0 {
@@ -287,7 +291,7 @@ fn build(
         input: model.input,
         layers,
     };
-    model.check()?;
+    model.problems()?;
     Ok((model, reports))
 }
 

@@ -12,30 +12,20 @@ pub struct Csr {
     pub val: Vec<f32>,
 }
 
-#[derive(Debug, thiserror::Error, PartialEq)]
-pub enum CsrError {
-    #[error("a {rows}×{cols} matrix needs {} values, got {len}", rows * cols)]
-    Shape {
-        rows: usize,
-        cols: usize,
-        len: usize,
-    },
-    #[error("{cols} columns do not fit 32-bit indices")]
-    TooWide { cols: usize },
-}
+use crate::error::{Error, Problem};
 
 impl Csr {
     /// Keeps the nonzero entries of a dense row-major `rows × cols` matrix.
-    pub fn from_dense(rows: usize, cols: usize, dense: &[f32]) -> Result<Self, CsrError> {
+    pub fn from_dense(rows: usize, cols: usize, dense: &[f32]) -> Result<Self, Error> {
         if rows.checked_mul(cols) != Some(dense.len()) {
-            return Err(CsrError::Shape {
+            return Err(Error::from(Problem::Shape {
                 rows,
                 cols,
                 len: dense.len(),
-            });
+            }));
         }
         if cols > u32::MAX as usize || dense.len() > u32::MAX as usize {
-            return Err(CsrError::TooWide { cols });
+            return Err(Problem::TooWide { cols }.into());
         }
         let mut row_start = Vec::with_capacity(rows + 1);
         let (mut col, mut val) = (Vec::new(), Vec::new());
@@ -87,7 +77,12 @@ impl Csr {
 
     /// Checks the invariants every kernel relies on: row starts rise from 0 to the number of
     /// entries, and within a row the columns are in range and strictly increasing.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), Error> {
+        self.invariants().map_err(Error::invalid)
+    }
+
+    /// What [`Csr::check`] finds, in words.
+    pub(crate) fn invariants(&self) -> Result<(), String> {
         if self.row_start.len() != self.rows + 1 {
             return Err(format!(
                 "{} row starts for {} rows",
@@ -172,12 +167,12 @@ mod tests {
             }
         }
         assert_eq!(
-            Csr::from_dense(2, 2, &[1.0]).unwrap_err(),
-            CsrError::Shape {
+            Csr::from_dense(2, 2, &[1.0]).unwrap_err().problem(),
+            Some(&crate::error::Problem::Shape {
                 rows: 2,
                 cols: 2,
                 len: 1
-            }
+            })
         );
     }
 }

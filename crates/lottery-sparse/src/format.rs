@@ -32,35 +32,13 @@ use std::path::Path;
 
 use crate::crc32::crc32;
 use crate::csr::Csr;
+use crate::error::{Error, Problem};
 use crate::model::{CompactModel, ConvLayer, Layer, LinearLayer, Pool};
 
 pub const MAGIC: [u8; 8] = *b"\x89LSM\r\n\x1a\n";
 pub const VERSION: u32 = 1;
 const HEADER: usize = 24;
 const NO_GATHER: u32 = u32::MAX;
-
-#[derive(Debug, thiserror::Error)]
-pub enum FormatError {
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
-    #[error("not a compact lottery model (no .lsm magic bytes)")]
-    NotLsm,
-    #[error("format version {0} is not supported (this build reads version {VERSION})")]
-    Version(u32),
-    #[error("truncated: {what} needs {need} bytes at offset {at}, only {have} remain")]
-    Truncated {
-        what: &'static str,
-        at: usize,
-        need: usize,
-        have: usize,
-    },
-    #[error(
-        "checksum mismatch (stored {stored:08x}, computed {computed:08x}): the file is corrupt"
-    )]
-    Checksum { stored: u32, computed: u32 },
-    #[error("{0}")]
-    Invalid(String),
-}
 
 /// How a layer's weights are laid out in the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -191,36 +169,40 @@ fn put_u32(p: &mut Vec<u8>, v: usize) {
 }
 
 /// Parses and validates a file's bytes.
-pub fn from_bytes(bytes: &[u8]) -> Result<CompactModel, FormatError> {
+pub fn from_bytes(bytes: &[u8]) -> Result<CompactModel, Error> {
+    Ok(parse(bytes)?)
+}
+
+fn parse(bytes: &[u8]) -> Result<CompactModel, Problem> {
     if bytes.len() < MAGIC.len() || bytes[..MAGIC.len()] != MAGIC {
-        return Err(FormatError::NotLsm);
+        return Err(Problem::NotLsm);
     }
     let mut h = Reader::new(&bytes[..bytes.len().min(HEADER)]);
     h.take(MAGIC.len(), "magic")?;
     let version = h.u32("version")?;
     if version != VERSION {
-        return Err(FormatError::Version(version));
+        return Err(Problem::Version(version));
     }
     let length = h.u64("payload length")?;
     let stored = h.u32("checksum")?;
     let payload = &bytes[HEADER..];
     if length != payload.len() as u64 {
-        return Err(FormatError::Invalid(format!(
+        return Err(Problem::Invalid(format!(
             "header promises {length} bytes of payload, the file has {}",
             payload.len()
         )));
     }
     let computed = crc32(payload);
     if computed != stored {
-        return Err(FormatError::Checksum { stored, computed });
+        return Err(Problem::Checksum { stored, computed });
     }
     let model = parse_payload(&mut Reader::new(payload))?;
-    model.check().map_err(FormatError::Invalid)?;
+    model.problems().map_err(Problem::Invalid)?;
     Ok(model)
 }
 
-fn parse_payload(r: &mut Reader<'_>) -> Result<CompactModel, FormatError> {
-    let invalid = |m: String| FormatError::Invalid(m);
+fn parse_payload(r: &mut Reader<'_>) -> Result<CompactModel, Problem> {
+    let invalid = |m: String| Problem::Invalid(m);
     let n = u16::from_le_bytes(r.array("source length")?) as usize;
     let source = std::str::from_utf8(r.take(n, "source")?)
         .map_err(|_| invalid("the source name is not UTF-8".into()))?
@@ -340,7 +322,7 @@ fn parse_payload(r: &mut Reader<'_>) -> Result<CompactModel, FormatError> {
                 }
             }
         };
-        weights.check().map_err(|m| at(&m))?;
+        weights.invariants().map_err(|m| at(&m))?;
         layers.push(match head {
             Head::Conv([in_channels, height, width, kernel, padding]) => Layer::Conv(ConvLayer {
                 in_channels,
@@ -378,18 +360,22 @@ fn parse_payload(r: &mut Reader<'_>) -> Result<CompactModel, FormatError> {
 
 /// Writes `model` to `path` through a temporary file and a rename, so a crash never leaves a
 /// half-written model where a good one was.
-pub fn save(model: &CompactModel, path: &Path) -> Result<(), FormatError> {
-    model.check().map_err(FormatError::Invalid)?;
+pub fn save(model: &CompactModel, path: &Path) -> Result<(), Error> {
+    model.check().map_err(|e| e.in_file(path))?;
     let tmp = path.with_extension("lsm.tmp");
-    let mut file = std::fs::File::create(&tmp)?;
-    std::io::Write::write_all(&mut file, &to_bytes(model))?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    Ok(())
+    let write = || -> std::io::Result<()> {
+        let mut file = std::fs::File::create(&tmp)?;
+        std::io::Write::write_all(&mut file, &to_bytes(model))?;
+        file.sync_all()
+    };
+    write().map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }
 
-pub fn load(path: &Path) -> Result<CompactModel, FormatError> {
-    from_bytes(&std::fs::read(path)?)
+/// Reads and validates the model in the file at `path`; every error names the file.
+pub fn load(path: &Path) -> Result<CompactModel, Error> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    parse(&bytes).map_err(|p| Error::from(p).in_file(path))
 }
 
 /// A cursor that never reads past its slice.
@@ -407,9 +393,9 @@ impl<'a> Reader<'a> {
         self.bytes.len() - self.at
     }
 
-    fn take(&mut self, need: usize, what: &'static str) -> Result<&'a [u8], FormatError> {
+    fn take(&mut self, need: usize, what: &'static str) -> Result<&'a [u8], Problem> {
         if need > self.remaining() {
-            return Err(FormatError::Truncated {
+            return Err(Problem::Truncated {
                 what,
                 at: self.at,
                 need,
@@ -421,32 +407,32 @@ impl<'a> Reader<'a> {
         Ok(s)
     }
 
-    fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], FormatError> {
+    fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], Problem> {
         Ok(self.take(N, what)?.try_into().expect("took N bytes"))
     }
 
-    fn u32(&mut self, what: &'static str) -> Result<u32, FormatError> {
+    fn u32(&mut self, what: &'static str) -> Result<u32, Problem> {
         Ok(u32::from_le_bytes(self.array(what)?))
     }
 
-    fn u64(&mut self, what: &'static str) -> Result<u64, FormatError> {
+    fn u64(&mut self, what: &'static str) -> Result<u64, Problem> {
         Ok(u64::from_le_bytes(self.array(what)?))
     }
 
     /// A dimension: a u32 below 2^24 (no layer of a real ticket comes near it), so products
     /// of two stay far from overflow.
-    fn dim(&mut self, what: &'static str) -> Result<usize, FormatError> {
+    fn dim(&mut self, what: &'static str) -> Result<usize, Problem> {
         let v = self.u32(what)?;
         if v >= 1 << 24 {
-            return Err(FormatError::Invalid(format!(
+            return Err(Problem::Invalid(format!(
                 "{what} of {v} is implausibly large"
             )));
         }
         Ok(v as usize)
     }
 
-    fn words(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], FormatError> {
-        let need = n.checked_mul(4).ok_or(FormatError::Truncated {
+    fn words(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], Problem> {
+        let need = n.checked_mul(4).ok_or(Problem::Truncated {
             what,
             at: self.at,
             need: usize::MAX,
@@ -455,7 +441,7 @@ impl<'a> Reader<'a> {
         self.take(need, what)
     }
 
-    fn u32s(&mut self, n: usize, what: &'static str) -> Result<Vec<u32>, FormatError> {
+    fn u32s(&mut self, n: usize, what: &'static str) -> Result<Vec<u32>, Problem> {
         Ok(self
             .words(n, what)?
             .chunks_exact(4)
@@ -464,7 +450,7 @@ impl<'a> Reader<'a> {
             .collect())
     }
 
-    fn f32s(&mut self, n: usize, what: &'static str) -> Result<Vec<f32>, FormatError> {
+    fn f32s(&mut self, n: usize, what: &'static str) -> Result<Vec<f32>, Problem> {
         Ok(self
             .words(n, what)?
             .chunks_exact(4)

@@ -5,6 +5,7 @@
 pub mod compact;
 pub mod crc32;
 pub mod csr;
+pub mod error;
 pub mod format;
 pub mod infer;
 pub mod model;
@@ -13,6 +14,7 @@ mod tests;
 
 pub use compact::{DenseKind, DenseLayer, DenseModel, LayerReport, compact};
 pub use csr::Csr;
-pub use format::{Encoding, FormatError};
+pub use error::{Error, Problem};
+pub use format::Encoding;
 pub use infer::{Engine, Scratch};
 pub use model::{CompactModel, ConvLayer, Layer, LinearLayer, Pool};

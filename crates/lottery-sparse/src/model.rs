@@ -5,6 +5,7 @@
 //! layer reads the previous output flattened, optionally gathered through an index list first.
 
 use crate::csr::Csr;
+use crate::error::Error;
 
 /// What follows a convolution's activation: nothing, or a 2×2 pool with stride 2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,7 +142,12 @@ impl CompactModel {
     /// Checks that every layer reads what the one before it writes and that every index points
     /// inside its array, so inference never reads out of bounds. The loader calls it; so
     /// should anyone who builds a model by hand.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), Error> {
+        self.problems().map_err(Error::invalid)
+    }
+
+    /// What [`CompactModel::check`] finds, in words.
+    pub(crate) fn problems(&self) -> Result<(), String> {
         if self.layers.is_empty() {
             return Err("the model has no layers".into());
         }
@@ -152,7 +158,7 @@ impl CompactModel {
         let mut flat = false;
         for (i, layer) in self.layers.iter().enumerate() {
             let at = |m: String| format!("layer {i}: {m}");
-            layer.weights().check().map_err(at)?;
+            layer.weights().invariants().map_err(at)?;
             if layer.bias().len() != layer.weights().rows {
                 return Err(at(format!(
                     "{} biases for {} outputs",

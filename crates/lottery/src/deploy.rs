@@ -130,5 +130,5 @@ pub fn compact(
     input: [usize; 3],
 ) -> Result<(CompactModel, Vec<LayerReport>)> {
     let dense = dense_model(net, mask, source, input)?;
-    lottery_sparse::compact(&dense).map_err(|m| Error::config("model", m))
+    lottery_sparse::compact(&dense).map_err(|e| Error::config("model", e.to_string()))
 }

@@ -23,6 +23,9 @@ pub enum Error {
     /// A checkpoint does not fit the model it is loaded into.
     #[error("{}: {message}", path.display())]
     Checkpoint { path: PathBuf, message: String },
+    /// A state dict does not fit a model: a tensor missing, extra, misshapen or not finite.
+    #[error("{0}")]
+    StateDict(String),
     #[error("training diverged: the loss became {value} at iteration {iteration}")]
     Diverged { iteration: usize, value: f32 },
 }

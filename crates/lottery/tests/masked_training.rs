@@ -117,7 +117,7 @@ fn state_dict_uses_pytorch_names_and_layouts_and_round_trips() {
     assert_eq!(loaded.state_dict(), dict);
     let mut wrong = dict.clone();
     wrong.get_mut("fc2.weight").unwrap().shape = vec![300, 100];
-    let e = net.load_state_dict(&wrong).unwrap_err();
+    let e = net.load_state_dict(&wrong).unwrap_err().to_string();
     assert!(e.contains("fc2.weight") && e.contains("[300, 100]"), "{e}");
 }
 

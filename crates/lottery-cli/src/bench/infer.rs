@@ -62,7 +62,7 @@ pub fn run(a: BenchInferArgs) -> Result<()> {
     if a.calls < 20 {
         bail!("invalid --calls: at least 20 are needed for a median");
     }
-    let model = format::load(&a.model).with_context(|| format!("{}", a.model.display()))?;
+    let model = format::load(&a.model)?;
     let mut engine = Engine::new(model.clone())
         .map_err(anyhow::Error::msg)?
         .with_simd(!a.scalar);

@@ -40,7 +40,7 @@ pub struct Scratch {
 impl Engine {
     /// Uses every core the OS gives us and AVX2+FMA when the CPU has them. The model is
     /// checked first ([`CompactModel::check`]): the kernels index without bounds checks.
-    pub fn new(model: CompactModel) -> Result<Self, String> {
+    pub fn new(model: CompactModel) -> Result<Self, crate::Error> {
         model.check()?;
         Ok(Engine {
             remapped: remap(&model),

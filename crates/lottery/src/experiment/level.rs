@@ -3,7 +3,7 @@
 
 use crate::data::Splits;
 use crate::device::Device;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::masks::MaskSet;
 use crate::models::{Architecture, Network, init};
 use crate::tensors::StateDict;
@@ -39,9 +39,7 @@ impl<'a> Setup<'a> {
 
     /// The network holding `weights`.
     pub fn network(&self, weights: &StateDict) -> Result<Network> {
-        self.fresh(0)?
-            .load_state_dict(weights)
-            .map_err(|m| Error::config("rewind", m))
+        self.fresh(0)?.load_state_dict(weights)
     }
 }
 

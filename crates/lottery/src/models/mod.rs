@@ -201,29 +201,32 @@ impl Network {
     /// Replaces tensors by name from `dict` (PyTorch layouts). Every model tensor must be present
     /// with the right shape; names the model does not have are an error, so a checkpoint of the
     /// wrong architecture cannot load half-way.
-    pub fn load_state_dict(self, dict: &StateDict) -> std::result::Result<Self, String> {
+    pub fn load_state_dict(self, dict: &StateDict) -> Result<Self> {
         let expected: Vec<TensorInfo> = self.tensors();
         let known: std::collections::BTreeSet<&str> =
             expected.iter().map(|t| t.name.as_str()).collect();
         if let Some(extra) = dict.keys().find(|k| !known.contains(k.as_str())) {
-            return Err(format!(
+            return Err(Error::StateDict(format!(
                 "has tensor `{extra}`, which this model does not (it has {})",
                 list(&expected)
-            ));
+            )));
         }
         for t in &expected {
             match dict.get(&t.name) {
-                None => return Err(format!("lacks tensor `{}`", t.name)),
+                None => return Err(Error::StateDict(format!("lacks tensor `{}`", t.name))),
                 Some(h) if h.shape != t.torch_shape() => {
-                    return Err(format!(
+                    return Err(Error::StateDict(format!(
                         "tensor `{}` has shape {:?}, the model expects {:?}",
                         t.name,
                         h.shape,
                         t.torch_shape()
-                    ));
+                    )));
                 }
                 Some(h) if h.data.iter().any(|x| !x.is_finite()) => {
-                    return Err(format!("tensor `{}` holds NaN or infinite values", t.name));
+                    return Err(Error::StateDict(format!(
+                        "tensor `{}` holds NaN or infinite values",
+                        t.name
+                    )));
                 }
                 Some(_) => {}
             }
