@@ -73,7 +73,7 @@ pub fn dense_model(
                 layers.push(linear(&dict, &format!("fc{}", i + 1), i + 1 < n)?);
             }
         }
-        Network::ResNet(_) => return Err(unsupported("residual blocks are not a layer chain")),
+        _ => return Err(unsupported("not a chain of linear and convolution layers")),
     }
     Ok(DenseModel {
         source: source.to_string(),

@@ -42,8 +42,7 @@ pub fn run(a: BenchEvalArgs) -> Result<()> {
     }
     let input = match &a.input {
         Some(v) => [v[0], v[1], v[2]],
-        None if matches!(arch, Architecture::Mlp { .. }) => [1, 28, 28],
-        None => [3, 32, 32],
+        None => arch.default_input(),
     };
     let device = lottery::device::parse("cpu")?;
     let set = synthetic(input, 0, a.examples).test;

@@ -9,6 +9,109 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use super::mlp::dense_stack;
+use super::{Classify, Family, Network, unknown_model};
+use crate::error::{Error, Result};
+
+/// The LTH paper's Conv-2, Conv-4 and Conv-6.
+pub struct LthConv;
+
+impl LthConv {
+    fn pairs(name: &str) -> Option<usize> {
+        match name {
+            "conv2" => Some(1),
+            "conv4" => Some(2),
+            "conv6" => Some(3),
+            _ => None,
+        }
+    }
+}
+
+impl Family for LthConv {
+    fn names(&self) -> &'static str {
+        "conv2, conv4, conv6"
+    }
+    fn check(&self, name: &str) -> Option<Result<()>> {
+        Self::pairs(name).map(|_| Ok(()))
+    }
+    fn build(
+        &self,
+        name: &str,
+        input: [usize; 3],
+        classes: usize,
+        device: &Device,
+    ) -> Result<Network> {
+        let pairs = Self::pairs(name).ok_or_else(|| unknown_model(name))?;
+        if input[1] >> pairs == 0 {
+            return Err(too_small("conv", input));
+        }
+        Ok(Network::Conv(ConvNet::new(
+            input,
+            &lth_conv_plan(pairs),
+            false,
+            &[256, 256],
+            classes,
+            device,
+        )))
+    }
+}
+
+/// CIFAR VGG-11/13/16/19 with batch norm.
+pub struct Vgg;
+
+impl Vgg {
+    fn plan(name: &str) -> Option<Result<Vec<ConvStep>>> {
+        let depth = name.strip_prefix("vgg")?;
+        Some(
+            depth
+                .parse()
+                .ok()
+                .and_then(vgg_plan)
+                .ok_or_else(|| unknown_model(name)),
+        )
+    }
+}
+
+impl Family for Vgg {
+    fn names(&self) -> &'static str {
+        "vgg11, vgg13, vgg16, vgg19"
+    }
+    fn check(&self, name: &str) -> Option<Result<()>> {
+        Some(Self::plan(name)?.map(|_| ()))
+    }
+    fn build(
+        &self,
+        name: &str,
+        input: [usize; 3],
+        classes: usize,
+        device: &Device,
+    ) -> Result<Network> {
+        let plan = Self::plan(name).unwrap_or_else(|| Err(unknown_model(name)))?;
+        if input[1] < 32 || input[2] < 32 {
+            return Err(too_small("vgg", input));
+        }
+        Ok(Network::Conv(ConvNet::new(
+            input,
+            &plan,
+            true,
+            &[],
+            classes,
+            device,
+        )))
+    }
+}
+
+fn too_small(what: &str, input: [usize; 3]) -> Error {
+    Error::config(
+        "model",
+        format!("{what} needs inputs of at least 32×32, got {input:?}"),
+    )
+}
+
+impl Classify for ConvNet {
+    fn classify(&self, x: Tensor<4>) -> Tensor<2> {
+        self.forward(x)
+    }
+}
 
 /// What follows a convolution (after its ReLU).
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -5,6 +5,59 @@ use burn::nn::{Initializer, Linear, LinearConfig};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
+use super::{Classify, Family, Network, unknown_model};
+use crate::error::Result;
+
+/// `lenet_300_100` (also `lenet`) and `mlp_N1_N2_…`: hidden widths in the name.
+pub struct MlpFamily;
+
+impl MlpFamily {
+    fn hidden(name: &str) -> Option<Result<Vec<usize>>> {
+        if name == "lenet_300_100" || name == "lenet" {
+            return Some(Ok(vec![300, 100]));
+        }
+        let rest = name.strip_prefix("mlp_")?;
+        let hidden: Option<Vec<usize>> = rest
+            .split('_')
+            .map(|w| w.parse().ok().filter(|&w: &usize| w > 0))
+            .collect();
+        Some(hidden.ok_or_else(|| unknown_model(name)))
+    }
+}
+
+impl Family for MlpFamily {
+    fn names(&self) -> &'static str {
+        "lenet_300_100, mlp_N1_N2_…"
+    }
+    fn check(&self, name: &str) -> Option<Result<()>> {
+        Some(Self::hidden(name)?.map(|_| ()))
+    }
+    fn build(
+        &self,
+        name: &str,
+        input: [usize; 3],
+        classes: usize,
+        device: &Device,
+    ) -> Result<Network> {
+        let hidden = Self::hidden(name).unwrap_or_else(|| Err(unknown_model(name)))?;
+        Ok(Network::Mlp(Mlp::new(
+            input.iter().product(),
+            &hidden,
+            classes,
+            device,
+        )))
+    }
+    fn default_input(&self) -> [usize; 3] {
+        [1, 28, 28]
+    }
+}
+
+impl Classify for Mlp {
+    fn classify(&self, x: Tensor<4>) -> Tensor<2> {
+        self.forward(x.flatten(1, 3))
+    }
+}
+
 #[derive(Module, Debug)]
 pub struct Mlp {
     pub layers: Vec<Linear>,

@@ -1,5 +1,5 @@
-//! The model registry: architectures by name, PyTorch-style parameter names, and which
-//! tensors are prunable.
+//! The model registry: architectures by name (each family one file and one line of
+//! [`registry!`]), PyTorch-style parameter names, and which tensors are prunable.
 
 pub mod convnet;
 pub mod init;
@@ -10,125 +10,139 @@ use std::collections::BTreeMap;
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::tensor::{Device, Tensor, TensorData};
-use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::tensors::{HostTensor, StateDict};
-use convnet::{ConvNet, lth_conv_plan, vgg_plan};
+use convnet::ConvNet;
 use mlp::Mlp;
 use resnet::ResNet;
 
-/// Every architecture the registry can build. One enum, so a training loop, a checkpoint and
-/// a pruning strategy need not know which one they hold.
-#[derive(Module, Debug)]
-pub enum Network {
-    Mlp(Mlp),
-    Conv(ConvNet),
-    ResNet(ResNet),
+/// A family of architectures: the names it answers to and how to build them. Each family lives
+/// in its own file and is one line of the [`registry!`] below.
+pub trait Family: Sync {
+    /// How its names look, for help texts and errors (`mlp_N1_N2_…`).
+    fn names(&self) -> &'static str;
+    /// `None` if `name` is not this family's; otherwise whether it is a valid member.
+    fn check(&self, name: &str) -> Option<Result<()>>;
+    /// Member `name` for inputs of shape `input` and `classes` outputs, with every weight zero
+    /// (`init::initialise` gives them values).
+    fn build(
+        &self,
+        name: &str,
+        input: [usize; 3],
+        classes: usize,
+        device: &Device,
+    ) -> Result<Network>;
+    /// The input it reads when no dataset says (benchmarks on synthetic data).
+    fn default_input(&self) -> [usize; 3] {
+        [3, 32, 32]
+    }
+}
+
+/// A module that classifies a batch of images `[batch, channels, height, width]`.
+pub trait Classify {
+    fn classify(&self, x: Tensor<4>) -> Tensor<2>;
+}
+
+/// The registry: one line per module type, with the families that build it. It defines
+/// [`Network`] (one enum, so a training loop, a checkpoint and a pruning criterion need not
+/// know which model they hold), its forward pass and [`FAMILIES`].
+macro_rules! registry {
+    ($($variant:ident($module:ty) <= [$($family:expr),+]),+ $(,)?) => {
+        #[derive(Module, Debug)]
+        pub enum Network {
+            $($variant($module)),+
+        }
+
+        /// Every family, in the order names are tried.
+        pub static FAMILIES: &[&dyn Family] = &[$($($family),+),+];
+
+        impl Network {
+            /// Logits for a batch of images `[batch, channels, height, width]`.
+            pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+                match self {
+                    $(Network::$variant(m) => Classify::classify(m, x)),+
+                }
+            }
+        }
+    };
+}
+
+registry! {
+    Mlp(Mlp) <= [&mlp::MlpFamily],
+    Conv(ConvNet) <= [&convnet::LthConv, &convnet::Vgg],
+    ResNet(ResNet) <= [&resnet::ResNetFamily],
 }
 
 /// Names the registry accepts, for help texts and error messages.
-pub const KNOWN: &str = "lenet_300_100, mlp_N1_N2_…, conv2, conv4, conv6, vgg11, vgg13, vgg16, vgg19, resnet20, resnet_D (D = 6n+2)";
+pub fn known() -> String {
+    FAMILIES
+        .iter()
+        .map(|f| f.names())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
-/// A model name resolved into its architecture.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum Architecture {
-    Mlp { hidden: Vec<usize> },
-    LthConv { pairs: usize },
-    Vgg { depth: usize },
-    ResNet { depth: usize },
+/// A model name resolved to the family that builds it.
+#[derive(Clone)]
+pub struct Architecture {
+    name: String,
+    family: &'static dyn Family,
+}
+
+impl std::fmt::Debug for Architecture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Architecture({})", self.name)
+    }
+}
+
+impl PartialEq for Architecture {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
 }
 
 impl Architecture {
     pub fn parse(name: &str) -> Result<Self> {
-        let unknown = || Error::UnknownModel {
-            name: name.to_string(),
-            known: KNOWN.to_string(),
-        };
-        let arch = match name {
-            "lenet_300_100" | "lenet" => Architecture::Mlp {
-                hidden: vec![300, 100],
-            },
-            "conv2" => Architecture::LthConv { pairs: 1 },
-            "conv4" => Architecture::LthConv { pairs: 2 },
-            "conv6" => Architecture::LthConv { pairs: 3 },
-            _ => {
-                if let Some(rest) = name.strip_prefix("mlp_") {
-                    let hidden: Option<Vec<usize>> = rest
-                        .split('_')
-                        .map(|w| w.parse().ok().filter(|&w: &usize| w > 0))
-                        .collect();
-                    Architecture::Mlp {
-                        hidden: hidden.ok_or_else(unknown)?,
-                    }
-                } else if let Some(d) = name.strip_prefix("vgg") {
-                    let depth = d.parse().map_err(|_| unknown())?;
-                    vgg_plan(depth).ok_or_else(unknown)?;
-                    Architecture::Vgg { depth }
-                } else if let Some(d) = name.strip_prefix("resnet_").or(name.strip_prefix("resnet"))
-                {
-                    let depth: usize = d.parse().map_err(|_| unknown())?;
-                    if depth < 8 || (depth - 2) % 6 != 0 {
-                        return Err(unknown());
-                    }
-                    Architecture::ResNet { depth }
-                } else {
-                    return Err(unknown());
+        for &family in FAMILIES {
+            match family.check(name) {
+                Some(Ok(())) => {
+                    return Ok(Architecture {
+                        name: name.to_string(),
+                        family,
+                    });
                 }
+                Some(Err(e)) => return Err(e),
+                None => {}
             }
-        };
-        Ok(arch)
+        }
+        Err(unknown_model(name))
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// Builds the network with all weights zero; `init::initialise` gives them values.
     pub fn build(&self, input: [usize; 3], classes: usize, device: &Device) -> Result<Network> {
-        let too_small = |what: &str| {
-            Error::config(
-                "model",
-                format!("{what} needs inputs of at least 32×32, got {input:?}"),
-            )
-        };
-        Ok(match self {
-            Architecture::Mlp { hidden } => {
-                Network::Mlp(Mlp::new(input.iter().product(), hidden, classes, device))
-            }
-            Architecture::LthConv { pairs } => {
-                if input[1] >> pairs == 0 {
-                    return Err(too_small("conv"));
-                }
-                Network::Conv(ConvNet::new(
-                    input,
-                    &lth_conv_plan(*pairs),
-                    false,
-                    &[256, 256],
-                    classes,
-                    device,
-                ))
-            }
-            Architecture::Vgg { depth } => {
-                if input[1] < 32 || input[2] < 32 {
-                    return Err(too_small("vgg"));
-                }
-                let plan = vgg_plan(*depth).expect("depth checked in parse");
-                Network::Conv(ConvNet::new(input, &plan, true, &[], classes, device))
-            }
-            Architecture::ResNet { depth } => Network::ResNet(
-                ResNet::new(*depth, input[0], classes, device).expect("depth checked in parse"),
-            ),
-        })
+        self.family.build(&self.name, input, classes, device)
+    }
+
+    /// The input shape it reads when no dataset says.
+    pub fn default_input(&self) -> [usize; 3] {
+        self.family.default_input()
+    }
+}
+
+/// The error for a name no family accepts (or a malformed member of one).
+pub fn unknown_model(name: &str) -> Error {
+    Error::UnknownModel {
+        name: name.to_string(),
+        known: known(),
     }
 }
 
 impl Network {
-    /// Logits for a batch of images `[batch, channels, height, width]`.
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        match self {
-            Network::Mlp(m) => m.forward(x.flatten(1, 3)),
-            Network::Conv(m) => m.forward(x),
-            Network::ResNet(m) => m.forward(x),
-        }
-    }
-
     /// Logits `[example][class]` on every example of `set`, in batches of 1,000 through the
     /// network's own forward. On a model with autodiff, call it on `valid()` to skip the graph.
     pub fn logits(&self, set: &crate::data::Dataset) -> Vec<f32> {
@@ -408,25 +422,39 @@ mod tests {
 
     #[test]
     fn registry_parses_names_and_rejects_others() {
+        let device = Device::default();
+        // Each name reaches its family, which builds the shape the name says.
+        let widths = |name: &str| -> Vec<Vec<usize>> {
+            let net = Architecture::parse(name)
+                .unwrap()
+                .build([1, 28, 28], 10, &device)
+                .unwrap();
+            net.tensors()
+                .into_iter()
+                .filter(|t| t.is_weight())
+                .map(|t| t.torch_shape())
+                .collect()
+        };
         assert_eq!(
-            Architecture::parse("lenet_300_100").unwrap(),
-            Architecture::Mlp {
-                hidden: vec![300, 100]
-            }
+            widths("lenet_300_100"),
+            vec![vec![300, 784], vec![100, 300], vec![10, 100]]
         );
+        assert_eq!(widths("mlp_20_10_5").len(), 4);
+        let resnet = |name: &str| {
+            Architecture::parse(name)
+                .unwrap()
+                .build([3, 32, 32], 10, &device)
+                .unwrap()
+                .prunable()
+                .len()
+        };
+        // 6n+2 layers: n = 9 gives 55 convolutions + the classifier (and 2 projections).
+        assert_eq!(resnet("resnet_56"), 56 + 2);
+        assert_eq!(resnet("resnet20"), 20 + 2);
+        assert_eq!(Architecture::parse("vgg16").unwrap().name(), "vgg16");
         assert_eq!(
-            Architecture::parse("mlp_20_10_5").unwrap(),
-            Architecture::Mlp {
-                hidden: vec![20, 10, 5]
-            }
-        );
-        assert_eq!(
-            Architecture::parse("resnet_56").unwrap(),
-            Architecture::ResNet { depth: 56 }
-        );
-        assert_eq!(
-            Architecture::parse("resnet20").unwrap(),
-            Architecture::ResNet { depth: 20 }
+            Architecture::parse("mlp_4").unwrap().default_input(),
+            [1, 28, 28]
         );
         for bad in [
             "lenet5", "mlp_", "mlp_0", "mlp_a", "vgg12", "resnet21", "resnet_",

@@ -7,6 +7,53 @@ use burn::nn::{BatchNorm, BatchNormConfig, Initializer, Linear, LinearConfig, Pa
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
+use super::{Classify, Family, Network, unknown_model};
+use crate::error::Result;
+
+/// `resnet20` and any `resnet_D` with D = 6n+2.
+pub struct ResNetFamily;
+
+impl ResNetFamily {
+    fn depth(name: &str) -> Option<Result<usize>> {
+        let d = name
+            .strip_prefix("resnet_")
+            .or(name.strip_prefix("resnet"))?;
+        Some(
+            d.parse::<usize>()
+                .ok()
+                .filter(|&d| d >= 8 && (d - 2) % 6 == 0)
+                .ok_or_else(|| unknown_model(name)),
+        )
+    }
+}
+
+impl Family for ResNetFamily {
+    fn names(&self) -> &'static str {
+        "resnet20, resnet_D (D = 6n+2)"
+    }
+    fn check(&self, name: &str) -> Option<Result<()>> {
+        Some(Self::depth(name)?.map(|_| ()))
+    }
+    fn build(
+        &self,
+        name: &str,
+        input: [usize; 3],
+        classes: usize,
+        device: &Device,
+    ) -> Result<Network> {
+        let depth = Self::depth(name).unwrap_or_else(|| Err(unknown_model(name)))?;
+        let net =
+            ResNet::new(depth, input[0], classes, device).ok_or_else(|| unknown_model(name))?;
+        Ok(Network::ResNet(net))
+    }
+}
+
+impl Classify for ResNet {
+    fn classify(&self, x: Tensor<4>) -> Tensor<2> {
+        self.forward(x)
+    }
+}
+
 fn conv(cin: usize, cout: usize, k: usize, stride: usize, device: &Device) -> Conv2d {
     let p = k / 2;
     Conv2dConfig::new([cin, cout], [k, k])

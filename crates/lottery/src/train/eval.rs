@@ -59,7 +59,7 @@ fn sparse_wins(net: &Network) -> bool {
     match net {
         Network::Mlp(_) => true,
         Network::Conv(c) => c.norms.is_empty(),
-        Network::ResNet(_) => false,
+        _ => false,
     }
 }
 
