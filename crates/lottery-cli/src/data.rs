@@ -22,7 +22,7 @@ pub struct DataArgs {
 pub fn run(a: DataArgs) -> Result<()> {
     let kinds = match &a.dataset {
         Some(name) => vec![DatasetKind::parse(name)?],
-        None => vec![DatasetKind::Mnist, DatasetKind::Cifar10],
+        None => vec![DatasetKind::MNIST, DatasetKind::CIFAR10],
     };
     let mut failures = 0;
     for kind in kinds {

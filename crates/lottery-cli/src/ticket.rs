@@ -101,7 +101,7 @@ pub fn load(a: &SourceArgs) -> Result<Ticket> {
         .unwrap_or_else(|| "lenet_300_100".into());
     let dataset = match &a.dataset {
         Some(d) => DatasetKind::parse(d)?,
-        None => found.dataset.unwrap_or(DatasetKind::Mnist),
+        None => found.dataset.unwrap_or(DatasetKind::MNIST),
     };
     let (shape, classes) = dataset.example_shape();
     let device = lottery::device::Device::flex();

@@ -39,7 +39,7 @@ fn masked(net: Network, mask: &MaskSet) -> Network {
 
 #[test]
 fn a_lenet_ticket_compacts_to_the_same_classifier_on_every_test_image() {
-    let splits = data::load(DatasetKind::Mnist, &DatasetKind::Mnist.default_dir(), 5000).unwrap();
+    let splits = data::load(DatasetKind::MNIST, &DatasetKind::MNIST.default_dir(), 5000).unwrap();
     let device = Device::flex();
     let net = init::initialise(
         Architecture::parse("lenet_300_100")
@@ -99,7 +99,7 @@ fn a_lenet_ticket_compacts_to_the_same_classifier_on_every_test_image() {
 
 #[test]
 fn a_pruned_conv_net_compacts_to_the_same_function() {
-    let splits = data::load(DatasetKind::Mnist, &DatasetKind::Mnist.default_dir(), 5000).unwrap();
+    let splits = data::load(DatasetKind::MNIST, &DatasetKind::MNIST.default_dir(), 5000).unwrap();
     let device = Device::flex();
     let net = init::initialise(
         Architecture::parse("conv2")

@@ -32,7 +32,7 @@ fn random_mask(net: &Network, keep: f64, seed: u64) -> MaskSet {
 
 #[test]
 fn a_sparse_lenet_is_evaluated_sparse_and_agrees_with_burn() {
-    let splits = data::load(DatasetKind::Mnist, &DatasetKind::Mnist.default_dir(), 5000).unwrap();
+    let splits = data::load(DatasetKind::MNIST, &DatasetKind::MNIST.default_dir(), 5000).unwrap();
     let net = network("lenet_300_100", [1, 28, 28]);
     let mask = random_mask(&net, 0.1, 2);
     assert_eq!(

@@ -18,7 +18,7 @@ fn random_mask(set: &mut MaskSet, keep: f64, seed: u64) {
 
 #[test]
 fn pruned_weights_stay_exactly_zero_under_every_optimizer() {
-    let splits = data::load(DatasetKind::Mnist, &DatasetKind::Mnist.default_dir(), 5000).unwrap();
+    let splits = data::load(DatasetKind::MNIST, &DatasetKind::MNIST.default_dir(), 5000).unwrap();
     let device = Device::flex();
     for optimizer in [
         OptimizerConfig::Adam {

@@ -48,7 +48,7 @@ fn synthetic(shape: [usize; 3], train: usize, test: usize) -> Splits {
         classes: 10,
     };
     Splits {
-        kind: DatasetKind::Mnist,
+        kind: DatasetKind::MNIST,
         train: set(train, &mut rng),
         val: set(0, &mut rng),
         test: set(test, &mut rng),

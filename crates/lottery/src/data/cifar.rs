@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use super::Dataset;
 use crate::error::{Error, Result};
 
 pub const RECORD: usize = 1 + 3 * 32 * 32;
@@ -53,6 +54,47 @@ pub fn read_cifar10(dir: &Path) -> Result<((Vec<u8>, Vec<u8>), (Vec<u8>, Vec<u8>
         lb.extend(l);
     }
     Ok(((px, lb), read_batch(&dir.join(TEST_FILE))?))
+}
+
+const URL: &str = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz";
+
+/// CIFAR-10 in its binary batches (`data_batch_1.bin` … `test_batch.bin`).
+pub struct Cifar10;
+
+impl super::Format for Cifar10 {
+    fn name(&self) -> &'static str {
+        "cifar10"
+    }
+    fn aliases(&self) -> &'static [&'static str] {
+        &["cifar-10"]
+    }
+    fn example_shape(&self) -> ([usize; 3], usize) {
+        ([3, 32, 32], 10)
+    }
+    fn folder(&self) -> &'static str {
+        "cifar10"
+    }
+    fn load(&self, dir: &Path) -> Result<(Dataset, Dataset)> {
+        load_cifar10(dir)
+    }
+    fn download(&self, dir: &Path) -> Result<()> {
+        let archive = dir.join("cifar-10-binary.tar.gz");
+        super::download::fetch(URL, &archive)?;
+        super::download::untar(&archive, dir)
+    }
+}
+
+fn load_cifar10(dir: &Path) -> Result<(Dataset, Dataset)> {
+    let ((trp, trl), (tep, tel)) = read_cifar10(dir)?;
+    const MEAN: [f32; 3] = [0.4914, 0.4822, 0.4465];
+    const STD: [f32; 3] = [0.2470, 0.2435, 0.2616];
+    let make = |px: Vec<u8>, lb: Vec<u8>| Dataset {
+        images: super::normalise(&px, &MEAN, &STD, 3 * 32 * 32),
+        labels: lb.iter().map(|&l| l as u32).collect(),
+        shape: [3, 32, 32],
+        classes: 10,
+    };
+    Ok((make(trp, trl), make(tep, tel)))
 }
 
 #[cfg(test)]

@@ -7,38 +7,27 @@ use std::process::Command;
 use crate::data::DatasetKind;
 use crate::error::{Error, Result};
 
-const MNIST_MIRROR: &str = "https://storage.googleapis.com/cvdf-datasets/mnist";
-const CIFAR10_URL: &str = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz";
-
-/// Downloads `kind` into `dir` with the system's `curl` (and `tar` for CIFAR-10), so the library
-/// carries no HTTP stack for a one-off step.
+/// Downloads `kind` into `dir` with the system's `curl` (and `tar` for archives), so the
+/// library carries no HTTP stack for a one-off step.
 pub fn download(kind: DatasetKind, dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    match kind {
-        DatasetKind::Mnist | DatasetKind::MnistFormat => {
-            for f in super::MNIST_FILES {
-                let name = format!("{f}.gz");
-                fetch(&format!("{MNIST_MIRROR}/{name}"), &dir.join(&name))?;
-            }
-        }
-        DatasetKind::Cifar10 => {
-            let archive = dir.join("cifar-10-binary.tar.gz");
-            fetch(CIFAR10_URL, &archive)?;
-            run(
-                Command::new("tar")
-                    .arg("xzf")
-                    .arg(&archive)
-                    .arg("-C")
-                    .arg(dir)
-                    .arg("--strip-components=1"),
-                dir,
-            )?;
-        }
-    }
-    Ok(())
+    kind.format().download(dir)
 }
 
-fn fetch(url: &str, dest: &Path) -> Result<()> {
+/// Unpacks a `.tar.gz` into `dir`, dropping its top folder.
+pub(crate) fn untar(archive: &Path, dir: &Path) -> Result<()> {
+    run(
+        Command::new("tar")
+            .arg("xzf")
+            .arg(archive)
+            .arg("-C")
+            .arg(dir)
+            .arg("--strip-components=1"),
+        dir,
+    )
+}
+
+pub(crate) fn fetch(url: &str, dest: &Path) -> Result<()> {
     let part = dest.with_extension("part");
     run(
         Command::new("curl")

@@ -4,6 +4,7 @@
 pub mod cifar;
 pub mod download;
 pub mod idx;
+pub mod mnist;
 
 use std::path::{Path, PathBuf};
 
@@ -12,54 +13,76 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::rng::Rng;
 
-/// Which dataset format to read from a directory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum DatasetKind {
-    /// MNIST itself: the paper's normalisation constants.
-    Mnist,
-    /// Any other dataset in MNIST's IDX layout (Fashion-MNIST, KMNIST…): normalised with the
-    /// mean and standard deviation of its own training images.
-    MnistFormat,
-    Cifar10,
+/// A dataset format: the files a directory holds and how they become training and test sets.
+/// Each format lives in its own file and is one line of [`FORMATS`].
+pub trait Format: Sync {
+    /// The name configs and `--dataset` use.
+    fn name(&self) -> &'static str;
+    /// Other names `--dataset` accepts for it.
+    fn aliases(&self) -> &'static [&'static str] {
+        &[]
+    }
+    /// `[channels, height, width]` of one example, and the number of classes, for building a
+    /// model without reading the data.
+    fn example_shape(&self) -> ([usize; 3], usize);
+    /// The folder under `$LOTTERY_DATA` or `data/` where it lives by default.
+    fn folder(&self) -> &'static str;
+    /// The training and test sets in `dir`, normalised.
+    fn load(&self, dir: &Path) -> Result<(Dataset, Dataset)>;
+    /// Fetches the files into `dir` (users with internet access only; never in tests).
+    fn download(&self, dir: &Path) -> Result<()>;
 }
 
+/// Every dataset format. A new one: a file in `data/` and a line here.
+pub static FORMATS: &[&dyn Format] = &[&mnist::Mnist, &mnist::MnistFormat, &cifar::Cifar10];
+
+/// Which dataset format to read from a directory; in configs, its name.
+#[derive(Clone, Copy)]
+pub struct DatasetKind(&'static dyn Format);
+
 impl DatasetKind {
+    /// MNIST itself: the paper's normalisation constants.
+    pub const MNIST: DatasetKind = DatasetKind(&mnist::Mnist);
+    /// Any other dataset in MNIST's IDX layout (Fashion-MNIST, KMNIST…), normalised with its
+    /// own training images' mean and standard deviation.
+    pub const MNIST_FORMAT: DatasetKind = DatasetKind(&mnist::MnistFormat);
+    pub const CIFAR10: DatasetKind = DatasetKind(&cifar::Cifar10);
+
     pub fn parse(name: &str) -> Result<Self> {
-        match name {
-            "mnist" => Ok(Self::Mnist),
-            "mnist-format" | "fashion-mnist" | "kmnist" => Ok(Self::MnistFormat),
-            "cifar10" | "cifar-10" => Ok(Self::Cifar10),
-            _ => Err(Error::config(
-                "dataset",
-                format!("`{name}` is not one of mnist, mnist-format, cifar10"),
-            )),
-        }
+        FORMATS
+            .iter()
+            .find(|f| f.name() == name || f.aliases().contains(&name))
+            .map(|&f| DatasetKind(f))
+            .ok_or_else(|| {
+                let names: Vec<&str> = FORMATS.iter().map(|f| f.name()).collect();
+                Error::config(
+                    "dataset",
+                    format!("`{name}` is not one of {}", names.join(", ")),
+                )
+            })
+    }
+
+    pub fn all() -> impl Iterator<Item = DatasetKind> {
+        FORMATS.iter().map(|&f| DatasetKind(f))
     }
 
     pub fn name(self) -> &'static str {
-        match self {
-            Self::Mnist => "mnist",
-            Self::MnistFormat => "mnist-format",
-            Self::Cifar10 => "cifar10",
-        }
+        self.0.name()
+    }
+
+    pub fn format(self) -> &'static dyn Format {
+        self.0
     }
 
     /// `[channels, height, width]` of one example, and the number of classes.
     pub fn example_shape(self) -> ([usize; 3], usize) {
-        match self {
-            Self::Mnist | Self::MnistFormat => ([1, 28, 28], 10),
-            Self::Cifar10 => ([3, 32, 32], 10),
-        }
+        self.0.example_shape()
     }
 
-    /// Where the data lives when the user does not say: `$LOTTERY_DATA/<name>`, else
-    /// `./data/<name>` if present, else the `data/` of the source checkout (MNIST ships there).
+    /// Where the data lives when the user does not say: `$LOTTERY_DATA/<folder>`, else
+    /// `./data/<folder>` if present, else the `data/` of the source checkout (MNIST ships there).
     pub fn default_dir(self) -> PathBuf {
-        let sub = match self {
-            Self::Mnist | Self::MnistFormat => "mnist",
-            Self::Cifar10 => "cifar10",
-        };
+        let sub = self.0.folder();
         if let Some(root) = std::env::var_os("LOTTERY_DATA") {
             return PathBuf::from(root).join(sub);
         }
@@ -69,6 +92,33 @@ impl DatasetKind {
         }
         let bundled = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data");
         bundled.canonicalize().unwrap_or(bundled).join(sub)
+    }
+}
+
+impl PartialEq for DatasetKind {
+    fn eq(&self, other: &Self) -> bool {
+        self.name() == other.name()
+    }
+}
+
+impl Eq for DatasetKind {}
+
+impl std::fmt::Debug for DatasetKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Serialize for DatasetKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for DatasetKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        DatasetKind::parse(&name).map_err(serde::de::Error::custom)
     }
 }
 
@@ -148,10 +198,7 @@ const SPLIT_SEED: u64 = 0x5eed;
 
 /// Loads a dataset, normalises it and holds `val_size` training examples out for validation.
 pub fn load(kind: DatasetKind, dir: &Path, val_size: usize) -> Result<Splits> {
-    let (train, test) = match kind {
-        DatasetKind::Mnist | DatasetKind::MnistFormat => load_mnist_format(dir, kind)?,
-        DatasetKind::Cifar10 => load_cifar10(dir)?,
-    };
+    let (train, test) = kind.format().load(dir)?;
     if val_size >= train.len() {
         return Err(Error::config(
             "val-size",
@@ -176,100 +223,7 @@ pub fn load(kind: DatasetKind, dir: &Path, val_size: usize) -> Result<Splits> {
     })
 }
 
-/// Finds `stem` or `stem.gz`, also accepting the `train-images.idx3-ubyte` spelling.
-fn find_idx(dir: &Path, stem: &str) -> Result<PathBuf> {
-    let dotted = stem.replacen("-idx", ".idx", 1);
-    for name in [
-        stem.to_string(),
-        format!("{stem}.gz"),
-        dotted.clone(),
-        format!("{dotted}.gz"),
-    ] {
-        let p = dir.join(&name);
-        if p.is_file() {
-            return Ok(p);
-        }
-    }
-    Err(Error::io(
-        dir.join(format!("{stem}.gz")),
-        std::io::Error::new(
-            std::io::ErrorKind::NotFound,
-            "not found (nor without .gz); `lottery data` lists what is expected",
-        ),
-    ))
-}
-
-pub const MNIST_FILES: [&str; 4] = [
-    "train-images-idx3-ubyte",
-    "train-labels-idx1-ubyte",
-    "t10k-images-idx3-ubyte",
-    "t10k-labels-idx1-ubyte",
-];
-
-fn load_mnist_format(dir: &Path, kind: DatasetKind) -> Result<(Dataset, Dataset)> {
-    let read_pair = |images: &str, labels: &str| -> Result<(idx::IdxArray, idx::IdxArray)> {
-        let ip = find_idx(dir, images)?;
-        let lp = find_idx(dir, labels)?;
-        let im = idx::read_idx(&ip)?;
-        let lb = idx::read_idx(&lp)?;
-        if im.dims.len() != 3 {
-            return Err(Error::format(
-                &ip,
-                format!(
-                    "expected rank 3 (count, rows, columns), found dims {:?}",
-                    im.dims
-                ),
-            ));
-        }
-        if lb.dims.len() != 1 || lb.dims[0] != im.dims[0] {
-            return Err(Error::format(
-                &lp,
-                format!("labels {:?} do not match {} images", lb.dims, im.dims[0]),
-            ));
-        }
-        Ok((im, lb))
-    };
-    let (tri, trl) = read_pair(MNIST_FILES[0], MNIST_FILES[1])?;
-    let (tei, tel) = read_pair(MNIST_FILES[2], MNIST_FILES[3])?;
-    if tri.dims[1..] != tei.dims[1..] {
-        return Err(Error::format(
-            dir,
-            format!(
-                "train images are {:?} but test images {:?}",
-                &tri.dims[1..],
-                &tei.dims[1..]
-            ),
-        ));
-    }
-    let classes = trl.data.iter().chain(&tel.data).copied().max().unwrap_or(0) as usize + 1;
-    let (mean, std) = match kind {
-        DatasetKind::Mnist => (0.1307, 0.3081),
-        _ => mean_std(&tri.data),
-    };
-    let shape = [1, tri.dims[1], tri.dims[2]];
-    let make = |im: idx::IdxArray, lb: idx::IdxArray| Dataset {
-        images: normalise(&im.data, &[mean], &[std], shape.iter().product()),
-        labels: lb.data.iter().map(|&l| l as u32).collect(),
-        shape,
-        classes,
-    };
-    Ok((make(tri, trl), make(tei, tel)))
-}
-
-fn load_cifar10(dir: &Path) -> Result<(Dataset, Dataset)> {
-    let ((trp, trl), (tep, tel)) = cifar::read_cifar10(dir)?;
-    const MEAN: [f32; 3] = [0.4914, 0.4822, 0.4465];
-    const STD: [f32; 3] = [0.2470, 0.2435, 0.2616];
-    let make = |px: Vec<u8>, lb: Vec<u8>| Dataset {
-        images: normalise(&px, &MEAN, &STD, 3 * 32 * 32),
-        labels: lb.iter().map(|&l| l as u32).collect(),
-        shape: [3, 32, 32],
-        classes: 10,
-    };
-    Ok((make(trp, trl), make(tep, tel)))
-}
-
-fn mean_std(pixels: &[u8]) -> (f32, f32) {
+pub(crate) fn mean_std(pixels: &[u8]) -> (f32, f32) {
     let n = pixels.len().max(1) as f64;
     let mean = pixels.iter().map(|&p| p as f64 / 255.0).sum::<f64>() / n;
     let var = pixels
@@ -281,7 +235,7 @@ fn mean_std(pixels: &[u8]) -> (f32, f32) {
 }
 
 /// Scales bytes to [0, 1] and standardises per channel (`mean.len()` channels, C×H×W order).
-fn normalise(pixels: &[u8], mean: &[f32], std: &[f32], example: usize) -> Vec<f32> {
+pub(crate) fn normalise(pixels: &[u8], mean: &[f32], std: &[f32], example: usize) -> Vec<f32> {
     let per_channel = (example / mean.len()).max(1);
     pixels
         .iter()

@@ -15,7 +15,7 @@ fn lenet_paper(iterations: usize, levels: usize) -> ExperimentConfig {
         model: "lenet_300_100".into(),
         init: InitScheme::GlorotNormal,
         seed: 0,
-        dataset: DatasetKind::Mnist,
+        dataset: DatasetKind::MNIST,
         data_dir: None,
         val_size: 5000,
         train: TrainConfig::lenet_paper(iterations),
@@ -33,7 +33,7 @@ fn lenet_paper(iterations: usize, levels: usize) -> ExperimentConfig {
 fn cifar_conv(model: &str, lr: f64, iterations: usize, conv_rate: f64) -> ExperimentConfig {
     ExperimentConfig {
         model: model.into(),
-        dataset: DatasetKind::Cifar10,
+        dataset: DatasetKind::CIFAR10,
         train: TrainConfig {
             optimizer: OptimizerConfig::adam(),
             lr,
@@ -70,7 +70,7 @@ fn openlth_cifar(
     ExperimentConfig {
         model: model.into(),
         init: InitScheme::KaimingNormal,
-        dataset: DatasetKind::Cifar10,
+        dataset: DatasetKind::CIFAR10,
         train: TrainConfig {
             optimizer: OptimizerConfig::sgd(0.9, false, weight_decay),
             lr: 0.1,

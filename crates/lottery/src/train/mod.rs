@@ -407,7 +407,7 @@ mod tests {
             classes: 10,
         };
         Splits {
-            kind: DatasetKind::Cifar10,
+            kind: DatasetKind::CIFAR10,
             train: set(n),
             val: set(0),
             test: set(4),
