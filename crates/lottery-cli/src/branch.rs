@@ -7,14 +7,11 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use lottery::branch::{self, RunOptions};
-use lottery::experiment::Observer;
 use lottery::layout::RunDir;
 use lottery::report;
-use lottery::results::LevelSummary;
-use lottery::train::{EvalRecord, Progress};
 use serde_json::Value;
 
-use crate::progress::Bar;
+use crate::progress::LevelTable;
 use crate::settings::{set, toml_value};
 
 #[derive(Args, Debug)]
@@ -90,10 +87,10 @@ pub fn run(a: BranchArgs) -> Result<()> {
         dir.display(),
         out.root().display()
     );
-    let mut live = Live {
-        bar: Bar::new(""),
-        header: false,
-    };
+    let replicates =
+        lottery::files::read_json::<lottery::experiment::ExperimentConfig>(&exp.config())?
+            .replicates;
+    let mut live = LevelTable::new(None, replicates);
     let summary = b.run(&exp, settings, &opts, &mut live).with_context(|| {
         format!(
             "branch {} in {} (finished trainings are kept; rerun to resume)",
@@ -163,45 +160,4 @@ fn settings(mut json: Value, rest: &[String], sets: &[String]) -> Result<Value> 
         set(&mut json, k.trim(), toml_value(v)?, true)?;
     }
     Ok(json)
-}
-
-/// Prints a row per finished level and a progress bar per training.
-struct Live {
-    bar: Bar,
-    header: bool,
-}
-
-impl Progress for Live {
-    fn start(&mut self, iterations: usize) {
-        self.bar.start(iterations);
-    }
-    fn step(&mut self, iteration: usize, loss: f32) {
-        self.bar.step(iteration, loss);
-    }
-    fn eval(&mut self, record: &EvalRecord) {
-        self.bar.eval(record);
-    }
-    fn finish(&mut self) {
-        self.bar.finish();
-    }
-}
-
-impl Observer for Live {
-    fn begin(&mut self, replicate: usize, level: usize, variant: &str) {
-        self.bar = Bar::new(format!("r{replicate} level {level} {variant:<12}"));
-    }
-
-    fn level(&mut self, replicate: usize, s: &LevelSummary) {
-        let mut variants: Vec<String> = s.variants.keys().cloned().collect();
-        variants.sort_by_key(|n| (n != "ticket", n.clone()));
-        let header = (!self.header).then(|| report::table_header(&variants));
-        self.header = true;
-        let row = format!("r{replicate:<3}{}", report::table_row(s, &variants));
-        self.bar.suspend(|| {
-            if let Some(h) = header {
-                println!("    {h}");
-            }
-            println!("{row}");
-        });
-    }
 }

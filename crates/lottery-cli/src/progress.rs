@@ -1,6 +1,10 @@
-//! A terminal progress bar for training (hidden when stderr is not a terminal).
+//! A terminal progress bar for training (hidden when stderr is not a terminal), and the live
+//! level table `run` and `branch` print above it.
 
 use indicatif::{ProgressBar, ProgressStyle};
+use lottery::experiment::Observer;
+use lottery::report;
+use lottery::results::LevelSummary;
 use lottery::train::{EvalRecord, Progress};
 
 pub struct Bar {
@@ -53,5 +57,79 @@ impl Progress for Bar {
 
     fn finish(&mut self) {
         self.bar.finish_and_clear();
+    }
+}
+
+/// Prints a table row per finished level and a progress bar per training.
+pub struct LevelTable {
+    bar: Bar,
+    /// The columns; `None` until the first row shows them (the header is printed then).
+    variants: Option<Vec<String>>,
+    replicates: usize,
+}
+
+impl LevelTable {
+    /// With `variants`, the caller has printed the header; without, the first row decides the
+    /// columns and the header is printed above it.
+    pub fn new(variants: Option<Vec<String>>, replicates: usize) -> Self {
+        LevelTable {
+            bar: Bar::new(""),
+            variants,
+            replicates,
+        }
+    }
+
+    /// `r3  ` before a replicate's rows and bars, as wide as the header's indent.
+    fn tag(&self, replicate: usize) -> String {
+        if self.replicates > 1 {
+            format!("r{replicate:<3}")
+        } else {
+            String::new()
+        }
+    }
+}
+
+impl Progress for LevelTable {
+    fn start(&mut self, iterations: usize) {
+        self.bar.start(iterations);
+    }
+    fn step(&mut self, iteration: usize, loss: f32) {
+        self.bar.step(iteration, loss);
+    }
+    fn eval(&mut self, record: &EvalRecord) {
+        self.bar.eval(record);
+    }
+    fn finish(&mut self) {
+        self.bar.finish();
+    }
+}
+
+impl Observer for LevelTable {
+    fn begin(&mut self, replicate: usize, level: usize, variant: &str) {
+        let tag = self.tag(replicate);
+        self.bar = Bar::new(format!("{tag}level {level} {variant:<12}"));
+    }
+
+    fn level(&mut self, replicate: usize, s: &LevelSummary) {
+        let header = match &self.variants {
+            Some(_) => None,
+            None => {
+                let mut v: Vec<String> = s.variants.keys().cloned().collect();
+                v.sort_by_key(|n| (n != "ticket", n.clone()));
+                let indent = if self.replicates > 1 { "    " } else { "" };
+                let header = format!("{indent}{}", report::table_header(&v));
+                self.variants = Some(v);
+                Some(header)
+            }
+        };
+        let variants = self.variants.as_deref().unwrap_or_default();
+        let row = format!("{}{}", self.tag(replicate), report::table_row(s, variants));
+        // Other replicates finish levels while this bar runs: print above it.
+        self.bar.suspend(|| {
+            if let Some(h) = header {
+                println!("{h}");
+            }
+            println!("{row}");
+        });
     }
 }

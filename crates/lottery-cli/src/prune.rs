@@ -26,9 +26,11 @@ pub struct PruneArgs {
     /// across all layers; OpenLTH).
     #[arg(long, default_value = "layerwise", value_parser = |s: &str| Scope::parse(s))]
     pub scope: Scope,
-    /// What decides which weights go: magnitude, large_init, large_final_same_sign,
-    /// magnitude_increase, movement, random, snip.
-    #[arg(long, default_value = "magnitude")]
+    /// What decides which weights go (the criteria are listed by name).
+    #[arg(long, default_value = "magnitude", help = format!(
+        "What decides which weights go: {}",
+        lottery::prune::criterion::names().join(", ")
+    ))]
     pub criterion: String,
     /// The network's initial (or rewind-point) weights, for criteria that compare with them
     /// (large_init, large_final_same_sign, magnitude_increase, movement, snip).

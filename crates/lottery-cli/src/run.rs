@@ -4,12 +4,10 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use lottery::experiment::{Experiment, ExperimentConfig, Observer, presets};
+use lottery::experiment::{Experiment, ExperimentConfig, presets};
 use lottery::report;
-use lottery::results::LevelSummary;
-use lottery::train::{EvalRecord, Progress};
 
-use crate::progress::Bar;
+use crate::progress::LevelTable;
 use crate::settings::{ExperimentFlags, Overrides};
 
 #[derive(Args, Debug)]
@@ -102,11 +100,7 @@ pub fn run(a: RunArgs) -> Result<()> {
     println!("{} → {}", a.preset, out.display());
     let indent = if replicates > 1 { "    " } else { "" };
     println!("{indent}{}", report::table_header(&variants));
-    let mut live = Live {
-        bar: Bar::new(""),
-        variants: variants.clone(),
-        replicates,
-    };
+    let mut live = LevelTable::new(Some(variants.clone()), replicates);
     let summary = exp.run(&mut live).with_context(|| {
         format!(
             "experiment in {} (finished levels are kept; rerun to resume)",
@@ -122,54 +116,4 @@ pub fn run(a: RunArgs) -> Result<()> {
     }
     println!("wrote {}/summary.json and plots/", out.display());
     Ok(())
-}
-
-/// Prints a table row per finished level and a progress bar per training.
-struct Live {
-    bar: Bar,
-    variants: Vec<String>,
-    replicates: usize,
-}
-
-impl Progress for Live {
-    fn start(&mut self, iterations: usize) {
-        self.bar.start(iterations);
-    }
-    fn step(&mut self, iteration: usize, loss: f32) {
-        self.bar.step(iteration, loss);
-    }
-    fn eval(&mut self, record: &EvalRecord) {
-        self.bar.eval(record);
-    }
-    fn finish(&mut self) {
-        self.bar.finish();
-    }
-}
-
-impl Live {
-    /// `r3  ` before a replicate's rows and bars, as wide as the header's indent.
-    fn tag(&self, replicate: usize) -> String {
-        if self.replicates > 1 {
-            format!("r{replicate:<3}")
-        } else {
-            String::new()
-        }
-    }
-}
-
-impl Observer for Live {
-    fn begin(&mut self, replicate: usize, level: usize, variant: &str) {
-        let tag = self.tag(replicate);
-        self.bar = Bar::new(format!("{tag}level {level} {variant:<12}"));
-    }
-
-    fn level(&mut self, replicate: usize, s: &LevelSummary) {
-        // Other replicates finish levels while this bar runs: print above it.
-        let row = format!(
-            "{}{}",
-            self.tag(replicate),
-            report::table_row(s, &self.variants)
-        );
-        self.bar.suspend(|| println!("{row}"));
-    }
 }

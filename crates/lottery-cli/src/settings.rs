@@ -42,6 +42,8 @@ pub struct Flag {
     pub help: &'static str,
     pub keys: &'static [&'static str],
     pub kind: Kind,
+    /// The registry the values come from, listed after the help (so a new plug-in shows up).
+    pub choices: Option<fn() -> String>,
 }
 
 const fn flag(
@@ -55,6 +57,21 @@ const fn flag(
         help,
         keys,
         kind,
+        choices: None,
+    }
+}
+
+/// A flag whose values are the names in a registry.
+const fn from_registry(
+    name: &'static str,
+    keys: &'static [&'static str],
+    kind: Kind,
+    help: &'static str,
+    choices: fn() -> String,
+) -> Flag {
+    Flag {
+        choices: Some(choices),
+        ..flag(name, keys, kind, help)
     }
 }
 
@@ -64,11 +81,12 @@ fn parsed<T: Serialize>(r: lottery::Result<T>) -> lottery::Result<Value> {
 
 /// The model, its initialisation and the data (top-level keys of experiment and training configs).
 pub const MODEL: &[Flag] = &[
-    flag(
+    from_registry(
         "model",
         &["model"],
         Kind::Value,
-        "Architecture: lenet_300_100, mlp_N1_N2_…, conv2/4/6, vgg11/13/16/19, resnet20, resnet_D",
+        "Architecture",
+        lottery::models::known,
     ),
     flag(
         "init",
@@ -82,11 +100,17 @@ pub const MODEL: &[Flag] = &[
         Kind::Value,
         "Seed of the initial weights and of the data order",
     ),
-    flag(
+    from_registry(
         "dataset",
         &["dataset"],
         Kind::Parse(|s| parsed(lottery::data::DatasetKind::parse(s))),
-        "Dataset format: mnist, mnist-format (Fashion-MNIST, KMNIST…), cifar10",
+        "Dataset format (mnist-format: any IDX set, e.g. Fashion-MNIST)",
+        || {
+            let names: Vec<&str> = lottery::data::DatasetKind::all()
+                .map(|k| k.name())
+                .collect();
+            names.join(", ")
+        },
     ),
     flag(
         "data-dir",
@@ -191,11 +215,12 @@ pub const EXPERIMENT: &[Flag] = &[
         Kind::Value,
         "Pruning levels after the dense network",
     ),
-    flag(
+    from_registry(
         "criterion",
         &["prune.criterion"],
         Kind::Value,
-        "Pruning criterion: magnitude, large_init, large_final_same_sign, magnitude_increase, movement, random, snip",
+        "Pruning criterion",
+        || lottery::prune::criterion::names().join(", "),
     ),
     flag(
         "scope",
@@ -239,11 +264,12 @@ pub const EXPERIMENT: &[Flag] = &[
         Kind::Parse(|s| parsed(lottery::experiment::Rewind::parse(s))),
         "init, iter:K (late resetting), none (fine-tune) or lr (learning-rate rewinding)",
     ),
-    flag(
+    from_registry(
         "controls",
         &["controls"],
         Kind::Strings,
-        "Controls trained beside the ticket: reinit, random_prune (comma-separated; \"\" for none)",
+        "Controls trained beside the ticket (comma-separated; \"\" for none)",
+        || lottery::experiment::controls::names().join(", "),
     ),
     flag(
         "replicates",
@@ -430,7 +456,11 @@ impl<T: Tables> FromArgMatches for Overrides<T> {
 impl<T: Tables> Args for Overrides<T> {
     fn augment_args(mut cmd: Command) -> Command {
         for f in Self::flags() {
-            let arg = Arg::new(f.name).long(f.name).help(f.help);
+            let help = match f.choices {
+                Some(names) => format!("{}: {}", f.help, names()),
+                None => f.help.to_string(),
+            };
+            let arg = Arg::new(f.name).long(f.name).help(help);
             let arg = match f.kind {
                 Kind::Switch => arg.action(ArgAction::SetTrue),
                 _ => arg

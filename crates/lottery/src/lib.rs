@@ -15,6 +15,7 @@ pub mod layout;
 pub mod masks;
 pub mod models;
 pub mod prune;
+pub mod registry;
 pub mod report;
 pub mod results;
 pub mod rng;

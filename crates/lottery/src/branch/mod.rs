@@ -124,14 +124,7 @@ pub fn all() -> Vec<&'static dyn AnyBranch> {
 }
 
 pub fn lookup(name: &str) -> Result<&'static dyn AnyBranch> {
-    let name = name.replace('-', "_");
-    all().into_iter().find(|b| b.name() == name).ok_or_else(|| {
-        let known: Vec<&str> = all().iter().map(|b| b.name()).collect();
-        Error::config(
-            "branch",
-            format!("`{name}` is not one of {}", known.join(", ")),
-        )
-    })
+    crate::registry::find(&all(), name, "branch", |b| b.name())
 }
 
 fn typed<C: DeserializeOwned>(name: &str, settings: &serde_json::Value) -> Result<C> {

@@ -32,6 +32,14 @@ pub struct Needs {
     pub gradients: bool,
 }
 
+impl Needs {
+    /// The weights at the rewind point, for criteria comparing them with the trained ones.
+    pub const REWIND: Needs = Needs {
+        rewind: true,
+        gradients: false,
+    };
+}
+
 pub trait Criterion: Sync {
     /// The registry name, as `--criterion` takes it.
     fn name(&self) -> &'static str;
@@ -58,16 +66,7 @@ pub static REGISTRY: &[&dyn Criterion] = &[
 
 /// The criterion called `name`, or an error listing the known ones.
 pub fn lookup(name: &str) -> Result<&'static dyn Criterion> {
-    REGISTRY
-        .iter()
-        .copied()
-        .find(|c| c.name() == name)
-        .ok_or_else(|| {
-            Error::config(
-                "criterion",
-                format!("`{name}` is not one of {}", names().join(", ")),
-            )
-        })
+    crate::registry::find(REGISTRY, name, "criterion", |c| c.name())
 }
 
 pub fn names() -> Vec<&'static str> {

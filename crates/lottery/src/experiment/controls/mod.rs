@@ -6,7 +6,7 @@
 pub mod random_prune;
 pub mod reinit;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::masks::MaskSet;
 use crate::models::Network;
 
@@ -25,17 +25,7 @@ pub static REGISTRY: &[&dyn Control] = &[&reinit::Reinit, &random_prune::RandomP
 
 /// The control called `name` (`random-prune` is read as `random_prune`).
 pub fn lookup(name: &str) -> Result<&'static dyn Control> {
-    let name = name.replace('-', "_");
-    REGISTRY
-        .iter()
-        .copied()
-        .find(|c| c.name() == name)
-        .ok_or_else(|| {
-            Error::config(
-                "controls",
-                format!("`{name}` is not one of {}", names().join(", ")),
-            )
-        })
+    crate::registry::find(REGISTRY, name, "controls", |c| c.name())
 }
 
 pub fn names() -> Vec<&'static str> {

@@ -14,10 +14,7 @@ impl Criterion for LargeFinalSameSign {
         "|w_final| where sign(w_final) = sign(w_init), else 0 (Zhou et al.)"
     }
     fn needs(&self) -> Needs {
-        Needs {
-            rewind: true,
-            ..Needs::default()
-        }
+        Needs::REWIND
     }
     fn score(&self, ctx: &Context, name: &str) -> Result<Vec<f32>> {
         let (f, i) = (ctx.trained(name)?, ctx.rewind(name, self.name())?);

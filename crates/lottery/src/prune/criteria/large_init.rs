@@ -13,10 +13,7 @@ impl Criterion for LargeInit {
         "|w_init| (Zhou et al.)"
     }
     fn needs(&self) -> Needs {
-        Needs {
-            rewind: true,
-            ..Needs::default()
-        }
+        Needs::REWIND
     }
     fn score(&self, ctx: &Context, name: &str) -> Result<Vec<f32>> {
         Ok(ctx

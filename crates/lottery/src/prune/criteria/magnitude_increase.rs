@@ -14,10 +14,7 @@ impl Criterion for MagnitudeIncrease {
         "|w_final| − |w_init| (Zhou et al.)"
     }
     fn needs(&self) -> Needs {
-        Needs {
-            rewind: true,
-            ..Needs::default()
-        }
+        Needs::REWIND
     }
     fn score(&self, ctx: &Context, name: &str) -> Result<Vec<f32>> {
         let (f, i) = (ctx.trained(name)?, ctx.rewind(name, self.name())?);

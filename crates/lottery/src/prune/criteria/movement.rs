@@ -13,10 +13,7 @@ impl Criterion for Movement {
         "|w_final − w_init|"
     }
     fn needs(&self) -> Needs {
-        Needs {
-            rewind: true,
-            ..Needs::default()
-        }
+        Needs::REWIND
     }
     fn score(&self, ctx: &Context, name: &str) -> Result<Vec<f32>> {
         let (f, i) = (ctx.trained(name)?, ctx.rewind(name, self.name())?);
