@@ -48,10 +48,10 @@ pub struct BranchArgs {
 pub fn run(a: BranchArgs) -> Result<()> {
     if a.list {
         for b in branch::all() {
-            println!("{:<16} {}", b.name(), b.about());
+            outln!("{:<16} {}", b.name(), b.about());
             if let Value::Object(o) = b.defaults() {
                 for (k, v) in o {
-                    println!("{:<16}   --{} (default {v})", "", k.replace('_', "-"));
+                    outln!("{:<16}   --{} (default {v})", "", k.replace('_', "-"));
                 }
             }
         }
@@ -73,7 +73,7 @@ pub fn run(a: BranchArgs) -> Result<()> {
     }
     let out = b.dir(&exp, &settings)?;
     if a.print_config {
-        println!("{}", serde_json::to_string_pretty(&settings)?);
+        outln!("{}", serde_json::to_string_pretty(&settings)?);
         return Ok(());
     }
     let opts = RunOptions {
@@ -81,7 +81,7 @@ pub fn run(a: BranchArgs) -> Result<()> {
         device: lottery::device::parse(&a.device)?,
         data_dir: a.data_dir.clone(),
     };
-    println!(
+    outln!(
         "{} on {} → {}",
         b.name(),
         dir.display(),
@@ -99,11 +99,11 @@ pub fn run(a: BranchArgs) -> Result<()> {
         )
     })?;
     let variants = report::variants(&summary);
-    println!("\nsummary:\n{}", report::table_header(&variants));
+    outln!("\nsummary:\n{}", report::table_header(&variants));
     for l in &summary.levels {
-        println!("{}", report::table_row(l, &variants));
+        outln!("{}", report::table_row(l, &variants));
     }
-    println!("wrote {}/summary.json and plots/", out.root().display());
+    outln!("wrote {}/summary.json and plots/", out.root().display());
     Ok(())
 }
 

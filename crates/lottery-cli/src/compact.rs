@@ -24,13 +24,19 @@ pub fn run(a: CompactArgs) -> Result<()> {
     format::save(&model, &a.out.output)
         .with_context(|| format!("cannot write {}", a.out.output.display()))?;
 
-    println!(
+    outln!(
         "{:<18} {:>15} {:>7} {:>8} {:>16} {:>8} {:>10}",
-        "layer", "units", "folded", "inputs-", "live weights", "format", "bytes"
+        "layer",
+        "units",
+        "folded",
+        "inputs-",
+        "live weights",
+        "format",
+        "bytes"
     );
     for (r, layer) in report.iter().zip(&model.layers) {
         let enc = Encoding::best(layer.weights());
-        println!(
+        outln!(
             "{:<18} {:>7} → {:>5} {:>7} {:>8} {:>7} / {:>6} {:>8} {:>10}",
             r.name,
             r.units_before,
@@ -48,7 +54,7 @@ pub fn run(a: CompactArgs) -> Result<()> {
     let file_bytes = std::fs::metadata(&a.out.output)
         .with_context(|| format!("cannot stat {}", a.out.output.display()))?
         .len() as usize;
-    println!(
+    outln!(
         "dense float32 parameters {} bytes → {} {} bytes ({:.1}× smaller)",
         dense_bytes,
         a.out.output.display(),

@@ -28,11 +28,11 @@ pub fn run(a: DataArgs) -> Result<()> {
     for kind in kinds {
         let dir = a.data_dir.clone().unwrap_or_else(|| kind.default_dir());
         if a.download {
-            println!("downloading {} into {} …", kind.name(), dir.display());
+            outln!("downloading {} into {} …", kind.name(), dir.display());
             data::download::download(kind, &dir)?;
         }
         match data::load(kind, &dir, 0) {
-            Ok(s) => println!(
+            Ok(s) => outln!(
                 "{:<8} ok       {}: {} training and {} test images of {:?}, {} classes",
                 kind.name(),
                 dir.display(),
@@ -47,7 +47,7 @@ pub fn run(a: DataArgs) -> Result<()> {
                 if !missing || a.dataset.is_some() {
                     failures += 1;
                 }
-                println!(
+                outln!(
                     "{:<8} {}  {e}",
                     kind.name(),
                     if missing { "missing" } else { "BROKEN " }

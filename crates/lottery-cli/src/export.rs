@@ -24,7 +24,7 @@ pub fn run(a: ExportArgs) -> Result<()> {
     }
     tensors::save(&a.out.output, &dict, Some(ticket::torch_metadata(&t.model)))?;
     let (kept, total) = t.mask.as_ref().map_or((1, 1), |m| (m.kept(), m.total()));
-    println!(
+    outln!(
         "wrote {} ({}, {:.2}% of prunable weights nonzero)",
         a.out.output.display(),
         t.model,

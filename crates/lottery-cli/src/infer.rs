@@ -76,7 +76,7 @@ pub fn run(a: InferArgs) -> Result<()> {
         .zip(&test.labels)
         .filter(|(p, l)| **p == **l as usize)
         .count();
-    println!(
+    outln!(
         "{} ({}, {} live weights): test accuracy {:.2}% ({correct}/{}), {:.0} examples/s on {} threads{}",
         a.model.display(),
         engine.model().source,
@@ -114,7 +114,7 @@ pub fn run(a: InferArgs) -> Result<()> {
                 worst = worst.max((x - y).abs() / y.abs().max(1.0));
             }
         }
-        println!(
+        outln!(
             "against the dense masked network ({}): same class on {same}/{} images, largest relative logit difference {worst:.2e}",
             t.weights.display(),
             test.len()

@@ -1,6 +1,25 @@
 //! `lottery`: the command-line front end. Each subcommand lives in its own module and is a
 //! thin layer over the `lottery` library.
 
+/// Prints to stdout like `print!`, but a closed pipe (`lottery run | head`) is not an error:
+/// the output is dropped and the command goes on — an experiment never dies because its table
+/// could not be printed, and a report ends quietly.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// `println!` through [`out!`].
+macro_rules! outln {
+    () => { out!("\n") };
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod alloc;
 mod args;
 mod bench;

@@ -127,9 +127,9 @@ impl Observer for LevelTable {
         // Other replicates finish levels while this bar runs: print above it.
         self.bar.suspend(|| {
             if let Some(h) = header {
-                println!("{h}");
+                outln!("{h}");
             }
-            println!("{row}");
+            outln!("{row}");
         });
     }
 }

@@ -145,7 +145,7 @@ pub fn run(a: PruneArgs) -> Result<()> {
         .load_state_dict(&weights)
         .map_err(|m| anyhow::anyhow!("{m}"))?;
     let pruned = train::evaluate(&net, &data.test).1;
-    println!(
+    outln!(
         "{}: {:.2}% of prunable weights kept, test accuracy {:.2}% → {:.2}%",
         t.model,
         mask.density() * 100.0,
@@ -169,7 +169,7 @@ pub fn run(a: PruneArgs) -> Result<()> {
             &mut Bar::new("fine-tune"),
         )?;
         let acc = outcome.last().test_accuracy;
-        println!(
+        outln!(
             "fine-tuned {} iterations: test accuracy {:.2}%",
             a.finetune,
             acc * 100.0
@@ -206,7 +206,7 @@ pub fn run(a: PruneArgs) -> Result<()> {
             test_accuracy_finetuned: finetuned,
         },
     )?;
-    println!("wrote {}", a.out.display());
+    outln!("wrote {}", a.out.display());
     Ok(())
 }
 

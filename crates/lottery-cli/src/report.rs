@@ -1,9 +1,11 @@
-//! `lottery report DIR [DIR…]`: the level table of experiments and their branches, and plots.
+//! `lottery report DIR [DIR…]`: the level table of experiments (finished or not) and their
+//! branches, and plots — of one run in its own folder, of several in a comparison folder.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
+use lottery::experiment;
 use lottery::files::read_json;
 use lottery::layout::RunDir;
 use lottery::report;
@@ -11,10 +13,11 @@ use lottery::results::Summary;
 
 #[derive(Args, Debug)]
 pub struct ReportArgs {
-    /// Experiment directories (each holding summary.json).
+    /// Experiment directories (from `lottery run`; an unfinished one shows what it has).
     #[arg(required = true)]
     dirs: Vec<PathBuf>,
-    /// Where to write comparison plots when several directories are given (default: the first).
+    /// Where comparison plots of several directories go (default: `compare-<A>-<B>…` beside
+    /// the first). A single directory's plots go to its own `plots/`.
     #[arg(long)]
     out: Option<PathBuf>,
 }
@@ -23,34 +26,102 @@ pub fn run(a: ReportArgs) -> Result<()> {
     let mut runs = Vec::new();
     for d in &a.dirs {
         let dir = RunDir::new(d);
-        let s: Summary = read_json(&dir.summary())?;
+        let so_far = experiment::so_far(&dir).with_context(|| format!("report {}", d.display()))?;
+        let s = so_far.summary;
         print_table(&d.display().to_string(), &s);
+        if !so_far.left.is_empty() {
+            outln!(
+                "unfinished: still to run {} (rerun the same `lottery run` to resume)\n",
+                so_far.left.join("; ")
+            );
+        }
         for (name, branch) in dir.branch_dirs() {
             if let Ok(bs) = read_json::<Summary>(&branch.summary()) {
                 print_table(&format!("  branch {name}"), &bs);
             }
         }
-        report::learning_curves(&dir, &s)?;
-        runs.push((
-            d.file_name().map_or_else(
-                || d.display().to_string(),
-                |n| n.to_string_lossy().into_owned(),
-            ),
-            s,
-        ));
+        if !s.levels.is_empty() {
+            report::learning_curves(&dir, &s)?;
+        }
+        runs.push((legend_name(d), s));
     }
-    let out = RunDir::new(a.out.unwrap_or_else(|| a.dirs[0].clone()));
-    report::plot_dir(&out, &runs)?;
-    println!("plots in {}", out.plots().display());
+    let out = match (&a.out, a.dirs.as_slice()) {
+        (Some(o), _) => RunDir::new(o),
+        (None, [one]) => RunDir::new(one),
+        (None, many) => RunDir::new(comparison_dir(many)),
+    };
+    runs.retain(|(_, s)| !s.levels.is_empty());
+    if !runs.is_empty() {
+        report::plot_dir(&out, &runs)?;
+        outln!("plots in {}", out.plots().display());
+    }
     Ok(())
 }
 
 fn print_table(title: &str, s: &Summary) {
     let variants = report::variants(s);
-    println!("{title}");
-    println!("{}", report::table_header(&variants));
+    outln!("{title}");
+    outln!("{}", report::table_header(&variants));
     for l in &s.levels {
-        println!("{}", report::table_row(l, &variants));
+        outln!("{}", report::table_row(l, &variants));
     }
-    println!();
+    outln!();
+}
+
+/// A run's name in a legend: its folder's name, shortened to fit beside the swatch.
+fn legend_name(d: &Path) -> String {
+    let name = d.file_name().map_or_else(
+        || d.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    shorten(&name, 24)
+}
+
+/// `name` in at most `max` characters: its start and end with `…` between (the end is where
+/// run names differ: the hash of their settings).
+fn shorten(name: &str, max: usize) -> String {
+    let chars: Vec<char> = name.chars().collect();
+    if chars.len() <= max {
+        return name.to_string();
+    }
+    let tail = (max - 1) / 2;
+    let head = max - 1 - tail;
+    let start: String = chars[..head].iter().collect();
+    let end: String = chars[chars.len() - tail..].iter().collect();
+    format!("{start}…{end}")
+}
+
+/// `compare-<A>-<B>…` beside the first run, so no run's own plots are replaced.
+fn comparison_dir(dirs: &[PathBuf]) -> PathBuf {
+    let names: Vec<String> = dirs
+        .iter()
+        .map(|d| {
+            let n = d
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+            shorten(&n, 16).replace('…', "_")
+        })
+        .collect();
+    let parent = dirs[0].parent().unwrap_or(Path::new("."));
+    parent.join(format!("compare-{}", names.join("-")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_names_keep_their_start_and_end() {
+        assert_eq!(
+            shorten("quick-0123456789abcdef", 24),
+            "quick-0123456789abcdef"
+        );
+        let s = shorten("lenet-mnist-paper-0123456789abcdef", 16);
+        assert_eq!(s.chars().count(), 16);
+        assert!(s.starts_with("lenet-m") && s.ends_with("abcdef"), "{s}");
+        assert_eq!(
+            comparison_dir(&[PathBuf::from("runs/a"), PathBuf::from("runs/b")]),
+            PathBuf::from("runs/compare-a-b")
+        );
+    }
 }

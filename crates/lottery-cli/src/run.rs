@@ -78,7 +78,7 @@ fn merge(base: &mut serde_json::Value, top: serde_json::Value) {
 pub fn run(a: RunArgs) -> Result<()> {
     let cfg = a.config()?;
     if a.print_config {
-        print!("{}", toml::to_string(&cfg)?);
+        out!("{}", toml::to_string(&cfg)?);
         return Ok(());
     }
     let out = a
@@ -97,9 +97,9 @@ pub fn run(a: RunArgs) -> Result<()> {
     if let Some(j) = a.jobs {
         exp = exp.with_jobs(j);
     }
-    println!("{} → {}", a.preset, out.display());
+    outln!("{} → {}", a.preset, out.display());
     let indent = if replicates > 1 { "    " } else { "" };
-    println!("{indent}{}", report::table_header(&variants));
+    outln!("{indent}{}", report::table_header(&variants));
     let mut live = LevelTable::new(Some(variants.clone()), replicates);
     let summary = exp.run(&mut live).with_context(|| {
         format!(
@@ -108,12 +108,12 @@ pub fn run(a: RunArgs) -> Result<()> {
         )
     })?;
     if replicates > 1 {
-        println!("\nmean over {replicates} replicates (± half the min–max spread):");
-        println!("{}", report::table_header(&variants));
+        outln!("\nmean over {replicates} replicates (± half the min–max spread):");
+        outln!("{}", report::table_header(&variants));
         for l in &summary.levels {
-            println!("{}", report::table_row(l, &variants));
+            outln!("{}", report::table_row(l, &variants));
         }
     }
-    println!("wrote {}/summary.json and plots/", out.display());
+    outln!("wrote {}/summary.json and plots/", out.display());
     Ok(())
 }

@@ -116,7 +116,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
     if out.check(&cfg, &["data_dir"])?
         && let Ok(s) = read_json::<Summary>(&out.summary())
     {
-        println!(
+        outln!(
             "already trained in {} (same settings): test accuracy {:.2}%",
             out.root().display(),
             s.result.test_accuracy * 100.0
@@ -192,18 +192,18 @@ pub fn run(a: TrainArgs) -> Result<()> {
     };
     write_json(&out.summary(), &summary)?;
 
-    println!(
+    outln!(
         "test accuracy {:.2}% after {} iterations ({seconds:.1} s)",
         last.test_accuracy * 100.0,
         last.iteration
     );
     if let Some(b) = best {
-        println!(
+        outln!(
             "minimum validation loss at iteration {}: test accuracy there {:.2}%",
             b.iteration,
             b.test_accuracy * 100.0
         );
     }
-    println!("wrote {}", out.root().display());
+    outln!("wrote {}", out.root().display());
     Ok(())
 }

@@ -122,11 +122,37 @@ fn killed_run_resumes_to_the_same_summary_and_masks_are_reproducible() {
         assert_eq!(m["fc2.weight"].count_nonzero(), fc2);
     }
 
-    // The report redraws the plots and prints the same table.
+    // The report redraws a run's plots; a comparison goes to its own folder, leaving A's alone.
     std::fs::remove_dir_all(a.join("plots")).unwrap();
-    let o = lottery(&["report", a.to_str().unwrap(), b.to_str().unwrap()]);
+    let o = lottery(&["report", a.to_str().unwrap()]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(a.join("plots/accuracy.svg").is_file() && a.join("plots/early_stop.svg").is_file());
+    let own = std::fs::read(a.join("plots/accuracy.svg")).unwrap();
+    let o = lottery(&["report", a.to_str().unwrap(), b.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let names = |d: &Path| d.file_name().unwrap().to_string_lossy().into_owned();
+    let compare = a
+        .parent()
+        .unwrap()
+        .join(format!("compare-{}-{}", names(&a), names(&b)).replace('…', "_"));
+    let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(stdout.contains("plots in"), "{stdout}");
+    let written = stdout
+        .lines()
+        .last()
+        .unwrap()
+        .trim_start_matches("plots in ")
+        .to_string();
+    assert!(
+        Path::new(&written).join("accuracy.svg").is_file(),
+        "{written}"
+    );
+    assert!(
+        written.contains("compare-"),
+        "{written} (expected near {})",
+        compare.display()
+    );
+    assert_eq!(std::fs::read(a.join("plots/accuracy.svg")).unwrap(), own);
 
     // A different setting in the same directory is refused, and nothing is touched.
     let o = lottery(&[

@@ -52,14 +52,14 @@ pub fn run(a: BenchEvalArgs) -> Result<()> {
         0,
     );
     if !a.json {
-        println!(
+        outln!(
             "{} on {} examples, median of {} passes (training switches to sparse at ≤ {:.0}% kept):",
             a.model,
             a.examples,
             a.rounds,
             SPARSE_BELOW_DENSITY * 100.0
         );
-        println!("kept%   dense ms  sparse ms  dense/sparse");
+        outln!("kept%   dense ms  sparse ms  dense/sparse");
     }
     for &sparsity in &a.sparsity {
         let mask = random_mask(&net, sparsity, 1);
@@ -92,12 +92,12 @@ pub fn run(a: BenchEvalArgs) -> Result<()> {
         let (d, s) = (median(dense), median(sparse));
         let kept = mask.density() * 100.0;
         if a.json {
-            println!(
+            outln!(
                 "{}",
                 serde_json::json!({ "kept_percent": kept, "dense_ms": d, "sparse_ms": s })
             );
         } else {
-            println!("{kept:5.1} {d:10.1} {s:10.1} {:12.2}×", d / s);
+            outln!("{kept:5.1} {d:10.1} {s:10.1} {:12.2}×", d / s);
         }
     }
     Ok(())

@@ -132,7 +132,7 @@ pub fn run(a: BenchInferArgs) -> Result<()> {
     let dense_floor = floor_of(dense_bytes, dense_bw, dense_macs);
 
     if a.json {
-        println!(
+        outln!(
             "{}",
             serde_json::json!({
                 "model": a.model,
@@ -157,7 +157,7 @@ pub fn run(a: BenchInferArgs) -> Result<()> {
         );
         return Ok(());
     }
-    println!(
+    outln!(
         "{} ({}, {} live weights; dense: {} parameters; {} threads{})",
         a.model.display(),
         model.source,
@@ -166,21 +166,27 @@ pub fn run(a: BenchInferArgs) -> Result<()> {
         engine.threads(),
         if engine.simd() { ", AVX2/FMA" } else { "" }
     );
-    println!(
+    outln!(
         "{:<28} {:>16} {:>18} {:>18}",
-        "", "batch-1 µs", "batch-64 ex/s", "batch-256 ex/s"
+        "",
+        "batch-1 µs",
+        "batch-64 ex/s",
+        "batch-256 ex/s"
     );
     let row = |name: &str, s: &Speed| {
-        println!(
+        outln!(
             "{:<28} {:>16.2} {:>18.0} {:>18.0}",
-            name, s.batch1_latency_us, s.batch64_samples_per_s, s.batch256_samples_per_s
+            name,
+            s.batch1_latency_us,
+            s.batch64_samples_per_s,
+            s.batch256_samples_per_s
         )
     };
     row("compact sparse (ours)", &sparse);
     row("dense (burn flex)", &dense);
     if let Some(t) = &torch {
         row("dense (PyTorch)", t);
-        println!(
+        outln!(
             "sparse vs PyTorch: batch-1 latency {:.1}× lower, batch-256 throughput {:.1}× higher",
             t.batch1_latency_us / sparse.batch1_latency_us,
             sparse.batch256_samples_per_s / t.batch256_samples_per_s
@@ -188,7 +194,7 @@ pub fn run(a: BenchInferArgs) -> Result<()> {
     }
     row("floor, sparse", &sparse_floor);
     row("floor, dense", &dense_floor);
-    println!(
+    outln!(
         "floor = max(weight bytes / read bandwidth at that size, FLOPs / GEMM rate), measured now: \
          sparse {sparse_bytes} B at {:.1} GB/s, dense {dense_bytes} B at {:.1} GB/s \
          (DRAM {:.1} GB/s), GEMM {:.1} GFLOP/s",

@@ -86,12 +86,12 @@ pub fn run(a: BenchTrainArgs) -> Result<()> {
     }
     let (plain, masked) = (median(ms_plain), median(ms_masked));
     if a.json {
-        println!(
+        outln!(
             "{}",
             serde_json::json!({ "ms_per_step": plain, "ms_per_step_masked": masked })
         );
     } else {
-        println!(
+        outln!(
             "{} batch {} {:?} on {}: {plain:.3} ms/step, masked ({:.0}% pruned) {masked:.3} ms/step ({:+.1}%)",
             a.model,
             cfg.batch_size,

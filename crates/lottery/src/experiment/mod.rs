@@ -235,6 +235,114 @@ pub fn load_data(c: &ExperimentConfig) -> Result<Splits> {
     data::load(c.dataset, &dir, c.val_size)
 }
 
+/// What a report can show of an experiment directory: the summary, finished or not, and what
+/// is still to run (empty when `summary.json` is there).
+pub struct SoFar {
+    pub summary: Summary,
+    pub left: Vec<String>,
+}
+
+/// Reads an experiment directory back. A finished one is its `summary.json`; an unfinished one
+/// (a killed run) is assembled from the variants that completed — the levels whose ticket
+/// finished in every replicate, with the variants that finished there — and lists the rest.
+pub fn so_far(dir: &RunDir) -> Result<SoFar> {
+    if dir.summary().is_file() {
+        return Ok(SoFar {
+            summary: crate::files::read_json(&dir.summary())?,
+            left: vec![],
+        });
+    }
+    if !dir.config().is_file() {
+        return Err(Error::format(
+            dir.root(),
+            "holds no experiment (no config.json; `lottery run --out` makes one)",
+        ));
+    }
+    let c: ExperimentConfig = crate::files::read_json(&dir.config()).map_err(|_| {
+        Error::format(
+            dir.config(),
+            "is not an experiment's config (a `lottery train` folder? its summary.json is the result)",
+        )
+    })?;
+    let names: Vec<String> = std::iter::once("ticket".to_string())
+        .chain(c.controls.iter().cloned())
+        .collect();
+    let reps: Vec<RunDir> = (0..c.replicates)
+        .map(|r| dir.replicate(r, c.replicates))
+        .collect();
+    let mut per_replicate: Vec<Vec<LevelSummary>> = vec![Vec::new(); reps.len()];
+    let mut left = Vec::new();
+    let mut not_started = Vec::new();
+    for level in 0..=c.levels {
+        let expected: Vec<&String> = names
+            .iter()
+            .filter(|n| level > 0 || *n == "ticket")
+            .collect();
+        let done: Vec<&String> = expected
+            .iter()
+            .copied()
+            .filter(|n| reps.iter().all(|r| r.variant(level, n).is_complete()))
+            .collect();
+        if done.is_empty() {
+            not_started.push(level);
+            continue;
+        }
+        if done.len() < expected.len() {
+            let missing: Vec<&str> = expected
+                .iter()
+                .filter(|n| !done.contains(n))
+                .map(|n| n.as_str())
+                .collect();
+            left.push(format!("level {level}: {}", missing.join(", ")));
+        }
+        if !done.iter().any(|n| *n == "ticket") {
+            continue;
+        }
+        for (r, rd) in reps.iter().enumerate() {
+            per_replicate[r].push(partial_row(rd, level, &done)?);
+        }
+    }
+    match not_started.as_slice() {
+        [] => {}
+        [one] => left.push(format!("level {one}")),
+        [first, .., last] if last - first + 1 == not_started.len() => {
+            left.push(format!("levels {first}–{last}"))
+        }
+        many => {
+            let list: Vec<String> = many.iter().map(|l| l.to_string()).collect();
+            left.push(format!("levels {}", list.join(", ")))
+        }
+    }
+    let summary = if per_replicate[0].is_empty() {
+        Summary { levels: vec![] }
+    } else {
+        aggregate(&per_replicate)
+    };
+    Ok(SoFar { summary, left })
+}
+
+/// The row of `level` in replicate directory `rd` from the finished `variants`' files.
+fn partial_row(rd: &RunDir, level: usize, variants: &[&String]) -> Result<LevelSummary> {
+    let mask = MaskSet::load(&rd.variant(level, "ticket").mask())?;
+    let (init, _) = tensors::load(&rd.init())?;
+    let total_params = init
+        .iter()
+        .filter(|(n, _)| !n.contains("running_"))
+        .map(|(_, t)| t.len())
+        .sum();
+    let targets = Targets {
+        names: vec![],
+        output: String::new(),
+        total_params,
+    };
+    let mut results = BTreeMap::new();
+    for n in variants {
+        let result = crate::files::read_json(&rd.variant(level, n).result())?;
+        results.insert(n.to_string(), result);
+    }
+    Ok(targets.row(level, &mask, results))
+}
+
 /// What every level of a replicate shares: which tensors are pruned, the output layer, the
 /// parameter count (for the fraction of all parameters kept).
 pub struct Targets {

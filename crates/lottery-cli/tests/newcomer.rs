@@ -1,0 +1,141 @@
+//! What bothered a new user in the first hour, each as a test on small runs.
+
+mod common;
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use common::{assert_clean_error, lottery, stderr, stdout, temp};
+
+fn tiny(out: &Path, levels: &str) -> Vec<String> {
+    [
+        "run",
+        "--model",
+        "mlp_20",
+        "--iterations",
+        "60",
+        "--eval-every",
+        "30",
+        "--controls",
+        "reinit",
+        "--levels",
+        levels,
+        "--out",
+        out.to_str().unwrap(),
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// Runs `args` with stdout a pipe that is closed after the first line is read.
+fn with_closed_pipe(args: &[String]) -> (std::process::ExitStatus, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lottery"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut first = [0u8; 1];
+    // One byte is enough: the pipe was written to; then the reader goes away.
+    let _ = out.read(&mut first);
+    drop(out);
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    (child.wait().unwrap(), err)
+}
+
+#[test]
+fn a_closed_pipe_neither_kills_an_experiment_nor_a_report() {
+    let root = temp("pipe");
+    let exp = root.join("exp");
+    let (status, err) = with_closed_pipe(&tiny(&exp, "2"));
+    assert!(status.success(), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    // The experiment went on to the end though nobody read its table.
+    assert!(exp.join("summary.json").is_file());
+    assert!(exp.join("level_2/reinit/result.json").is_file());
+    let (status, err) = with_closed_pipe(&["report".into(), exp.display().to_string()]);
+    assert!(status.success() && !err.contains("panicked"), "{err}");
+    std::fs::remove_dir_all(root).ok();
+}
+
+#[test]
+fn a_failed_start_writes_nothing_a_refusal_names_the_keys_and_more_levels_extend() {
+    let root = temp("start");
+    let exp = root.join("exp");
+    let mut args = tiny(&exp, "1");
+    args.extend(["--data-dir".into(), "/nonexistent".into()]);
+    let o = lottery(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_clean_error(&o, &["/nonexistent"]);
+    assert!(
+        !exp.join("config.json").exists(),
+        "nothing written before the data loaded"
+    );
+
+    let args = tiny(&exp, "1");
+    let o = lottery(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let level1 = std::fs::read(exp.join("level_1/ticket/weights.safetensors")).unwrap();
+
+    // Other settings: refused, naming each differing key with both values.
+    let mut other = tiny(&exp, "1");
+    other.extend(["--lr".into(), "0.01".into(), "--seed".into(), "3".into()]);
+    let o = lottery(&other.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_clean_error(&o, &["train.lr: 0.0012 → 0.01", "seed: 0 → 3"]);
+
+    // More levels: the same computation, extended.
+    let args = tiny(&exp, "2");
+    let o = lottery(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(exp.join("level_2/ticket/result.json").is_file());
+    assert_eq!(
+        std::fs::read(exp.join("level_1/ticket/weights.safetensors")).unwrap(),
+        level1,
+        "level 1 was read back, not retrained"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(exp.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["levels"].as_array().unwrap().len(), 3);
+    std::fs::remove_dir_all(root).ok();
+}
+
+#[test]
+fn report_shows_an_unfinished_experiment_and_what_is_left() {
+    let root = temp("unfinished");
+    let exp = root.join("exp");
+    let args = tiny(&exp, "3");
+    let o = lottery(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", stderr(&o));
+    // As a kill would leave it: no summary, level 2's control and level 3 unfinished.
+    std::fs::remove_file(exp.join("summary.json")).unwrap();
+    std::fs::remove_file(exp.join("level_2/reinit/result.json")).unwrap();
+    std::fs::remove_dir_all(exp.join("level_3")).unwrap();
+    let o = lottery(&["report", exp.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    let rows: Vec<&str> = text
+        .lines()
+        .filter(|l| l.trim_start().starts_with(char::is_numeric))
+        .collect();
+    assert_eq!(rows.len(), 3, "{text}");
+    assert!(
+        rows[2].contains(" - "),
+        "level 2's control is not done: {text}"
+    );
+    assert!(
+        text.contains("level 2: reinit") && text.contains("level 3"),
+        "{text}"
+    );
+
+    // A folder that is no experiment says so, once.
+    let o = lottery(&["report", root.to_str().unwrap()]);
+    assert_clean_error(&o, &["no experiment"]);
+    std::fs::remove_dir_all(root).ok();
+}
