@@ -77,6 +77,9 @@ fn merge(base: &mut serde_json::Value, top: serde_json::Value) {
 
 pub fn run(a: RunArgs) -> Result<()> {
     let cfg = a.config()?;
+    if let Some(w) = cfg.train.rare_evaluation() {
+        eprintln!("warning: {w}");
+    }
     if a.print_config {
         out!("{}", toml::to_string(&cfg)?);
         return Ok(());

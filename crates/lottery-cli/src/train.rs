@@ -103,6 +103,9 @@ pub fn run(a: TrainArgs) -> Result<()> {
     };
     Architecture::parse(&cfg.model)?;
     cfg.train.validate()?;
+    if let Some(w) = cfg.train.rare_evaluation() {
+        eprintln!("warning: {w}");
+    }
     let mut id = serde_json::to_value(&cfg)?;
     id.as_object_mut().map(|o| o.remove("data_dir"));
     let out = RunDir::new(a.out.clone().unwrap_or_else(|| {

@@ -139,3 +139,16 @@ fn report_shows_an_unfinished_experiment_and_what_is_left() {
     assert_clean_error(&o, &["no experiment"]);
     std::fs::remove_dir_all(root).ok();
 }
+
+#[test]
+fn rare_evaluation_is_warned_about() {
+    let o = lottery(&["run", "--print-config", "--iterations", "200"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--eval-every 250 is more than --iterations 200"),
+        "{}",
+        stderr(&o)
+    );
+    let o = lottery(&["run", "--print-config", "--iterations", "2000"]);
+    assert!(!stderr(&o).contains("warning"), "{}", stderr(&o));
+}

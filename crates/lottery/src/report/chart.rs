@@ -92,7 +92,10 @@ impl Chart<'_> {
         if !ymin.is_finite() {
             (ymin, ymax) = (0.0, 1.0);
         }
-        let pad = ((ymax - ymin) * 0.08).max(1e-6);
+        // A flat series (every early stop at the same iteration) still gets distinct labels.
+        let pad = ((ymax - ymin) * 0.08)
+            .max(ymax.abs().max(ymin.abs()) * 0.05)
+            .max(1e-6);
         let (ymin, ymax) = (ymin - pad, ymax + pad);
         let (pw, ph) = (w - left - right, h - top - bottom);
         let axis = self.axis;
@@ -112,22 +115,34 @@ impl Chart<'_> {
             14.0,
             false,
         );
-        // Remaining: the papers' levels (each 20% below the last); iterations: five even steps.
+        // Remaining: every level's own value (labels that would touch are left out);
+        // iterations: five even steps.
         let ticks: Vec<f64> = match axis {
-            XAxis::Remaining => [100.0, 51.2, 26.2, 13.4, 6.9, 3.5, 1.8, 0.9, 0.5, 0.2, 0.1]
-                .into_iter()
-                .filter(|&t| t <= xmax * 1.0001 && t >= xmin * 0.9999)
-                .collect(),
+            XAxis::Remaining => {
+                let mut xs: Vec<f64> = self
+                    .series
+                    .iter()
+                    .flat_map(|s| s.points.iter().map(|p| p.x))
+                    .collect();
+                xs.sort_by(|a, b| b.total_cmp(a));
+                xs.dedup_by(|a, b| (*a - *b).abs() < 1e-9);
+                xs
+            }
             XAxis::Iterations => (0..=5).map(|i| xmax * i as f64 / 5.0).collect(),
         };
+        let mut last_label = f64::NEG_INFINITY;
         for t in ticks {
             let x = sx(t);
             c.line((x, top), (x, top + ph), GRID_X, 1.0);
             let label = match axis {
                 XAxis::Iterations => format!("{t:.0}"),
-                XAxis::Remaining => t.to_string(),
+                XAxis::Remaining if t >= 10.0 => format!("{t:.0}"),
+                XAxis::Remaining => format!("{t:.1}"),
             };
-            c.text((x, top + ph + 16.0), &label, Anchor::Middle, 12.0, false);
+            if x - last_label >= 30.0 {
+                c.text((x, top + ph + 16.0), &label, Anchor::Middle, 12.0, false);
+                last_label = x;
+            }
         }
         for i in 0..=5 {
             let y = ymin + (ymax - ymin) * i as f64 / 5.0;
@@ -150,10 +165,19 @@ impl Chart<'_> {
             12.0,
             true,
         );
+        let n = self.series.len();
         for (i, se) in self.series.iter().enumerate() {
             let colour = COLOURS[i % COLOURS.len()];
             let path: Vec<(f64, f64)> = se.points.iter().map(|p| (sx(p.x), sy(p.y))).collect();
-            c.polyline(&path, colour, 2.0);
+            // Earlier series are drawn wider, so a later one lying on top of them (a control
+            // that matches the ticket) leaves their colour visible at both edges.
+            c.polyline(&path, colour, 2.0 + 1.5 * (n - 1 - i).min(3) as f64);
+            // Curves with few evaluations get dots, so a single evaluation is seen at all.
+            if axis == XAxis::Iterations && se.points.len() <= 20 {
+                for &p in &path {
+                    c.dot(p, 3.0, colour);
+                }
+            }
             if axis == XAxis::Remaining {
                 for p in &se.points {
                     c.dot((sx(p.x), sy(p.y)), 3.0, colour);
@@ -180,5 +204,83 @@ fn fmt(y: f64) -> String {
         format!("{y:.0}")
     } else {
         format!("{y:.2}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Records what a chart draws.
+    #[derive(Default)]
+    struct Record {
+        texts: Vec<String>,
+        dots: usize,
+        widths: Vec<f64>,
+    }
+
+    impl Canvas for Record {
+        fn rect(&mut self, _: f64, _: f64, _: f64, _: f64, _: Option<Rgb>, _: Option<Rgb>) {}
+        fn line(&mut self, _: (f64, f64), _: (f64, f64), _: Rgb, _: f64) {}
+        fn polyline(&mut self, _: &[(f64, f64)], _: Rgb, width: f64) {
+            self.widths.push(width);
+        }
+        fn dot(&mut self, _: (f64, f64), _: f64, _: Rgb) {
+            self.dots += 1;
+        }
+        fn text(&mut self, _: (f64, f64), text: &str, _: Anchor, _: f64, _: bool) {
+            self.texts.push(text.to_string());
+        }
+    }
+
+    fn series(name: &str, pts: &[(f64, f64)]) -> Series {
+        Series {
+            name: name.into(),
+            points: pts
+                .iter()
+                .map(|&(x, y)| Point { x, y, lo: y, hi: y })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn every_level_is_labelled_flat_values_get_distinct_labels_and_overlaps_stay_visible() {
+        // Two levels, every early stop at 200, a control on top of the ticket.
+        let s = [
+            series("ticket", &[(100.0, 200.0), (64.0, 200.0), (41.0, 200.0)]),
+            series("reinit", &[(64.0, 200.0), (41.0, 200.0)]),
+        ];
+        let mut r = Record::default();
+        Chart {
+            title: "t",
+            xlabel: "x",
+            ylabel: "y",
+            axis: XAxis::Remaining,
+            series: &s,
+        }
+        .draw(&mut r);
+        for level in ["100", "64", "41"] {
+            assert!(r.texts.iter().any(|t| t == level), "{level}: {:?}", r.texts);
+        }
+        let mut ylabels: Vec<&String> = r.texts.iter().filter(|t| t.len() == 3).collect();
+        ylabels.sort();
+        ylabels.dedup();
+        assert!(ylabels.len() >= 4, "distinct y labels: {:?}", r.texts);
+        assert!(r.widths[0] > r.widths[1], "{:?}", r.widths);
+    }
+
+    #[test]
+    fn a_curve_with_one_evaluation_is_drawn_as_a_dot() {
+        let s = [series("ticket 100%", &[(200.0, 91.0)])];
+        let mut r = Record::default();
+        Chart {
+            title: "t",
+            xlabel: "x",
+            ylabel: "y",
+            axis: XAxis::Iterations,
+            series: &s,
+        }
+        .draw(&mut r);
+        assert_eq!(r.dots, 1);
     }
 }

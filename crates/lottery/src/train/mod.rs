@@ -84,6 +84,18 @@ impl TrainConfig {
         self.schedule.validate()
     }
 
+    /// A warning when evaluation is too rare to draw a learning curve: every `eval_every`
+    /// iterations is past the end, so training is evaluated once, at its last step.
+    pub fn rare_evaluation(&self) -> Option<String> {
+        match self.length {
+            Length::Iterations(n) if self.eval_every > n => Some(format!(
+                "--eval-every {} is more than --iterations {n}: evaluated once, at the end, so learning curves have one point and the early-stop iteration is always {n}",
+                self.eval_every
+            )),
+            _ => None,
+        }
+    }
+
     /// [`TrainConfig::validate`], and whether `data` can serve a batch.
     pub fn validate_for(&self, data: &Splits) -> Result<()> {
         self.validate()?;
