@@ -54,12 +54,20 @@ pub fn run(a: CompactArgs) -> Result<()> {
     let file_bytes = std::fs::metadata(&a.out.output)
         .with_context(|| format!("cannot stat {}", a.out.output.display()))?
         .len() as usize;
+    let ratio = dense_bytes as f64 / file_bytes.max(1) as f64;
+    let change = if ratio >= 1.0 {
+        format!("{ratio:.1}× smaller")
+    } else {
+        format!(
+            "{:.1}× larger: too few weights were pruned for sparse storage to pay",
+            1.0 / ratio
+        )
+    };
     outln!(
-        "dense float32 parameters {} bytes → {} {} bytes ({:.1}× smaller)",
+        "dense float32 parameters {} bytes → {} {} bytes ({change})",
         dense_bytes,
         a.out.output.display(),
-        file_bytes,
-        dense_bytes as f64 / file_bytes as f64
+        file_bytes
     );
     Ok(())
 }

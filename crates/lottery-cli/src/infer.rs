@@ -43,6 +43,13 @@ pub fn run(a: InferArgs) -> Result<()> {
     if a.batch == 0 {
         bail!("invalid --batch: must be at least 1");
     }
+    if a.model.is_dir() {
+        bail!(
+            "{} is a directory; infer runs a compact model: make one with `lottery compact {} -o model.lsm`",
+            a.model.display(),
+            a.model.display()
+        );
+    }
     let model = format::load(&a.model)?;
     let kind = DatasetKind::parse(&a.dataset)?;
     let (shape, classes) = kind.example_shape();

@@ -77,9 +77,6 @@ fn merge(base: &mut serde_json::Value, top: serde_json::Value) {
 
 pub fn run(a: RunArgs) -> Result<()> {
     let cfg = a.config()?;
-    if let Some(w) = cfg.train.rare_evaluation() {
-        eprintln!("warning: {w}");
-    }
     if a.print_config {
         out!("{}", toml::to_string(&cfg)?);
         return Ok(());
@@ -101,6 +98,10 @@ pub fn run(a: RunArgs) -> Result<()> {
         exp = exp.with_jobs(j);
     }
     outln!("{} → {}", a.preset, out.display());
+    // On stdout with the table: stderr carries errors only, one line each.
+    if let Some(w) = exp.config.train.rare_evaluation() {
+        outln!("note: {w}");
+    }
     let indent = if replicates > 1 { "    " } else { "" };
     outln!("{indent}{}", report::table_header(&variants));
     let mut live = LevelTable::new(Some(variants.clone()), replicates);

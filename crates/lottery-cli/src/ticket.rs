@@ -85,6 +85,13 @@ pub fn load(a: &SourceArgs) -> Result<Ticket> {
     let found = if a.source.is_dir() {
         in_dir(a)?
     } else if a.source.is_file() {
+        if is_compact(&a.source) {
+            bail!(
+                "{} is already a compact model (.lsm); `lottery infer {}` runs it",
+                a.source.display(),
+                a.source.display()
+            );
+        }
         Found {
             weights: a.source.clone(),
             mask: None,
@@ -193,6 +200,15 @@ fn in_dir(a: &SourceArgs) -> Result<Found> {
         model,
         dataset,
     })
+}
+
+/// Whether `path` starts with the `.lsm` magic bytes.
+fn is_compact(path: &std::path::Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 8];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok_and(|()| head == lottery_sparse::format::MAGIC)
 }
 
 /// Metadata of the weights files we write: PyTorch's `load_state_dict` reads them as they are.

@@ -104,7 +104,8 @@ pub fn run(a: TrainArgs) -> Result<()> {
     Architecture::parse(&cfg.model)?;
     cfg.train.validate()?;
     if let Some(w) = cfg.train.rare_evaluation() {
-        eprintln!("warning: {w}");
+        // On stdout with the results: stderr carries errors only, one line each.
+        outln!("note: {w}");
     }
     let mut id = serde_json::to_value(&cfg)?;
     id.as_object_mut().map(|o| o.remove("data_dir"));

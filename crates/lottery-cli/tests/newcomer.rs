@@ -141,14 +141,90 @@ fn report_shows_an_unfinished_experiment_and_what_is_left() {
 }
 
 #[test]
-fn rare_evaluation_is_warned_about() {
-    let o = lottery(&["run", "--print-config", "--iterations", "200"]);
+fn rare_evaluation_is_pointed_out() {
+    let root = temp("rare");
+    let o = lottery(&[
+        "train",
+        "--model",
+        "mlp_20",
+        "--iterations",
+        "20",
+        "--out",
+        root.join("t").to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
-        stderr(&o).contains("--eval-every 250 is more than --iterations 200"),
+        stdout(&o).contains("--eval-every 100 is more than --iterations 20"),
         "{}",
-        stderr(&o)
+        stdout(&o)
     );
-    let o = lottery(&["run", "--print-config", "--iterations", "2000"]);
-    assert!(!stderr(&o).contains("warning"), "{}", stderr(&o));
+    // --print-config stays pure TOML.
+    let o = lottery(&["run", "--print-config", "--iterations", "200"]);
+    assert!(!stdout(&o).contains("note") && !stderr(&o).contains("eval-every"));
+    std::fs::remove_dir_all(root).ok();
+}
+
+#[test]
+fn errors_say_their_cause_once_with_the_next_step() {
+    let root = temp("errors");
+    let o = lottery(&["train", "--data-dir", "/nonexistent", "--iterations", "1"]);
+    assert_clean_error(&o, &["t10k-labels-idx1-ubyte", "raw or .gz"]);
+    assert_eq!(stderr(&o).matches("not found").count(), 1, "{}", stderr(&o));
+
+    let exp = root.join("exp");
+    let args = tiny(&exp, "1");
+    let o = lottery(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = lottery(&["infer", exp.to_str().unwrap()]);
+    assert_clean_error(&o, &["is a directory", "lottery compact"]);
+
+    // Compacting the dense level grows the file, and says so; compacting a compact model is
+    // answered with what to do instead.
+    let lsm = root.join("dense.lsm");
+    let o = lottery(&[
+        "compact",
+        exp.to_str().unwrap(),
+        "--level",
+        "0",
+        "-o",
+        lsm.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let dense_bytes = (784 * 20 + 20 + 20 * 10 + 10) * 4;
+    let file_bytes = std::fs::metadata(&lsm).unwrap().len() as usize;
+    let says = if file_bytes > dense_bytes {
+        "larger"
+    } else {
+        "smaller"
+    };
+    assert!(
+        stdout(&o).contains(says),
+        "{file_bytes} vs {dense_bytes}: {}",
+        stdout(&o)
+    );
+    let o = lottery(&[
+        "compact",
+        lsm.to_str().unwrap(),
+        "-o",
+        root.join("again.lsm").to_str().unwrap(),
+    ]);
+    assert_clean_error(&o, &["already a compact model", "lottery infer"]);
+
+    // A `lottery train` folder is not an experiment: report says which it is.
+    let trained = root.join("trained");
+    let o = lottery(&[
+        "train",
+        "--model",
+        "mlp_20",
+        "--iterations",
+        "20",
+        "--eval-every",
+        "20",
+        "--out",
+        trained.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = lottery(&["report", trained.to_str().unwrap()]);
+    assert_clean_error(&o, &["lottery train"]);
+    std::fs::remove_dir_all(root).ok();
 }

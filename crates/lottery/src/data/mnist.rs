@@ -80,7 +80,7 @@ fn find_idx(dir: &Path, stem: &str) -> Result<PathBuf> {
         dir.join(format!("{stem}.gz")),
         std::io::Error::new(
             std::io::ErrorKind::NotFound,
-            "not found (nor without .gz); `lottery data` lists what is expected",
+            "not found (nor without .gz); an IDX dataset directory holds train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte, raw or .gz",
         ),
     ))
 }

@@ -246,12 +246,6 @@ pub struct SoFar {
 /// (a killed run) is assembled from the variants that completed — the levels whose ticket
 /// finished in every replicate, with the variants that finished there — and lists the rest.
 pub fn so_far(dir: &RunDir) -> Result<SoFar> {
-    if dir.summary().is_file() {
-        return Ok(SoFar {
-            summary: crate::files::read_json(&dir.summary())?,
-            left: vec![],
-        });
-    }
     if !dir.config().is_file() {
         return Err(Error::format(
             dir.root(),
@@ -264,6 +258,12 @@ pub fn so_far(dir: &RunDir) -> Result<SoFar> {
             "is not an experiment's config (a `lottery train` folder? its summary.json is the result)",
         )
     })?;
+    if dir.summary().is_file() {
+        return Ok(SoFar {
+            summary: crate::files::read_json(&dir.summary())?,
+            left: vec![],
+        });
+    }
     let names: Vec<String> = std::iter::once("ticket".to_string())
         .chain(c.controls.iter().cloned())
         .collect();
