@@ -62,7 +62,7 @@ pub fn run(a: InferArgs) -> Result<()> {
             kind.name()
         );
     }
-    let dir = a.data_dir.clone().unwrap_or_else(|| kind.default_dir());
+    let dir = kind.dir(a.data_dir.as_deref())?;
     let data = lottery::data::load(kind, &dir, 0)
         .with_context(|| format!("cannot load {} from {}", kind.name(), dir.display()))?;
     let test = &data.test;

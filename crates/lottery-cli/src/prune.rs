@@ -76,10 +76,7 @@ pub fn run(a: PruneArgs) -> Result<()> {
         );
     }
     let t = ticket::load(&a.source)?;
-    let dir = a
-        .data_dir
-        .clone()
-        .unwrap_or_else(|| t.dataset.default_dir());
+    let dir = t.dataset.dir(a.data_dir.as_deref())?;
     let data = lottery::data::load(t.dataset, &dir, 5000)
         .with_context(|| format!("cannot load {} from {}", t.dataset.name(), dir.display()))?;
     let before = train::evaluate(&t.net, &data.test).1;

@@ -77,10 +77,7 @@ impl Default for TrainJob {
 
 impl TrainJob {
     fn load_data(&self) -> Result<Splits> {
-        let dir = self
-            .data_dir
-            .clone()
-            .unwrap_or_else(|| self.dataset.default_dir());
+        let dir = self.dataset.dir(self.data_dir.as_deref())?;
         lottery::data::load(self.dataset, &dir, self.val_size)
             .with_context(|| format!("cannot load {} from {}", self.dataset.name(), dir.display()))
     }

@@ -228,3 +228,19 @@ fn errors_say_their_cause_once_with_the_next_step() {
     assert_clean_error(&o, &["lottery train"]);
     std::fs::remove_dir_all(root).ok();
 }
+
+#[test]
+fn an_idx_dataset_needs_its_directory() {
+    let o = lottery(&["train", "--dataset", "mnist-format", "--iterations", "1"]);
+    assert_clean_error(&o, &["--data-dir", "mnist-format"]);
+    let o = lottery(&[
+        "run",
+        "--dataset",
+        "fashion-mnist",
+        "--iterations",
+        "1",
+        "--levels",
+        "0",
+    ]);
+    assert_clean_error(&o, &["--data-dir"]);
+}

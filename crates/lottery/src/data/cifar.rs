@@ -71,8 +71,8 @@ impl super::Format for Cifar10 {
     fn example_shape(&self) -> ([usize; 3], usize) {
         ([3, 32, 32], 10)
     }
-    fn folder(&self) -> &'static str {
-        "cifar10"
+    fn folder(&self) -> Option<&'static str> {
+        Some("cifar10")
     }
     fn load(&self, dir: &Path) -> Result<(Dataset, Dataset)> {
         load_cifar10(dir)

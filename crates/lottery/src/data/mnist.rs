@@ -22,8 +22,8 @@ impl Format for Mnist {
     fn example_shape(&self) -> ([usize; 3], usize) {
         ([1, 28, 28], 10)
     }
-    fn folder(&self) -> &'static str {
-        "mnist"
+    fn folder(&self) -> Option<&'static str> {
+        Some("mnist")
     }
     fn load(&self, dir: &Path) -> Result<(Dataset, Dataset)> {
         load_idx(dir, Some((0.1307, 0.3081)))
@@ -43,8 +43,9 @@ impl Format for MnistFormat {
     fn example_shape(&self) -> ([usize; 3], usize) {
         ([1, 28, 28], 10)
     }
-    fn folder(&self) -> &'static str {
-        "mnist"
+    /// Any IDX dataset: the bundled MNIST would be a silent stand-in, so there is no default.
+    fn folder(&self) -> Option<&'static str> {
+        None
     }
     fn load(&self, dir: &Path) -> Result<(Dataset, Dataset)> {
         load_idx(dir, None)

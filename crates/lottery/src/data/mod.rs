@@ -25,8 +25,9 @@ pub trait Format: Sync {
     /// `[channels, height, width]` of one example, and the number of classes, for building a
     /// model without reading the data.
     fn example_shape(&self) -> ([usize; 3], usize);
-    /// The folder under `$LOTTERY_DATA` or `data/` where it lives by default.
-    fn folder(&self) -> &'static str;
+    /// The folder under `$LOTTERY_DATA` or `data/` where it lives by default; `None` for a
+    /// format that reads whatever dataset the user names (`--data-dir` is then required).
+    fn folder(&self) -> Option<&'static str>;
     /// The training and test sets in `dir`, normalised.
     fn load(&self, dir: &Path) -> Result<(Dataset, Dataset)>;
     /// Fetches the files into `dir` (users with internet access only; never in tests).
@@ -79,10 +80,25 @@ impl DatasetKind {
         self.0.example_shape()
     }
 
+    /// `given`, or the default directory; a format with no default folder needs `given`.
+    pub fn dir(self, given: Option<&Path>) -> Result<PathBuf> {
+        match (given, self.0.folder()) {
+            (Some(d), _) => Ok(d.to_path_buf()),
+            (None, Some(_)) => Ok(self.default_dir()),
+            (None, None) => Err(Error::config(
+                "data-dir",
+                format!(
+                    "--dataset {} reads the dataset you name: give its directory with --data-dir",
+                    self.name()
+                ),
+            )),
+        }
+    }
+
     /// Where the data lives when the user does not say: `$LOTTERY_DATA/<folder>`, else
     /// `./data/<folder>` if present, else the `data/` of the source checkout (MNIST ships there).
     pub fn default_dir(self) -> PathBuf {
-        let sub = self.0.folder();
+        let sub = self.0.folder().unwrap_or(self.name());
         if let Some(root) = std::env::var_os("LOTTERY_DATA") {
             return PathBuf::from(root).join(sub);
         }

@@ -228,10 +228,7 @@ impl Experiment {
 
 /// The data an experiment's config names, from its directory or the default one.
 pub fn load_data(c: &ExperimentConfig) -> Result<Splits> {
-    let dir = c
-        .data_dir
-        .clone()
-        .unwrap_or_else(|| c.dataset.default_dir());
+    let dir = c.dataset.dir(c.data_dir.as_deref())?;
     data::load(c.dataset, &dir, c.val_size)
 }
 
