@@ -1,4 +1,6 @@
 //! `lottery data`: what datasets are on disk, whether their files are sound; download on request.
+//! Exit status: 0 when every dataset found is sound (missing ones are listed as missing), 1 when
+//! a dataset's files are broken or a download failed.
 
 use std::path::PathBuf;
 
@@ -42,9 +44,13 @@ pub fn run(a: DataArgs) -> Result<()> {
                 s.train.classes
             ),
             Err(e) => {
-                // Missing data is normal (CIFAR-10 is not bundled); broken data is a failure.
-                let missing = matches!(&e, lottery::Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound);
-                if !missing || a.dataset.is_some() {
+                // Missing data is a state to report (CIFAR-10 is not bundled), never a failure;
+                // files that are there but broken are, whether listed or asked for.
+                // A folder holding some of the files is incomplete: broken, not missing.
+                let empty = std::fs::read_dir(&dir).map_or(true, |mut d| d.next().is_none());
+                let missing = empty
+                    && matches!(&e, lottery::Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound);
+                if !missing {
                     failures += 1;
                 }
                 outln!(

@@ -70,7 +70,8 @@ enum Command {
     Infer(infer::InferArgs),
     /// Write a ticket as a PyTorch state_dict (safetensors), mask applied.
     Export(export::ExportArgs),
-    /// List the datasets found on disk and check their files (or download them).
+    /// List the datasets found on disk and check their files (or download them). Exits 1 only
+    /// for broken files or a failed download; a missing dataset is listed as missing.
     Data(data::DataArgs),
     /// Measure speed: training steps (masked and unmasked), compact-model inference.
     #[command(subcommand)]

@@ -244,3 +244,44 @@ fn an_idx_dataset_needs_its_directory() {
     ]);
     assert_clean_error(&o, &["--data-dir"]);
 }
+
+#[test]
+fn data_exit_codes_are_consistent() {
+    let empty = temp("nodata");
+    // Missing, listed or asked for: exit 0, said on the line.
+    for args in [
+        vec![
+            "data",
+            "--dataset",
+            "cifar10",
+            "--data-dir",
+            empty.to_str().unwrap(),
+        ],
+        vec![
+            "data",
+            "--dataset",
+            "mnist",
+            "--data-dir",
+            empty.to_str().unwrap(),
+        ],
+    ] {
+        let o = lottery(&args);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        assert!(stdout(&o).contains("missing"), "{}", stdout(&o));
+    }
+    // Broken: exit 1.
+    std::fs::write(empty.join("train-images-idx3-ubyte.gz"), b"junk").unwrap();
+    let o = lottery(&[
+        "data",
+        "--dataset",
+        "mnist",
+        "--data-dir",
+        empty.to_str().unwrap(),
+    ]);
+    assert!(
+        !o.status.success() && stdout(&o).contains("BROKEN"),
+        "{}",
+        stdout(&o)
+    );
+    std::fs::remove_dir_all(empty).ok();
+}
