@@ -19,7 +19,8 @@ pub fn run(a: CompactArgs) -> Result<()> {
     a.out.check()?;
     let t = ticket::load(&a.source)?;
     let (input, _) = t.shape();
-    let (model, report) = lottery::deploy::compact(&t.net, t.mask.as_ref(), &t.model, input)
+    let source = ticket::provenance(&t);
+    let (model, report) = lottery::deploy::compact(&t.net, t.mask.as_ref(), &source, input)
         .with_context(|| format!("compacting {}", t.weights.display()))?;
     format::save(&model, &a.out.output)
         .with_context(|| format!("cannot write {}", a.out.output.display()))?;

@@ -31,9 +31,14 @@ pub struct InferArgs {
     /// directory or weights file) and check logits and classes agree.
     #[arg(long)]
     pub reference: Option<PathBuf>,
-    /// Level of the reference experiment directory (default: the last finished one).
+    /// Level of the reference experiment directory (default: the one the model was compacted
+    /// from, else the last finished one).
     #[arg(long)]
     pub level: Option<usize>,
+    /// Variant of the reference experiment directory (default: the one the model was
+    /// compacted from, else ticket).
+    #[arg(long)]
+    pub variant: Option<String>,
 }
 
 /// Largest relative logit difference allowed between compact and dense.
@@ -96,10 +101,15 @@ pub fn run(a: InferArgs) -> Result<()> {
     );
 
     if let Some(reference) = &a.reference {
+        let recorded = ticket::parse_provenance(&engine.model().source);
         let t = ticket::load(&SourceArgs {
             source: reference.clone(),
-            level: a.level,
-            variant: "ticket".into(),
+            level: a.level.or(recorded.as_ref().map(|r| r.0)),
+            variant: a
+                .variant
+                .clone()
+                .or(recorded.map(|r| r.1))
+                .unwrap_or_else(|| "ticket".into()),
             mask: None,
             model: None,
             dataset: Some(kind.name().into()),

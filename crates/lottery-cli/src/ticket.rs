@@ -65,6 +65,8 @@ pub struct Ticket {
     pub dataset: DatasetKind,
     /// The weights file it was read from, for messages.
     pub weights: PathBuf,
+    /// The experiment level and variant, when it came from an experiment directory.
+    pub origin: Option<(usize, String)>,
 }
 
 impl Ticket {
@@ -79,6 +81,8 @@ struct Found {
     mask: Option<PathBuf>,
     model: Option<String>,
     dataset: Option<DatasetKind>,
+    /// The experiment level and variant, when it came from an experiment directory.
+    origin: Option<(usize, String)>,
 }
 
 pub fn load(a: &SourceArgs) -> Result<Ticket> {
@@ -97,6 +101,7 @@ pub fn load(a: &SourceArgs) -> Result<Ticket> {
             mask: None,
             model: None,
             dataset: None,
+            origin: None,
         }
     } else {
         bail!("{}: no such file or directory", a.source.display());
@@ -135,6 +140,7 @@ pub fn load(a: &SourceArgs) -> Result<Ticket> {
         model,
         dataset,
         weights: found.weights,
+        origin: found.origin,
     })
 }
 
@@ -148,6 +154,7 @@ fn in_dir(a: &SourceArgs) -> Result<Found> {
             mask: Some(files.mask()),
             model: Some(info.model),
             dataset: Some(info.dataset),
+            origin: None,
         });
     }
     let config = dir.config();
@@ -186,6 +193,7 @@ fn in_dir(a: &SourceArgs) -> Result<Found> {
             mask: Some(vdir.mask()),
             model: Some(cfg.model),
             dataset: Some(cfg.dataset),
+            origin: Some((level, a.variant.clone())),
         });
     }
     // A `lottery train` directory: the model settings and the mask it trained under.
@@ -199,7 +207,29 @@ fn in_dir(a: &SourceArgs) -> Result<Found> {
         mask: raw["mask"].as_str().map(PathBuf::from),
         model,
         dataset,
+        origin: None,
     })
+}
+
+/// The `source` a compact model records: the architecture, and where in an experiment the
+/// ticket came from (`lenet_300_100 (level 3, reinit)`), so `infer --reference DIR` finds it.
+pub fn provenance(t: &Ticket) -> String {
+    match &t.origin {
+        Some((level, variant)) => format!("{} (level {level}, {variant})", t.model),
+        None => t.model.clone(),
+    }
+}
+
+/// The architecture name in a [`provenance`].
+pub fn architecture_of(source: &str) -> &str {
+    source.split(" (level ").next().unwrap_or(source)
+}
+
+/// The level and variant [`provenance`] recorded, if any.
+pub fn parse_provenance(source: &str) -> Option<(usize, String)> {
+    let inner = source.rsplit_once(" (level ")?.1.strip_suffix(')')?;
+    let (level, variant) = inner.split_once(", ")?;
+    Some((level.parse().ok()?, variant.to_string()))
 }
 
 /// Whether `path` starts with the `.lsm` magic bytes.
@@ -218,4 +248,18 @@ pub fn torch_metadata(model: &str) -> std::collections::HashMap<String, String> 
         ("format".to_string(), "pytorch-state-dict".to_string()),
     ]
     .into()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn provenance_round_trips() {
+        assert_eq!(
+            super::parse_provenance("lenet_300_100 (level 3, random_prune)"),
+            Some((3, "random_prune".to_string()))
+        );
+        assert_eq!(super::parse_provenance("lenet_300_100"), None);
+        assert_eq!(super::architecture_of("conv2 (level 1, ticket)"), "conv2");
+        assert_eq!(super::architecture_of("conv2"), "conv2");
+    }
 }

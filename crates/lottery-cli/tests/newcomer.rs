@@ -285,3 +285,31 @@ fn data_exit_codes_are_consistent() {
     );
     std::fs::remove_dir_all(empty).ok();
 }
+
+#[test]
+fn infer_checks_against_the_variant_it_was_compacted_from() {
+    let root = temp("provenance");
+    let exp = root.join("exp");
+    let args = tiny(&exp, "1");
+    let o = lottery(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lsm = root.join("reinit.lsm");
+    let o = lottery(&[
+        "compact",
+        exp.to_str().unwrap(),
+        "--variant",
+        "reinit",
+        "-o",
+        lsm.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = lottery(&[
+        "infer",
+        lsm.to_str().unwrap(),
+        "--reference",
+        exp.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("level_1/reinit"), "{}", stdout(&o));
+    std::fs::remove_dir_all(root).ok();
+}

@@ -255,7 +255,11 @@ fn time_dense(model: &CompactModel, inputs: &[f32], calls: usize) -> Result<Spee
     let device = Device::flex();
     let classes = model.classes();
     let net = init::initialise(
-        Architecture::parse(&model.source)?.build(model.input, classes, &device)?,
+        Architecture::parse(crate::ticket::architecture_of(&model.source))?.build(
+            model.input,
+            classes,
+            &device,
+        )?,
         init::InitScheme::KaimingNormal,
         0,
     );
@@ -276,7 +280,11 @@ fn time_dense(model: &CompactModel, inputs: &[f32], calls: usize) -> Result<Spee
 /// Parameters and multiply-adds per example of the dense network.
 fn dense_parameters(model: &CompactModel) -> Result<(usize, usize)> {
     let device = Device::flex();
-    let net = Architecture::parse(&model.source)?.build(model.input, model.classes(), &device)?;
+    let net = Architecture::parse(crate::ticket::architecture_of(&model.source))?.build(
+        model.input,
+        model.classes(),
+        &device,
+    )?;
     let params = net
         .tensors()
         .iter()
@@ -319,7 +327,7 @@ fn time_torch(
     let [c, h, w] = model.input;
     let mut cmd = Command::new(python);
     cmd.arg(&script)
-        .args(["--model", &model.source])
+        .args(["--model", crate::ticket::architecture_of(&model.source)])
         .args(["--input", &format!("{c},{h},{w}")])
         .args(["--classes", &model.classes().to_string()])
         .args(["--calls", &calls.to_string()]);
