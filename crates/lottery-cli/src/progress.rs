@@ -110,6 +110,14 @@ impl Observer for LevelTable {
         self.bar = Bar::new(format!("{tag}level {level} {variant:<12}"));
     }
 
+    fn finished(&mut self, replicate: usize, level: usize, variant: &str, resumed: bool) {
+        // Without a terminal there are no bars: a log line per training shows progress.
+        if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            let how = if resumed { "read back" } else { "trained" };
+            outln!("# {}level {level} {variant}: {how}", self.tag(replicate));
+        }
+    }
+
     fn level(&mut self, replicate: usize, s: &LevelSummary) {
         let header = match &self.variants {
             Some(_) => None,

@@ -42,6 +42,9 @@ pub fn run(a: ReportArgs) -> Result<()> {
         }
         if !s.levels.is_empty() {
             report::learning_curves(&dir, &s)?;
+            let csv = report::csv(&s, &|level, variant| seconds(&dir, level, variant));
+            lottery::files::write_atomic(&dir.results_csv(), csv.as_bytes())?;
+            outln!("table as CSV: {}", dir.results_csv().display());
         }
         runs.push((legend_name(d), s));
     }
@@ -56,6 +59,25 @@ pub fn run(a: ReportArgs) -> Result<()> {
         outln!("plots in {}", out.plots().display());
     }
     Ok(())
+}
+
+/// Mean training seconds of `variant` at `level` over the replicates that recorded it.
+fn seconds(dir: &RunDir, level: usize, variant: &str) -> Option<f64> {
+    let replicates = read_json::<experiment::ExperimentConfig>(&dir.config())
+        .ok()?
+        .replicates;
+    let times: Vec<f64> = (0..replicates)
+        .map(|r| {
+            read_json::<experiment::runner::Timing>(
+                &dir.replicate(r, replicates)
+                    .variant(level, variant)
+                    .timing(),
+            )
+            .map(|t| t.seconds)
+        })
+        .collect::<Result<_, _>>()
+        .ok()?;
+    Some(times.iter().sum::<f64>() / times.len().max(1) as f64)
 }
 
 fn print_table(title: &str, s: &Summary) {

@@ -105,6 +105,7 @@ pub fn run(a: RunArgs) -> Result<()> {
     let indent = if replicates > 1 { "    " } else { "" };
     outln!("{indent}{}", report::table_header(&variants));
     let mut live = LevelTable::new(Some(variants.clone()), replicates);
+    let started = std::time::Instant::now();
     let summary = exp.run(&mut live).with_context(|| {
         format!(
             "experiment in {} (finished levels are kept; rerun to resume)",
@@ -118,6 +119,12 @@ pub fn run(a: RunArgs) -> Result<()> {
             outln!("{}", report::table_row(l, &variants));
         }
     }
-    outln!("wrote {}/summary.json and plots/", out.display());
+    let secs = started.elapsed().as_secs();
+    outln!(
+        "wrote {}/summary.json and plots/ in {} min {} s",
+        out.display(),
+        secs / 60,
+        secs % 60
+    );
     Ok(())
 }

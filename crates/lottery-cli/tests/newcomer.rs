@@ -313,3 +313,45 @@ fn infer_checks_against_the_variant_it_was_compacted_from() {
     assert!(stdout(&o).contains("level_1/reinit"), "{}", stdout(&o));
     std::fs::remove_dir_all(root).ok();
 }
+
+#[test]
+fn what_a_researcher_looks_for_is_there() {
+    let root = temp("researcher");
+    let exp = root.join("exp");
+    let args = tiny(&exp, "1");
+    let o = lottery(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    // Piped: a line per training; the early-stop accuracy beside the final one; the time taken.
+    assert!(text.contains("# level 1 reinit: trained"), "{text}");
+    assert!(text.contains("stop acc%"), "{text}");
+    assert!(text.contains(" min ") && text.contains(" s"), "{text}");
+
+    let o = lottery(&["report", exp.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let csv = std::fs::read_to_string(exp.join("results.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(lines[0].starts_with("level,weights_remaining"), "{csv}");
+    assert_eq!(
+        lines.len(),
+        1 + 3,
+        "level 0 ticket, level 1 ticket and reinit: {csv}"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(exp.join("summary.json")).unwrap()).unwrap();
+    let acc = summary["levels"][1]["reinit"]["test_accuracy"]
+        .as_f64()
+        .unwrap();
+    let row: Vec<&str> = lines
+        .iter()
+        .find(|l| l.starts_with("1,") && l.contains(",reinit,"))
+        .unwrap()
+        .split(',')
+        .collect();
+    assert_eq!(row[4].parse::<f64>().unwrap(), acc);
+    assert!(
+        row[9].parse::<f64>().unwrap() > 0.0,
+        "seconds recorded: {row:?}"
+    );
+    std::fs::remove_dir_all(root).ok();
+}

@@ -58,6 +58,11 @@ impl RunDir {
         self.root.join("plots")
     }
 
+    /// The level table as CSV (`lottery report`).
+    pub fn results_csv(&self) -> PathBuf {
+        self.root.join("results.csv")
+    }
+
     /// `lottery prune`'s record of what it pruned; marks a pruned-network directory.
     pub fn ticket_info(&self) -> PathBuf {
         self.root.join("ticket.json")
@@ -236,6 +241,10 @@ impl VariantDir {
     }
     pub fn metrics(&self) -> PathBuf {
         self.dir.join("metrics.jsonl")
+    }
+    /// How long the training took (kept apart from the result, which reruns reproduce).
+    pub fn timing(&self) -> PathBuf {
+        self.dir.join("time.json")
     }
     /// Written last: its presence means every other file of the variant is complete.
     pub fn result(&self) -> PathBuf {

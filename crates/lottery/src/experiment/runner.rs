@@ -14,6 +14,12 @@ use crate::train::{self, Segment, TrainConfig};
 use super::Observer;
 use super::level::Setup;
 
+/// How long a training took (`time.json`).
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+pub struct Timing {
+    pub seconds: f64,
+}
+
 /// Trains variants of one replicate into `dir`.
 pub struct Runner<'a> {
     pub setup: &'a Setup<'a>,
@@ -63,6 +69,7 @@ impl Runner<'_> {
             });
         }
         obs.begin(self.replicate, job.level, job.name);
+        let started = std::time::Instant::now();
         let outcome = train::train(
             job.net,
             self.setup.data,
@@ -77,6 +84,13 @@ impl Runner<'_> {
         tensors::save(&vdir.weights(), &weights, None)?;
         write_jsonl(&vdir.metrics(), &outcome.records)?;
         let result = VariantResult::from_outcome(&outcome);
+        // Beside the result, not in it: timings differ between reruns, results must not.
+        write_json(
+            &vdir.timing(),
+            &Timing {
+                seconds: started.elapsed().as_secs_f64(),
+            },
+        )?;
         if let Some(s) = &outcome.snapshot {
             tensors::save(&self.dir.rewind_point(), s, None)?;
         }

@@ -19,7 +19,7 @@ pub fn table_header(variants: &[String]) -> String {
     for v in variants {
         let _ = write!(s, " {:>w$}", format!("{v} acc%"), w = width(v));
     }
-    let _ = write!(s, " {:>10}", "stop iter");
+    let _ = write!(s, " {:>10} {:>9}", "stop iter", "stop acc%");
     s
 }
 
@@ -44,13 +44,46 @@ pub fn table_row(l: &LevelSummary, variants: &[String]) -> String {
         };
         let _ = write!(s, " {cell:>w$}", w = width(v));
     }
-    let stop = l
-        .variants
-        .get("ticket")
+    // The ticket at its early-stopping point (minimum validation loss): the paper's numbers.
+    let ticket = l.variants.get("ticket");
+    let stop = ticket
         .and_then(|t| t.best_val_iteration)
         .map_or("-".into(), |i| i.to_string());
-    let _ = write!(s, " {stop:>10}");
+    let stop_acc = ticket
+        .and_then(|t| t.test_accuracy_at_best_val)
+        .map_or("-".into(), |a| format!("{:.2}", a * 100.0));
+    let _ = write!(s, " {stop:>10} {stop_acc:>9}");
     s
+}
+
+/// The table as CSV, one row per level and variant, for a user's own tools: accuracies as
+/// fractions, `seconds` of training where the variant recorded it (empty otherwise).
+pub fn csv(summary: &Summary, seconds: &dyn Fn(usize, &str) -> Option<f64>) -> String {
+    let mut out = String::from(
+        "level,weights_remaining,params_remaining,variant,test_accuracy,test_accuracy_min,test_accuracy_max,best_val_iteration,test_accuracy_at_best_val,seconds\n",
+    );
+    let opt = |x: Option<String>| x.unwrap_or_default();
+    for l in &summary.levels {
+        for v in variants(summary) {
+            let Some(r) = l.variants.get(&v) else {
+                continue;
+            };
+            let _ = writeln!(
+                out,
+                "{},{},{},{v},{},{},{},{},{},{}",
+                l.level,
+                l.remaining,
+                l.remaining_all,
+                r.test_accuracy,
+                r.test_accuracy_min,
+                r.test_accuracy_max,
+                opt(r.best_val_iteration.map(|i| i.to_string())),
+                opt(r.test_accuracy_at_best_val.map(|a| a.to_string())),
+                opt(seconds(l.level, &v).map(|s| format!("{s:.3}"))),
+            );
+        }
+    }
+    out
 }
 
 fn width(variant: &str) -> usize {
