@@ -8,8 +8,8 @@ use clap::Args;
 /// A file a command writes, never silently over an existing one.
 #[derive(Args, Debug, Clone)]
 pub struct OutputArgs {
-    /// The file to write.
-    #[arg(short, long)]
+    /// The file to write (`--out` also works, as for the commands that write a directory).
+    #[arg(short, long, visible_alias = "out")]
     pub output: PathBuf,
     /// Replace the output file if it exists.
     #[arg(long)]

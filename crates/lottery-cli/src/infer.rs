@@ -22,10 +22,10 @@ pub struct InferArgs {
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Threads for inference (default: all cores).
-    #[arg(long)]
+    #[arg(long, visible_alias = "jobs")]
     pub threads: Option<usize>,
     /// Examples per call.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long = "batch-size", visible_alias = "batch", default_value_t = 256)]
     pub batch: usize,
     /// Also run the dense masked network from this source (experiment directory, pruned
     /// directory or weights file) and check logits and classes agree.
@@ -46,7 +46,7 @@ const TOLERANCE: f32 = 1e-4;
 
 pub fn run(a: InferArgs) -> Result<()> {
     if a.batch == 0 {
-        bail!("invalid --batch: must be at least 1");
+        bail!("invalid --batch-size: must be at least 1");
     }
     if a.model.is_dir() {
         bail!(

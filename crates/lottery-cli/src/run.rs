@@ -12,8 +12,9 @@ use crate::settings::{ExperimentFlags, Overrides};
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
-    /// Starting settings: quick (default), lenet-mnist-paper, lenet-mnist-openlth,
-    /// conv2-cifar10, conv4-cifar10, conv6-cifar10, resnet20-cifar10, vgg16-cifar10.
+    /// Starting settings: quick, lenet-mnist-paper, lenet-mnist-openlth, conv2-cifar10,
+    /// conv4-cifar10, conv6-cifar10, resnet20-cifar10, vgg16-cifar10. The flags below show the
+    /// quick preset's values; `--preset P --print-config` shows any preset's.
     #[arg(long, default_value = "quick")]
     preset: String,
     /// A TOML file with any settings (as `--print-config` shows them); applied over the preset.

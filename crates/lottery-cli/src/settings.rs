@@ -282,6 +282,31 @@ pub const EXPERIMENT: &[Flag] = &[
 /// A set of flag tables a command offers.
 pub trait Tables: Send + Sync + 'static {
     const TABLES: &'static [&'static [Flag]];
+    /// Whose defaults `--help` shows (`quick` for `run`).
+    const DEFAULTS_FROM: &'static str;
+    /// The settings the flags are laid over when none are given, as JSON.
+    fn defaults() -> Value;
+}
+
+/// What `--help` shows as flag `f`'s default in `defaults`, read at its first key.
+fn shown_default(defaults: &Value, f: &Flag) -> Option<String> {
+    let at = f.keys[0].split('.').try_fold(defaults, |v, k| v.get(k))?;
+    let v = match f.kind {
+        Kind::Wrap(k) => at.get(k)?,
+        Kind::Tagged => at.get("name")?,
+        _ => at,
+    };
+    Some(match v {
+        Value::Null => "none".into(),
+        Value::String(s) => s.clone(),
+        Value::Array(a) if a.is_empty() => "none".into(),
+        Value::Array(a) => a
+            .iter()
+            .map(|x| x.as_str().map_or_else(|| x.to_string(), String::from))
+            .collect::<Vec<_>>()
+            .join(","),
+        other => other.to_string(),
+    })
 }
 
 /// Flags of the tables `T`, plus `--set KEY=VALUE`; what the user gave, in order.
@@ -455,11 +480,17 @@ impl<T: Tables> FromArgMatches for Overrides<T> {
 
 impl<T: Tables> Args for Overrides<T> {
     fn augment_args(mut cmd: Command) -> Command {
+        let defaults = T::defaults();
         for f in Self::flags() {
-            let help = match f.choices {
+            let mut help = match f.choices {
                 Some(names) => format!("{}: {}", f.help, names()),
                 None => f.help.to_string(),
             };
+            if let Some(d) = shown_default(&defaults, f)
+                && !matches!(f.kind, Kind::Switch)
+            {
+                help.push_str(&format!(" [{}: {d}]", T::DEFAULTS_FROM));
+            }
             let arg = Arg::new(f.name).long(f.name).help(help);
             let arg = match f.kind {
                 Kind::Switch => arg.action(ArgAction::SetTrue),
@@ -489,6 +520,11 @@ impl<T: Tables> Args for Overrides<T> {
 pub struct ExperimentFlags;
 impl Tables for ExperimentFlags {
     const TABLES: &'static [&'static [Flag]] = &[MODEL, OPTIM, LENGTH, EXPERIMENT];
+    const DEFAULTS_FROM: &'static str = "quick";
+    fn defaults() -> Value {
+        let quick = lottery::experiment::presets::preset("quick").expect("a known preset");
+        serde_json::to_value(quick).expect("configs serialise")
+    }
 }
 
 /// `lottery train`: the model, optimizer and length.
@@ -496,6 +532,10 @@ impl Tables for ExperimentFlags {
 pub struct TrainFlags;
 impl Tables for TrainFlags {
     const TABLES: &'static [&'static [Flag]] = &[MODEL, OPTIM, LENGTH];
+    const DEFAULTS_FROM: &'static str = "default";
+    fn defaults() -> Value {
+        serde_json::to_value(crate::train::TrainJob::default()).expect("configs serialise")
+    }
 }
 
 /// Commands that train for a length of their own (`prune --finetune`, `bench train`).
@@ -503,6 +543,11 @@ impl Tables for TrainFlags {
 pub struct OptimFlags;
 impl Tables for OptimFlags {
     const TABLES: &'static [&'static [Flag]] = &[OPTIM];
+    const DEFAULTS_FROM: &'static str = "default";
+    fn defaults() -> Value {
+        let train = lottery::train::TrainConfig::lenet_paper(1);
+        serde_json::to_value(TrainOnly { train }).expect("configs serialise")
+    }
 }
 
 /// A training config alone, under the `train` key the flags name.

@@ -355,3 +355,62 @@ fn what_a_researcher_looks_for_is_there() {
     );
     std::fs::remove_dir_all(root).ok();
 }
+
+/// Every flag the README shows in a `lottery …` command line exists in that command's `--help`,
+/// and the help shows the defaults the README's training section states.
+#[test]
+fn readme_and_help_agree() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
+            .unwrap();
+    let mut checked = 0;
+    for line in readme.lines() {
+        let line = line.trim().trim_end_matches('\\');
+        let Some(rest) = line
+            .strip_prefix("lottery ")
+            .or_else(|| line.strip_prefix("cargo run --release -- "))
+        else {
+            continue;
+        };
+        let words: Vec<&str> = rest.split_whitespace().collect();
+        // `bench` has subcommands; everything else is one word.
+        let cmd: Vec<&str> = if words.first() == Some(&"bench") {
+            words[..2].to_vec()
+        } else {
+            words[..1].to_vec()
+        };
+        let mut args = cmd.clone();
+        args.push("--help");
+        let help = stdout(&lottery(&args));
+        assert!(!help.is_empty(), "`lottery {}` has no help", cmd.join(" "));
+        for w in words.iter().take_while(|w| !w.starts_with('#')) {
+            if let Some(flag) = w.strip_prefix("--") {
+                let flag = flag.split('=').next().unwrap();
+                assert!(
+                    help.contains(&format!("--{flag}")),
+                    "README's `lottery {}` uses --{flag}, which its --help does not list",
+                    cmd.join(" ")
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(
+        checked > 20,
+        "only {checked} flags found in README command lines"
+    );
+    // The README's training defaults: LeNet-300-100, Adam 1.2e-3, batch 60, 50,000 iterations,
+    // 5,000 held out, evaluation every 100.
+    let help = stdout(&lottery(&["train", "--help"]));
+    for want in [
+        "[default: lenet_300_100]",
+        "[default: adam]",
+        "[default: 0.0012]",
+        "[default: 60]",
+        "[default: 50000]",
+        "[default: 5000]",
+        "[default: 100]",
+    ] {
+        assert!(help.contains(want), "train --help lacks {want}");
+    }
+}

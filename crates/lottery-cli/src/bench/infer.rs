@@ -32,7 +32,7 @@ pub struct BenchInferArgs {
     #[arg(long, default_value_t = 2000)]
     pub calls: usize,
     /// Threads for the sparse kernels (default: all cores).
-    #[arg(long)]
+    #[arg(long, visible_alias = "jobs")]
     pub threads: Option<usize>,
     /// Use the portable kernels even where AVX2/FMA are available, to see what SIMD brings.
     #[arg(long)]
