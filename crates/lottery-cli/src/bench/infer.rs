@@ -42,13 +42,24 @@ pub struct BenchInferArgs {
     pub json: bool,
 }
 
-/// Medians for one network.
+/// Medians for one network, and how far the timed rounds spread.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Speed {
     pub batch1_latency_us: f64,
     pub batch64_samples_per_s: f64,
     pub batch256_samples_per_s: f64,
+    /// Slowest over fastest round, the worst of the three measurements (1 = steady; not
+    /// reported by the PyTorch script or for floors).
+    #[serde(default = "steady")]
+    pub spread: f64,
 }
+
+fn steady() -> f64 {
+    1.0
+}
+
+/// Timed rounds vary more than this (slowest / fastest): the numbers are not to be trusted.
+const WIDE_SPREAD: f64 = 1.5;
 
 /// What bench/torch_infer.py reports: its speed, and PyTorch's own GEMM rate.
 #[derive(Debug, Deserialize)]
@@ -63,9 +74,7 @@ pub fn run(a: BenchInferArgs) -> Result<()> {
         bail!("invalid --calls: at least 20 are needed for a median");
     }
     let model = format::load(&a.model)?;
-    let mut engine = Engine::new(model.clone())
-        .map_err(anyhow::Error::msg)?
-        .with_simd(!a.scalar);
+    let mut engine = Engine::new(model.clone())?.with_simd(!a.scalar);
     if let Some(t) = a.threads {
         engine = engine.with_threads(t);
     }
@@ -74,6 +83,7 @@ pub fn run(a: BenchInferArgs) -> Result<()> {
         .map(|_| rng.normal() as f32)
         .collect();
 
+    let load = load_average();
     eprintln!("timing the compact model…");
     let sparse = time_sparse(&engine, &inputs, a.calls);
     eprintln!("timing the dense network in burn…");
@@ -117,6 +127,7 @@ pub fn run(a: BenchInferArgs) -> Result<()> {
             batch1_latency_us: per_call(1.0) * 1e6,
             batch64_samples_per_s: 64.0 / per_call(64.0),
             batch256_samples_per_s: 256.0 / per_call(256.0),
+            spread: 1.0,
         }
     };
     // A conv weight multiplies once per output position (same padding: the input's size).
@@ -130,6 +141,15 @@ pub fn run(a: BenchInferArgs) -> Result<()> {
         .sum();
     let sparse_floor = floor_of(sparse_bytes, sparse_bw, sparse_macs);
     let dense_floor = floor_of(dense_bytes, dense_bw, dense_macs);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut measured = vec![
+        ("compact sparse", &sparse, &sparse_floor),
+        ("dense (burn)", &dense, &dense_floor),
+    ];
+    if let Some(t) = &torch {
+        measured.push(("dense (PyTorch)", t, &dense_floor));
+    }
+    let cautions = cautions(&measured, load, cores);
 
     if a.json {
         outln!(
@@ -143,6 +163,8 @@ pub fn run(a: BenchInferArgs) -> Result<()> {
                 "sparse": sparse,
                 "dense": dense,
                 "torch": torch,
+                "cautions": cautions,
+                "load_average": load,
                 "floor": {
                     "memory_bandwidth_gb_s": dram / 1e9,
                     "sparse_weights_bytes": sparse_bytes,
@@ -167,19 +189,21 @@ pub fn run(a: BenchInferArgs) -> Result<()> {
         if engine.simd() { ", AVX2/FMA" } else { "" }
     );
     outln!(
-        "{:<28} {:>16} {:>18} {:>18}",
+        "{:<28} {:>16} {:>18} {:>18} {:>8}",
         "",
         "batch-1 µs",
         "batch-64 ex/s",
-        "batch-256 ex/s"
+        "batch-256 ex/s",
+        "spread"
     );
     let row = |name: &str, s: &Speed| {
         outln!(
-            "{:<28} {:>16.2} {:>18.0} {:>18.0}",
+            "{:<28} {:>16.2} {:>18.0} {:>18.0} {:>7.2}×",
             name,
             s.batch1_latency_us,
             s.batch64_samples_per_s,
-            s.batch256_samples_per_s
+            s.batch256_samples_per_s,
+            s.spread
         )
     };
     row("compact sparse (ours)", &sparse);
@@ -203,11 +227,16 @@ pub fn run(a: BenchInferArgs) -> Result<()> {
         dram / 1e9,
         gemm / 1e9
     );
+    outln!("spread = slowest / fastest timed round; medians are shown");
+    for c in &cautions {
+        outln!("caution: {c}");
+    }
     Ok(())
 }
 
-/// Median seconds per call of `f`, timing blocks of `block` calls.
-fn per_call(calls: usize, block: usize, mut f: impl FnMut()) -> f64 {
+/// Median seconds per call of `f`, timing blocks of `block` calls, and the rounds' spread
+/// (slowest / fastest).
+fn per_call(calls: usize, block: usize, mut f: impl FnMut()) -> (f64, f64) {
     for _ in 0..(calls / 10).max(3) {
         f();
     }
@@ -220,20 +249,63 @@ fn per_call(calls: usize, block: usize, mut f: impl FnMut()) -> f64 {
             start.elapsed().as_secs_f64() / block as f64
         })
         .collect();
-    median(times)
+    let fastest = times.iter().copied().fold(f64::INFINITY, f64::min);
+    let slowest = times.iter().copied().fold(0.0, f64::max);
+    (median(times), slowest / fastest.max(1e-12))
 }
 
 /// Batch-1 latency over `calls` calls (timed in blocks of 20) and batch-64/256 throughput over
-/// proportionally fewer; `at_batch(batch, calls, block)` returns median seconds per call.
-fn speed(calls: usize, mut at_batch: impl FnMut(usize, usize, usize) -> f64) -> Speed {
-    let one = at_batch(1, calls, 20);
-    let b64 = at_batch(64, (calls * 4 / 64).max(20), 2);
-    let b256 = at_batch(256, (calls * 4 / 256).max(20), 2);
+/// proportionally fewer; `at_batch(batch, calls, block)` returns median seconds per call and
+/// the rounds' spread.
+fn speed(calls: usize, mut at_batch: impl FnMut(usize, usize, usize) -> (f64, f64)) -> Speed {
+    let (one, s1) = at_batch(1, calls, 20);
+    let (b64, s64) = at_batch(64, (calls * 4 / 64).max(20), 2);
+    let (b256, s256) = at_batch(256, (calls * 4 / 256).max(20), 2);
     Speed {
         batch1_latency_us: one * 1e6,
         batch64_samples_per_s: 64.0 / b64,
         batch256_samples_per_s: 256.0 / b256,
+        spread: s1.max(s64).max(s256),
     }
+}
+
+/// What a reader should know before trusting the table: wide spreads, a busy machine,
+/// measurements faster than their floor (an estimate that is off, not a faster machine).
+fn cautions(measured: &[(&str, &Speed, &Speed)], load: Option<f64>, cores: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    for (name, s, floor) in measured {
+        if s.spread > WIDE_SPREAD {
+            out.push(format!(
+                "{name}: rounds differ up to {:.1}× (slowest / fastest); the medians are unreliable, rerun on a quiet machine",
+                s.spread
+            ));
+        }
+        if s.batch1_latency_us < floor.batch1_latency_us
+            || s.batch256_samples_per_s > floor.batch256_samples_per_s
+        {
+            out.push(format!(
+                "{name}: measured faster than its floor, so the floor estimate (bandwidth at this size, GEMM rate) is off here, not the measurement"
+            ));
+        }
+    }
+    if let Some(l) = load
+        && l > cores as f64 * 0.5
+    {
+        out.push(format!(
+            "the machine was busy (load average {l:.1} on {cores} cores): other work shares the cores being timed"
+        ));
+    }
+    out
+}
+
+/// The 1-minute load average, where the OS tells it (Linux).
+fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 fn time_sparse(engine: &Engine, inputs: &[f32], calls: usize) -> Speed {
@@ -347,4 +419,33 @@ fn time_torch(
     }
     serde_json::from_slice(&out.stdout)
         .with_context(|| format!("{} printed no result JSON", script.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn speed(us: f64, per_s: f64, spread: f64) -> Speed {
+        Speed {
+            batch1_latency_us: us,
+            batch64_samples_per_s: per_s,
+            batch256_samples_per_s: per_s,
+            spread,
+        }
+    }
+
+    #[test]
+    fn wide_spreads_busy_machines_and_sub_floor_numbers_are_called_out() {
+        let floor = speed(10.0, 1e6, 1.0);
+        let fine = speed(20.0, 5e5, 1.1);
+        assert!(cautions(&[("x", &fine, &floor)], Some(0.1), 2).is_empty());
+        let wide = speed(20.0, 5e5, 20.0);
+        let c = cautions(&[("x", &wide, &floor)], Some(0.1), 2);
+        assert!(c.len() == 1 && c[0].contains("20.0×"), "{c:?}");
+        let below = speed(5.0, 5e5, 1.0);
+        let c = cautions(&[("x", &below, &floor)], None, 2);
+        assert!(c.len() == 1 && c[0].contains("floor"), "{c:?}");
+        let c = cautions(&[("x", &fine, &floor)], Some(3.0), 2);
+        assert!(c.len() == 1 && c[0].contains("busy"), "{c:?}");
+    }
 }
