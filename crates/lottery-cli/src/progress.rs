@@ -66,6 +66,12 @@ pub struct LevelTable {
     /// The columns; `None` until the first row shows them (the header is printed then).
     variants: Option<Vec<String>>,
     replicates: usize,
+    /// Trainings in the whole job, when known, for an estimate of the time left.
+    total: Option<usize>,
+    /// Trainings finished (trained now or read back), and those trained now.
+    finished: usize,
+    trained: usize,
+    started: std::time::Instant,
 }
 
 impl LevelTable {
@@ -76,7 +82,32 @@ impl LevelTable {
             bar: Bar::new(""),
             variants,
             replicates,
+            total: None,
+            finished: 0,
+            trained: 0,
+            started: std::time::Instant::now(),
         }
+    }
+
+    /// The job runs `total` trainings: bars then say how many are done and the time left.
+    pub fn with_total(mut self, total: usize) -> Self {
+        self.total = Some(total);
+        self
+    }
+
+    /// `7/23, ~4 min left` from the pace of the trainings run so far (concurrent ones
+    /// included, so the pace already counts the cores).
+    fn overall(&self) -> String {
+        let Some(total) = self.total else {
+            return String::new();
+        };
+        let left = total.saturating_sub(self.finished);
+        if self.trained == 0 || left == 0 {
+            return format!(" [{}/{total}]", self.finished);
+        }
+        let per = self.started.elapsed().as_secs_f64() / self.trained as f64;
+        let mins = (per * left as f64 / 60.0).round().max(1.0);
+        format!(" [{}/{total}, ~{mins:.0} min left]", self.finished)
     }
 
     /// `r3  ` before a replicate's rows and bars, as wide as the header's indent.
@@ -107,10 +138,15 @@ impl Progress for LevelTable {
 impl Observer for LevelTable {
     fn begin(&mut self, replicate: usize, level: usize, variant: &str) {
         let tag = self.tag(replicate);
-        self.bar = Bar::new(format!("{tag}level {level} {variant:<12}"));
+        let overall = self.overall();
+        self.bar = Bar::new(format!("{tag}level {level} {variant:<12}{overall}"));
     }
 
     fn finished(&mut self, replicate: usize, level: usize, variant: &str, resumed: bool) {
+        self.finished += 1;
+        if !resumed {
+            self.trained += 1;
+        }
         // Without a terminal there are no bars: a log line per training shows progress.
         if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
             let how = if resumed { "read back" } else { "trained" };
@@ -139,5 +175,21 @@ impl Observer for LevelTable {
             }
             outln!("{row}");
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_left_follows_the_pace_of_trainings_run_now() {
+        let mut t = LevelTable::new(None, 1).with_total(10);
+        assert_eq!(t.overall(), " [0/10]");
+        t.finished = 4;
+        t.trained = 2; // two were read back from disk: they say nothing of the pace
+        t.started = std::time::Instant::now() - std::time::Duration::from_secs(60);
+        assert_eq!(t.overall(), " [4/10, ~3 min left]");
+        assert_eq!(LevelTable::new(None, 1).overall(), "");
     }
 }

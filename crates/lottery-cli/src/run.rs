@@ -105,7 +105,9 @@ pub fn run(a: RunArgs) -> Result<()> {
     }
     let indent = if replicates > 1 { "    " } else { "" };
     outln!("{indent}{}", report::table_header(&variants));
-    let mut live = LevelTable::new(Some(variants.clone()), replicates);
+    // Level 0 trains the ticket alone; every later level the ticket and each control.
+    let total = (1 + exp.config.levels * variants.len()) * replicates;
+    let mut live = LevelTable::new(Some(variants.clone()), replicates).with_total(total);
     let started = std::time::Instant::now();
     let summary = exp.run(&mut live).with_context(|| {
         format!(
