@@ -327,17 +327,28 @@ fn partial_row(rd: &RunDir, level: usize, variants: &[&String]) -> Result<LevelS
         .filter(|(n, _)| !n.contains("running_"))
         .map(|(_, t)| t.len())
         .sum();
-    let targets = Targets {
-        names: vec![],
-        output: String::new(),
-        total_params,
-    };
     let mut results = BTreeMap::new();
     for n in variants {
         let result = crate::files::read_json(&rd.variant(level, n).result())?;
         results.insert(n.to_string(), result);
     }
-    Ok(targets.row(level, &mask, results))
+    Ok(level_row(level, &mask, total_params, results))
+}
+
+/// The table row of a level trained under `mask`, in a network of `total_params` parameters.
+fn level_row(
+    level: usize,
+    mask: &MaskSet,
+    total_params: usize,
+    variants: BTreeMap<String, VariantResult>,
+) -> LevelSummary {
+    let pruned = mask.total() - mask.kept();
+    LevelSummary {
+        level,
+        remaining: mask.density(),
+        remaining_all: (total_params - pruned) as f64 / total_params.max(1) as f64,
+        variants,
+    }
 }
 
 /// What every level of a replicate shares: which tensors are pruned, the output layer, the
@@ -371,13 +382,7 @@ impl Targets {
         mask: &MaskSet,
         variants: BTreeMap<String, VariantResult>,
     ) -> LevelSummary {
-        let pruned = mask.total() - mask.kept();
-        LevelSummary {
-            level,
-            remaining: mask.density(),
-            remaining_all: (self.total_params - pruned) as f64 / self.total_params.max(1) as f64,
-            variants,
-        }
+        level_row(level, mask, self.total_params, variants)
     }
 }
 
