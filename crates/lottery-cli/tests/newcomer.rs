@@ -399,6 +399,36 @@ fn readme_and_help_agree() {
         checked > 20,
         "only {checked} flags found in README command lines"
     );
+    // Every flag of `run` says what it does, and the settings show the quick preset's value.
+    let help = stdout(&lottery(&["run", "--help"]));
+    for line in help.lines().filter(|l| l.trim_start().starts_with("--")) {
+        let described = line.trim_start().split_once("  ").map(|(_, d)| d.trim());
+        assert!(
+            described.is_some_and(|d| !d.is_empty()),
+            "undescribed: {line}"
+        );
+    }
+    assert!(
+        help.contains("[quick: 2500]") && help.contains("[quick: 11]"),
+        "{help}"
+    );
+    // One name per concept: a file or directory to write is --out everywhere, a batch is
+    // --batch-size, parallelism is --jobs.
+    for (cmd, flags) in [
+        (vec!["compact"], vec!["--out"]),
+        (vec!["export"], vec!["--out"]),
+        (vec!["prune"], vec!["--out", "--batch-size"]),
+        (vec!["infer"], vec!["--batch-size", "--jobs"]),
+        (vec!["bench", "infer"], vec!["--jobs"]),
+        (vec!["run"], vec!["--out", "--jobs", "--batch-size"]),
+    ] {
+        let mut args = cmd.clone();
+        args.push("--help");
+        let help = stdout(&lottery(&args));
+        for f in flags {
+            assert!(help.contains(f), "`lottery {}` lacks {f}", cmd.join(" "));
+        }
+    }
     // The README's training defaults: LeNet-300-100, Adam 1.2e-3, batch 60, 50,000 iterations,
     // 5,000 held out, evaluation every 100.
     let help = stdout(&lottery(&["train", "--help"]));
