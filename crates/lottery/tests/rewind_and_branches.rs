@@ -178,6 +178,19 @@ fn a_control_run_as_a_branch_gives_the_controls_numbers_and_leaves_the_experimen
         .unwrap_err()
         .to_string();
     assert!(err.contains("level 4"), "{err}");
+    // Asking for one level again still reports every level the branch has.
+    let one = b
+        .run(
+            &exp,
+            b.defaults(),
+            &RunOptions {
+                levels: Some(vec![1]),
+                ..opts.clone()
+            },
+            &mut Silent,
+        )
+        .unwrap();
+    assert_eq!(one, summary);
     let err = branch::lookup("nope").err().unwrap().to_string();
     assert!(err.contains("random_prune"), "{err}");
     for d in [with, without] {

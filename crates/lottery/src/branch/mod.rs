@@ -161,7 +161,17 @@ impl<B: Branch> AnyBranch for B {
             exp.data_dir = opts.data_dir.clone();
         }
         self.validate(&cfg, &exp)?;
-        let levels = levels(experiment, &exp, opts.levels.as_deref())?;
+        // The levels asked for, and those an earlier run of this branch began: the summary
+        // covers everything the branch has, not only this run's levels.
+        let mut levels = levels(experiment, &exp, opts.levels.as_deref())?;
+        let earlier = out.first_replicate().levels_started();
+        levels.extend(
+            earlier
+                .into_iter()
+                .filter(|&l| ticket_finished(experiment, &exp, l)),
+        );
+        levels.sort_unstable();
+        levels.dedup();
         let data = load_data(&exp)?;
         if experiment.data_id().is_file() {
             let recorded: DataId = read_json(&experiment.data_id())?;
@@ -204,13 +214,7 @@ impl<B: Branch> AnyBranch for B {
 /// The levels to run: those asked for (each must have finished), or every finished one.
 fn levels(dir: &RunDir, exp: &ExperimentConfig, asked: Option<&[usize]>) -> Result<Vec<usize>> {
     let first = dir.first_replicate();
-    let finished = |l: usize| {
-        (0..exp.replicates).all(|r| {
-            dir.replicate(r, exp.replicates)
-                .variant(l, "ticket")
-                .is_complete()
-        })
-    };
+    let finished = |l: usize| ticket_finished(dir, exp, l);
     match asked {
         Some(ls) => {
             for &l in ls {
@@ -244,6 +248,15 @@ fn levels(dir: &RunDir, exp: &ExperimentConfig, asked: Option<&[usize]>) -> Resu
     }
 }
 
+/// Whether the experiment's ticket finished `level` in every replicate.
+fn ticket_finished(dir: &RunDir, exp: &ExperimentConfig, level: usize) -> bool {
+    (0..exp.replicates).all(|r| {
+        dir.replicate(r, exp.replicates)
+            .variant(level, "ticket")
+            .is_complete()
+    })
+}
+
 /// Reads one level of the experiment back and runs `branch` on it.
 fn run_level<B: Branch>(
     branch: &B,
@@ -253,34 +266,32 @@ fn run_level<B: Branch>(
     level: usize,
     obs: &mut dyn Observer,
 ) -> Result<LevelSummary> {
-    {
-        let setup = runner.setup;
-        let exp = setup.config;
-        let ticket = source.variant(level, "ticket");
-        let mask = MaskSet::load(&ticket.mask())?;
-        let (trained, _) = tensors::load(&ticket.weights())?;
-        let ticket_result: VariantResult = read_json(&ticket.result())?;
-        let start = level_start(source, exp, level, setup.data.train.len())?;
-        let lvl = Level {
-            setup,
-            level,
-            seed: exp.seed + runner.replicate as u64,
-            mask: &mask,
-            start: &start.weights,
-            train: &start.train,
-            segment: start.segment,
-        };
-        let mut ctx = LevelContext {
-            level: lvl,
-            trained: &trained,
-            runner,
-            obs,
-        };
-        let mut variants = branch.level(cfg, &mut ctx)?;
-        variants.insert("ticket".into(), ticket_result);
-        let targets = Targets::of(&setup.fresh(0)?, &exp.prune);
-        Ok(targets.row(level, &mask, variants))
-    }
+    let setup = runner.setup;
+    let exp = setup.config;
+    let ticket = source.variant(level, "ticket");
+    let mask = MaskSet::load(&ticket.mask())?;
+    let (trained, _) = tensors::load(&ticket.weights())?;
+    let ticket_result: VariantResult = read_json(&ticket.result())?;
+    let start = level_start(source, exp, level, setup.data.train.len())?;
+    let lvl = Level {
+        setup,
+        level,
+        seed: exp.seed + runner.replicate as u64,
+        mask: &mask,
+        start: &start.weights,
+        train: &start.train,
+        segment: start.segment,
+    };
+    let mut ctx = LevelContext {
+        level: lvl,
+        trained: &trained,
+        runner,
+        obs,
+    };
+    let mut variants = branch.level(cfg, &mut ctx)?;
+    variants.insert("ticket".into(), ticket_result);
+    let targets = Targets::of(&setup.fresh(0)?, &exp.prune);
+    Ok(targets.row(level, &mask, variants))
 }
 
 /// Where the experiment's ticket started at `level`, read from its files.
