@@ -152,14 +152,18 @@ impl RunDir {
     where
         C: Serialize + DeserializeOwned,
     {
-        if !self.check(config, ignored)? {
+        let unchanged = self.check(config, ignored)?
+            && read_json::<serde_json::Value>(&self.config())?
+                == serde_json::to_value(config).expect("configs serialise");
+        if !unchanged {
+            // New, or the same run with an ignored key changed (the data moved): record it.
             write_json(&self.config(), config)?;
         }
         Ok(())
     }
 
-    /// [`RunDir::claim`] without writing: `Ok(true)` if `config.json` holds exactly `config`,
-    /// `Ok(false)` if it is absent or differs only in `ignored` keys, an error otherwise.
+    /// [`RunDir::claim`] without writing: `Ok(true)` if `config.json` holds these settings
+    /// (up to `ignored` keys), `Ok(false)` if there is none, an error if it holds others.
     pub fn check<C>(&self, config: &C, ignored: &[&str]) -> Result<bool>
     where
         C: Serialize + DeserializeOwned,
@@ -186,7 +190,7 @@ impl RunDir {
                     ),
                 ));
             }
-            return Ok(old == new);
+            return Ok(true);
         }
         Ok(false)
     }
