@@ -14,7 +14,7 @@ use crate::settings::{ExperimentFlags, Overrides};
 pub struct RunArgs {
     /// Starting settings: quick, lenet-mnist-paper, lenet-mnist-openlth, conv2-cifar10,
     /// conv4-cifar10, conv6-cifar10, resnet20-cifar10, vgg16-cifar10. The flags below show the
-    /// quick preset's values; `--preset P --print-config` shows any preset's.
+    /// values of the preset named with them (`--preset P --help`), quick by default.
     #[arg(long, default_value = "quick")]
     preset: String,
     /// A TOML file with any settings (as `--print-config` shows them); applied over the preset.

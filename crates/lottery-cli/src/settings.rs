@@ -282,8 +282,8 @@ pub const EXPERIMENT: &[Flag] = &[
 /// A set of flag tables a command offers.
 pub trait Tables: Send + Sync + 'static {
     const TABLES: &'static [&'static [Flag]];
-    /// Whose defaults `--help` shows (`quick` for `run`).
-    const DEFAULTS_FROM: &'static str;
+    /// Whose defaults `--help` shows (the preset's name for `run`).
+    fn defaults_from() -> String;
     /// The settings the flags are laid over when none are given, as JSON.
     fn defaults() -> Value;
 }
@@ -489,7 +489,7 @@ impl<T: Tables> Args for Overrides<T> {
             if let Some(d) = shown_default(&defaults, f)
                 && !matches!(f.kind, Kind::Switch)
             {
-                help.push_str(&format!(" [{}: {d}]", T::DEFAULTS_FROM));
+                help.push_str(&format!(" [{}: {d}]", T::defaults_from()));
             }
             let arg = Arg::new(f.name).long(f.name).help(help);
             let arg = match f.kind {
@@ -515,15 +515,33 @@ impl<T: Tables> Args for Overrides<T> {
     }
 }
 
+/// The preset whose values `lottery run --help` shows: the one named on the command line
+/// (`lottery run --preset conv2-cifar10 --help`), else `quick`. Help is drawn before the
+/// arguments are parsed, so this reads them itself.
+fn help_preset() -> String {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == "--preset")
+        .and_then(|i| args.get(i + 1).cloned())
+        .or_else(|| {
+            args.iter()
+                .find_map(|a| a.strip_prefix("--preset=").map(String::from))
+        })
+        .filter(|p| lottery::experiment::presets::preset(p).is_ok())
+        .unwrap_or_else(|| "quick".into())
+}
+
 /// `lottery run`: every table.
 #[derive(Debug, Clone)]
 pub struct ExperimentFlags;
 impl Tables for ExperimentFlags {
     const TABLES: &'static [&'static [Flag]] = &[MODEL, OPTIM, LENGTH, EXPERIMENT];
-    const DEFAULTS_FROM: &'static str = "quick";
+    fn defaults_from() -> String {
+        help_preset()
+    }
     fn defaults() -> Value {
-        let quick = lottery::experiment::presets::preset("quick").expect("a known preset");
-        serde_json::to_value(quick).expect("configs serialise")
+        let preset = lottery::experiment::presets::preset(&help_preset()).expect("a known preset");
+        serde_json::to_value(preset).expect("configs serialise")
     }
 }
 
@@ -532,7 +550,9 @@ impl Tables for ExperimentFlags {
 pub struct TrainFlags;
 impl Tables for TrainFlags {
     const TABLES: &'static [&'static [Flag]] = &[MODEL, OPTIM, LENGTH];
-    const DEFAULTS_FROM: &'static str = "default";
+    fn defaults_from() -> String {
+        "default".into()
+    }
     fn defaults() -> Value {
         serde_json::to_value(crate::train::TrainJob::default()).expect("configs serialise")
     }
@@ -543,7 +563,9 @@ impl Tables for TrainFlags {
 pub struct OptimFlags;
 impl Tables for OptimFlags {
     const TABLES: &'static [&'static [Flag]] = &[OPTIM];
-    const DEFAULTS_FROM: &'static str = "default";
+    fn defaults_from() -> String {
+        "default".into()
+    }
     fn defaults() -> Value {
         let train = lottery::train::TrainConfig::lenet_paper(1);
         serde_json::to_value(TrainOnly { train }).expect("configs serialise")
