@@ -412,6 +412,8 @@ fn readme_and_help_agree() {
         help.contains("[quick: 2500]") && help.contains("[quick: 11]"),
         "{help}"
     );
+    let help = stdout(&lottery(&["run", "--preset", "conv2-cifar10", "--help"]));
+    assert!(help.contains("[conv2-cifar10: 20000]"), "{help}");
     // One name per concept: a file or directory to write is --out everywhere, a batch is
     // --batch-size, parallelism is --jobs.
     for (cmd, flags) in [
