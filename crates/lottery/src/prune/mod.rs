@@ -4,6 +4,7 @@
 //! Each level removes a fraction of the weights that *remain*; weights pruned before stay
 //! pruned. Ties in score are broken by position, so the same inputs give the same mask.
 
+pub mod any;
 pub mod criteria;
 pub mod criterion;
 

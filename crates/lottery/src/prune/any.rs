@@ -1,0 +1,128 @@
+//! Which tensors of any state dict are prunable, without knowing its architecture (the first
+//! step of "prune my own model"): the weights of linear and convolution layers — floating
+//! tensors named `*.weight` of rank 2 (linear), 3 (conv1d), 4 (conv2d) or 5 (conv3d) — and never
+//! biases, normalisation parameters, running statistics or embeddings, unless named by an
+//! include pattern. Each tensor left dense carries the reason, for the report.
+
+use crate::tensors::StateDict;
+
+/// The prunable tensors of a state dict, and why each other tensor stays dense.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Selection {
+    pub prunable: Vec<String>,
+    pub dense: Vec<(String, &'static str)>,
+}
+
+/// Splits `dict`'s tensors into prunable and dense. `include` patterns (substrings) add tensors
+/// the defaults leave dense, except running statistics; `exclude` patterns remove any.
+pub fn select(dict: &StateDict, include: &[String], exclude: &[String]) -> Selection {
+    let matches = |n: &str, pats: &[String]| pats.iter().any(|p| n.contains(p.as_str()));
+    let mut out = Selection {
+        prunable: vec![],
+        dense: vec![],
+    };
+    for (name, t) in dict {
+        let default = default_reason(name, t.shape.len());
+        let reason = if matches(name, exclude) {
+            Some("excluded by name")
+        } else if default.is_some() && matches(name, include) && !is_running_stat(name) {
+            None
+        } else {
+            default
+        };
+        match reason {
+            None => out.prunable.push(name.clone()),
+            Some(why) => out.dense.push((name.clone(), why)),
+        }
+    }
+    out
+}
+
+fn is_running_stat(name: &str) -> bool {
+    name.contains("running_") || name.ends_with("num_batches_tracked")
+}
+
+/// Why a tensor is not prunable by default, or `None` if it is.
+fn default_reason(name: &str, rank: usize) -> Option<&'static str> {
+    let last = name.rsplit('.').next().unwrap_or(name);
+    if is_running_stat(name) {
+        return Some("running statistics");
+    }
+    if last == "bias" {
+        return Some("bias");
+    }
+    if last != "weight" {
+        return Some("not a layer weight");
+    }
+    let lower = name.to_lowercase();
+    match rank {
+        1 => Some("normalisation parameter"),
+        2 if lower.contains("embed") => Some("embedding"),
+        2..=5 => None,
+        _ => Some("not a linear or convolution weight"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tensors::HostTensor;
+
+    fn dict(entries: &[(&str, &[usize])]) -> StateDict {
+        entries
+            .iter()
+            .map(|(n, shape)| {
+                let len = shape.iter().product();
+                (n.to_string(), HostTensor::new(shape.to_vec(), vec![0.5; len]))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_resnet_like_dict_prunes_convolutions_and_the_classifier_only() {
+        let d = dict(&[
+            ("conv1.weight", &[64, 3, 7, 7]),
+            ("bn1.weight", &[64]),
+            ("bn1.bias", &[64]),
+            ("bn1.running_mean", &[64]),
+            ("bn1.num_batches_tracked", &[]),
+            ("layer1.0.downsample.0.weight", &[64, 64, 1, 1]),
+            ("fc.weight", &[1000, 512]),
+            ("fc.bias", &[1000]),
+            ("tok_embed.weight", &[100, 16]),
+            ("conv3d.weight", &[8, 4, 3, 3, 3]),
+            ("seq.0.weight", &[8, 4, 5]),
+        ]);
+        let s = select(&d, &[], &[]);
+        assert_eq!(
+            s.prunable,
+            vec![
+                "conv1.weight",
+                "conv3d.weight",
+                "fc.weight",
+                "layer1.0.downsample.0.weight",
+                "seq.0.weight"
+            ]
+        );
+        let why = |n: &str| s.dense.iter().find(|(m, _)| m == n).map(|(_, w)| *w);
+        assert_eq!(why("bn1.weight"), Some("normalisation parameter"));
+        assert_eq!(why("bn1.bias"), Some("bias"));
+        assert_eq!(why("bn1.running_mean"), Some("running statistics"));
+        assert_eq!(why("tok_embed.weight"), Some("embedding"));
+        assert_eq!(s.prunable.len() + s.dense.len(), d.len());
+    }
+
+    #[test]
+    fn include_and_exclude_patterns_move_tensors() {
+        let d = dict(&[
+            ("0.weight", &[64, 20]),
+            ("0.bias", &[64]),
+            ("2.weight", &[3, 64]),
+            ("bn.running_var", &[64]),
+        ]);
+        let s = select(&d, &["bias".into(), "running".into()], &["2.".into()]);
+        assert_eq!(s.prunable, vec!["0.bias", "0.weight"]);
+        assert!(s.dense.contains(&("2.weight".into(), "excluded by name")));
+        assert!(s.dense.contains(&("bn.running_var".into(), "running statistics")));
+    }
+}
