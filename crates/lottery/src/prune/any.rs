@@ -73,7 +73,10 @@ mod tests {
             .iter()
             .map(|(n, shape)| {
                 let len = shape.iter().product();
-                (n.to_string(), HostTensor::new(shape.to_vec(), vec![0.5; len]))
+                (
+                    n.to_string(),
+                    HostTensor::new(shape.to_vec(), vec![0.5; len]),
+                )
             })
             .collect()
     }
@@ -123,6 +126,9 @@ mod tests {
         let s = select(&d, &["bias".into(), "running".into()], &["2.".into()]);
         assert_eq!(s.prunable, vec!["0.bias", "0.weight"]);
         assert!(s.dense.contains(&("2.weight".into(), "excluded by name")));
-        assert!(s.dense.contains(&("bn.running_var".into(), "running statistics")));
+        assert!(
+            s.dense
+                .contains(&("bn.running_var".into(), "running statistics"))
+        );
     }
 }
