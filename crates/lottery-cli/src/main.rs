@@ -30,6 +30,7 @@ mod export;
 mod infer;
 mod progress;
 mod prune;
+mod prune_any;
 mod report;
 mod run;
 mod settings;

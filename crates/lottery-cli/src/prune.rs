@@ -42,6 +42,16 @@ pub struct PruneArgs {
     /// Sparsity of the output layer (layer-wise only; default: --sparsity).
     #[arg(long)]
     pub output_sparsity: Option<f64>,
+    /// The output layer's weight, for --output-sparsity, in a state dict of an architecture
+    /// lottery does not know (its own models know theirs).
+    #[arg(long)]
+    pub output_layer: Option<String>,
+    /// Also prune tensors whose names contain these (comma-separated), e.g. bias.
+    #[arg(long, value_delimiter = ',')]
+    pub include: Vec<String>,
+    /// Never prune tensors whose names contain these (comma-separated), e.g. fc.
+    #[arg(long, value_delimiter = ',')]
+    pub exclude: Vec<String>,
     /// Fine-tune the pruned network for this many iterations under its mask.
     #[arg(long, default_value_t = 0)]
     pub finetune: usize,
@@ -52,7 +62,7 @@ pub struct PruneArgs {
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Output directory: weights.safetensors (mask applied; PyTorch loads it), mask.safetensors,
-    /// ticket.json.
+    /// and ticket.json (lottery's own models) or report.json (any other state dict).
     #[arg(long)]
     pub out: PathBuf,
 }
@@ -69,13 +79,20 @@ pub fn run(a: PruneArgs) -> Result<()> {
         }
     }
     let out = RunDir::new(&a.out);
-    if out.ticket_info().exists() {
+    if out.ticket_info().exists() || out.prune_report().exists() {
         bail!(
             "{} already holds a pruned network; choose another --out or remove it",
             a.out.display()
         );
     }
-    let t = ticket::load(&a.source)?;
+    let t = match ticket::load(&a.source) {
+        Ok(t) => t,
+        // A state dict of an architecture lottery does not know: pruned without one.
+        Err(e) if a.source.source.is_file() && a.source.model.is_none() => {
+            return crate::prune_any::run(&a, &out, &e.to_string());
+        }
+        Err(e) => return Err(e),
+    };
     let dir = t.dataset.dir(a.data_dir.as_deref())?;
     let data = lottery::data::load(t.dataset, &dir, 5000)
         .with_context(|| format!("cannot load {} from {}", t.dataset.name(), dir.display()))?;
@@ -83,21 +100,21 @@ pub fn run(a: PruneArgs) -> Result<()> {
 
     // Rates are fractions of what the current mask keeps, so an already pruned network ends at
     // the requested sparsity overall.
+    let all: Vec<String> = t.net.tensors().into_iter().map(|x| x.name).collect();
+    let targets = PruneConfig {
+        include: a.include.clone(),
+        exclude: a.exclude.clone(),
+        ..PruneConfig::layerwise(0.0)
+    }
+    .targets(&t.net.prunable(), &all);
     let current = t
         .mask
         .clone()
-        .unwrap_or_else(|| MaskSet::ones(&t.net, &t.net.prunable()));
-    let output = t.net.output_layer();
-    let rate = |target: f64, density: f64| -> Result<f64> {
-        let keep = 1.0 - target;
-        if keep > density + 1e-12 {
-            bail!(
-                "the network already keeps only {:.2}% of its weights; --sparsity {target} would add some back",
-                density * 100.0
-            );
-        }
-        Ok(1.0 - keep / density)
-    };
+        .unwrap_or_else(|| MaskSet::ones(&t.net, &targets));
+    let output = a
+        .output_layer
+        .clone()
+        .unwrap_or_else(|| t.net.output_layer());
     let density = current.density();
     let out_density = current
         .masks
@@ -205,6 +222,18 @@ pub fn run(a: PruneArgs) -> Result<()> {
     )?;
     outln!("wrote {}", a.out.display());
     Ok(())
+}
+
+/// The fraction of what a mask of `density` keeps that must go for `target` sparsity overall.
+pub fn rate(target: f64, density: f64) -> Result<f64> {
+    let keep = 1.0 - target;
+    if keep > density + 1e-12 {
+        bail!(
+            "the network already keeps only {:.2}% of its weights; --sparsity {target} would add some back",
+            density * 100.0
+        );
+    }
+    Ok(1.0 - keep / density)
 }
 
 /// SNIP's gradients: the loss on one training batch with the network at its initial weights,

@@ -63,6 +63,11 @@ impl RunDir {
         self.root.join("results.csv")
     }
 
+    /// `lottery prune`'s report on a state dict of an unknown architecture; written last.
+    pub fn prune_report(&self) -> PathBuf {
+        self.root.join("report.json")
+    }
+
     /// `lottery prune`'s record of what it pruned; marks a pruned-network directory.
     pub fn ticket_info(&self) -> PathBuf {
         self.root.join("ticket.json")
