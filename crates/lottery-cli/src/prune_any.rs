@@ -100,8 +100,6 @@ pub fn run(a: &PruneArgs, out: &RunDir, why_unknown: &str) -> Result<()> {
         seed: a.seed,
     };
     let mask = prune::prune(&ctx, &cfg, &output)?;
-    let mut weights = dict.clone();
-    mask.apply(&mut weights);
 
     let report = Report {
         source: path.display().to_string(),
@@ -144,7 +142,8 @@ pub fn run(a: &PruneArgs, out: &RunDir, why_unknown: &str) -> Result<()> {
     std::fs::create_dir_all(out.root())?;
     let files = out.as_variant();
     let metadata = [("format".to_string(), "pytorch-state-dict".to_string())].into();
-    tensors::save(&files.weights(), &weights, Some(metadata))?;
+    // The input's own bytes and dtypes, pruned entries zeroed: it loads back with `strict=True`.
+    tensors::write_masked(path, &files.weights(), &mask.masks, Some(metadata))?;
     mask.save(&files.mask())?;
     // Written last: its presence marks a complete result.
     write_json(&out.prune_report(), &report)?;

@@ -72,6 +72,50 @@ pub fn save(
     write_atomic(path, &out)
 }
 
+/// Copies the safetensors file at `src` to `dest` with the entries `masks` prunes set to zero:
+/// every tensor keeps its name, shape, dtype and bytes (f16, bf16 and integer tensors such as
+/// `num_batches_tracked` included), so the result loads wherever the input did. A float zero is
+/// all-zero bytes in every IEEE format, so zeroing needs no conversion.
+pub fn write_masked(
+    src: &Path,
+    dest: &Path,
+    masks: &StateDict,
+    metadata: Option<HashMap<String, String>>,
+) -> Result<()> {
+    let bytes = std::fs::read(src).map_err(|e| Error::io(src, e))?;
+    let st = SafeTensors::deserialize(&bytes)
+        .map_err(|e| Error::format(src, format!("not a valid safetensors file ({e})")))?;
+    let mut copies: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (name, view) in st.tensors() {
+        let mut data = view.data().to_vec();
+        if let Some(m) = masks.get(&name) {
+            let n: usize = view.shape().iter().product();
+            if m.len() != n || n == 0 {
+                return Err(Error::format(
+                    src,
+                    format!("mask `{name}` has {} entries, the tensor {n}", m.len()),
+                ));
+            }
+            let size = data.len() / n;
+            for (i, _) in m.data.iter().enumerate().filter(|(_, k)| **k == 0.0) {
+                data[i * size..(i + 1) * size].fill(0);
+            }
+        }
+        copies.push((name, view.dtype(), view.shape().to_vec(), data));
+    }
+    let views: Vec<(String, TensorView<'_>)> = copies
+        .iter()
+        .map(|(k, dtype, shape, data)| {
+            let view =
+                TensorView::new(*dtype, shape.clone(), data).expect("the source file's own sizes");
+            (k.clone(), view)
+        })
+        .collect();
+    let out = safetensors::serialize(views, metadata)
+        .map_err(|e| Error::format(dest, format!("cannot serialise: {e}")))?;
+    write_atomic(dest, &out)
+}
+
 /// Loads a safetensors file: f32, f64, f16 and bf16 tensors become f32. Integer tensors named
 /// `*.num_batches_tracked` (PyTorch's batch-norm counter) are skipped; other dtypes are refused.
 pub fn load(path: &Path) -> Result<(StateDict, HashMap<String, String>)> {
@@ -177,5 +221,43 @@ mod tests {
             "{e}"
         );
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn masked_copies_keep_every_dtype_and_byte_but_the_pruned_entries() {
+        let dir = std::env::temp_dir().join(format!("lottery-masked-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let half: Vec<u8> = [0x3c00u16, 0x4000, 0xc000, 0x3555]
+            .iter()
+            .flat_map(|h| h.to_le_bytes())
+            .collect();
+        let count: Vec<u8> = 7i64.to_le_bytes().to_vec();
+        let views = vec![
+            (
+                "a.weight",
+                TensorView::new(Dtype::F16, vec![2, 2], &half).unwrap(),
+            ),
+            (
+                "bn.num_batches_tracked",
+                TensorView::new(Dtype::I64, vec![], &count).unwrap(),
+            ),
+        ];
+        let src = dir.join("in.safetensors");
+        std::fs::write(&src, safetensors::serialize(views, None).unwrap()).unwrap();
+        let masks: StateDict = [(
+            "a.weight".to_string(),
+            HostTensor::new(vec![2, 2], vec![1.0, 0.0, 1.0, 0.0]),
+        )]
+        .into();
+        let dest = dir.join("out.safetensors");
+        write_masked(&src, &dest, &masks, None).unwrap();
+        let bytes = std::fs::read(&dest).unwrap();
+        let st = SafeTensors::deserialize(&bytes).unwrap();
+        let a = st.tensor("a.weight").unwrap();
+        assert_eq!(a.dtype(), Dtype::F16);
+        assert_eq!(a.data(), &[0x00, 0x3c, 0, 0, 0x00, 0xc0, 0, 0][..]);
+        let n = st.tensor("bn.num_batches_tracked").unwrap();
+        assert_eq!((n.dtype(), n.data()), (Dtype::I64, &count[..]));
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }
