@@ -55,16 +55,33 @@ pub fn run(a: &PruneArgs, out: &RunDir, why_unknown: &str) -> Result<()> {
             path.display()
         );
     }
-    let current = MaskSet {
-        masks: selection
-            .prunable
-            .iter()
-            .map(|n| {
-                let shape = dict[n].shape.clone();
-                (n.clone(), HostTensor::new(shape, vec![1.0; dict[n].len()]))
-            })
-            .collect(),
+    // An earlier mask (`--mask`) is pruned further; otherwise every selected weight is kept.
+    let current = match &a.source.mask {
+        Some(p) => {
+            let m = MaskSet::load(p)?;
+            for (n, t) in &m.masks {
+                if dict.get(n).is_none_or(|w| w.shape != t.shape) {
+                    bail!(
+                        "{}: mask `{n}` fits no tensor of {}",
+                        p.display(),
+                        path.display()
+                    );
+                }
+            }
+            m
+        }
+        None => MaskSet {
+            masks: selection
+                .prunable
+                .iter()
+                .map(|n| {
+                    let shape = dict[n].shape.clone();
+                    (n.clone(), HostTensor::new(shape, vec![1.0; dict[n].len()]))
+                })
+                .collect(),
+        },
     };
+    let density = current.density();
     let output = a.output_layer.clone().unwrap_or_default();
     if a.output_sparsity.is_some() && !current.masks.contains_key(&output) {
         bail!("--output-sparsity needs --output-layer NAME, a prunable tensor of this state dict");
@@ -72,8 +89,14 @@ pub fn run(a: &PruneArgs, out: &RunDir, why_unknown: &str) -> Result<()> {
     let cfg = PruneConfig {
         scope: a.scope,
         criterion: a.criterion.clone(),
-        rate: rate(a.sparsity, 1.0)?,
-        output_rate: a.output_sparsity.map(|s| rate(s, 1.0)).transpose()?,
+        rate: rate(a.sparsity, density)?,
+        output_rate: a
+            .output_sparsity
+            .map(|s| {
+                let m = &current.masks[&output];
+                rate(s, m.count_nonzero() as f64 / m.len().max(1) as f64)
+            })
+            .transpose()?,
         ..PruneConfig::layerwise(0.0)
     };
     cfg.validate()?;

@@ -118,6 +118,35 @@ fn any_state_dict_prunes_globally_and_layerwise_with_exact_counts() {
             max_pruned <= min_kept,
             "one threshold: {max_pruned} vs {min_kept}"
         );
+
+        // Pruned further from that mask to 75% overall: nothing revived, the count as
+        // `lottery::prune` computes it (rate = 1 − keep / density of the mask).
+        let (out2, first) = (
+            root.join(format!("{name}-again")),
+            root.join(format!("{name}-global")),
+        );
+        let o = lottery(&[
+            "prune",
+            src.to_str().unwrap(),
+            "--mask",
+            first.join("mask.safetensors").to_str().unwrap(),
+            "--sparsity",
+            "0.75",
+            "--scope",
+            "global",
+            "--out",
+            out2.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let again = load(&out2.join("mask.safetensors")).unwrap().0;
+        let kept2: usize = again.values().map(HostTensor::count_nonzero).sum();
+        let rate = 1.0 - (1.0 - 0.75) / (kept as f64 / total as f64);
+        assert_eq!(kept2, kept - lottery::prune::prune_count(kept, rate));
+        for (n, m2) in &again {
+            for (a2, a1) in m2.data.iter().zip(&m[n].data) {
+                assert!(*a1 != 0.0 || *a2 == 0.0, "{n}: a pruned weight came back");
+            }
+        }
     }
     std::fs::remove_dir_all(root).ok();
 }
