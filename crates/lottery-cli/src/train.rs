@@ -128,12 +128,11 @@ pub fn run(a: TrainArgs) -> Result<()> {
     let device = lottery::device::parse(&a.device)?;
     let data = cfg.load_data()?;
     cfg.train.validate_for(&data)?;
-    let net = lottery::models::init::initialise(
+    let mut net = lottery::models::init::initialise(
         Architecture::parse(&cfg.model)?.build(data.train.shape, data.train.classes, &device)?,
         cfg.init,
         cfg.seed,
     );
-    let mut net = net;
     if let Some(from) = &cfg.from {
         let (dict, _) = tensors::load(from)?;
         net = net

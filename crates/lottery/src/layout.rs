@@ -119,8 +119,8 @@ impl RunDir {
     pub fn last_finished(&self, variant: &str) -> Option<usize> {
         self.levels_started()
             .into_iter()
-            .filter(|&l| self.variant(l, variant).is_complete())
-            .last()
+            .rev()
+            .find(|&l| self.variant(l, variant).is_complete())
     }
 
     pub fn branches(&self) -> PathBuf {
