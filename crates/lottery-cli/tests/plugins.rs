@@ -178,6 +178,13 @@ fn a_branch_runs_on_an_experiment_and_the_report_shows_it() {
     let name = branches[0].file_name().to_string_lossy().into_owned();
     assert!(name.starts_with("random_prune-"), "{name}");
 
+    // Zhou et al.'s variants of the ticket's starting values, beside the ticket.
+    let o = lottery(&["branch", "signs", exp.to_str().unwrap(), "--levels", "2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let table = stdout(&o);
+    for v in ["signed_constant", "random_sign", "shuffled", "ticket"] {
+        assert!(table.contains(&format!("{v} acc%")), "{v}: {table}");
+    }
     let o = lottery(&["report", exp.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(

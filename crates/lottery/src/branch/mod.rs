@@ -9,6 +9,7 @@
 //! ([`crate::experiment::controls`]) is a branch too.
 
 pub mod control;
+pub mod signs;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -105,7 +106,7 @@ pub trait AnyBranch: Sync {
 }
 
 /// Every branch by name, beyond the controls. A new one: a file here and a line in this list.
-pub static REGISTRY: &[&dyn AnyBranch] = &[];
+pub static REGISTRY: &[&dyn AnyBranch] = &[&signs::Signs];
 
 /// The registry's branches, then one per control.
 pub fn all() -> Vec<&'static dyn AnyBranch> {
