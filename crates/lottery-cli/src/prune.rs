@@ -132,14 +132,7 @@ pub fn run(a: PruneArgs) -> Result<()> {
     };
     cfg.validate()?;
     let needs = cfg.criterion()?.needs();
-    let init = match &a.init {
-        Some(p) => Some(tensors::load(p)?.0),
-        None if needs.rewind => bail!(
-            "--criterion {} compares with the initial weights; give them with --init FILE",
-            a.criterion
-        ),
-        None => None,
-    };
+    let init = initial_weights(&a, needs)?;
     let gradients = match &init {
         Some(init) if needs.gradients => Some(gradients_at(&t, init, &current, &data)?),
         _ => None,
@@ -222,6 +215,18 @@ pub fn run(a: PruneArgs) -> Result<()> {
     )?;
     outln!("wrote {}", a.out.display());
     Ok(())
+}
+
+/// The weights `--init` names, which criteria comparing with the start (`needs.rewind`) require.
+pub fn initial_weights(a: &PruneArgs, needs: prune::Needs) -> Result<Option<StateDict>> {
+    match &a.init {
+        Some(p) => Ok(Some(tensors::load(p)?.0)),
+        None if needs.rewind => bail!(
+            "--criterion {} compares with the initial weights; give them with --init FILE",
+            a.criterion
+        ),
+        None => Ok(None),
+    }
 }
 
 /// The fraction of what a mask of `density` keeps that must go for `target` sparsity overall.

@@ -13,7 +13,7 @@ use lottery::prune::{self, PruneConfig, any};
 use lottery::tensors::{self, HostTensor};
 use serde::Serialize;
 
-use crate::prune::{PruneArgs, rate};
+use crate::prune::{PruneArgs, initial_weights, rate};
 
 /// `report.json`: what each tensor kept, overall, and what stayed dense and why.
 #[derive(Debug, Serialize)]
@@ -107,14 +107,7 @@ pub fn run(a: &PruneArgs, out: &RunDir, why_unknown: &str) -> Result<()> {
             a.criterion
         );
     }
-    let init = match &a.init {
-        Some(p) => Some(tensors::load(p)?.0),
-        None if needs.rewind => bail!(
-            "--criterion {} compares with the initial weights; give them with --init FILE",
-            a.criterion
-        ),
-        None => None,
-    };
+    let init = initial_weights(a, needs)?;
     let ctx = prune::Context {
         trained: &dict,
         rewind: init.as_ref(),

@@ -28,6 +28,15 @@ fn tiny(out: &Path, levels: &str) -> Vec<String> {
     .to_vec()
 }
 
+/// Runs [`tiny`] with `extra` flags, asserting it succeeds.
+fn run_tiny(out: &Path, levels: &str, extra: &[&str]) -> std::process::Output {
+    let mut args = tiny(out, levels);
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let o = lottery(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+    o
+}
+
 /// Runs `args` with stdout a pipe that is closed after the first line is read.
 fn with_closed_pipe(args: &[String]) -> (std::process::ExitStatus, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_lottery"))
@@ -79,9 +88,7 @@ fn a_failed_start_writes_nothing_a_refusal_names_the_keys_and_more_levels_extend
         "nothing written before the data loaded"
     );
 
-    let args = tiny(&exp, "1");
-    let o = lottery(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    assert!(o.status.success(), "{}", stderr(&o));
+    run_tiny(&exp, "1", &[]);
     let level1 = std::fs::read(exp.join("level_1/ticket/weights.safetensors")).unwrap();
 
     // Other settings: refused, naming each differing key with both values.
@@ -91,9 +98,7 @@ fn a_failed_start_writes_nothing_a_refusal_names_the_keys_and_more_levels_extend
     assert_clean_error(&o, &["train.lr: 0.0012 → 0.01", "seed: 0 → 3"]);
 
     // More levels: the same computation, extended.
-    let args = tiny(&exp, "2");
-    let o = lottery(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    assert!(o.status.success(), "{}", stderr(&o));
+    run_tiny(&exp, "2", &[]);
     assert!(exp.join("level_2/ticket/result.json").is_file());
     assert_eq!(
         std::fs::read(exp.join("level_1/ticket/weights.safetensors")).unwrap(),
@@ -110,9 +115,7 @@ fn a_failed_start_writes_nothing_a_refusal_names_the_keys_and_more_levels_extend
 fn report_shows_an_unfinished_experiment_and_what_is_left() {
     let root = temp("unfinished");
     let exp = root.join("exp");
-    let args = tiny(&exp, "3");
-    let o = lottery(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    assert!(o.status.success(), "{}", stderr(&o));
+    run_tiny(&exp, "3", &[]);
     // As a kill would leave it: no summary, level 2's control and level 3 unfinished.
     std::fs::remove_file(exp.join("summary.json")).unwrap();
     std::fs::remove_file(exp.join("level_2/reinit/result.json")).unwrap();
@@ -172,9 +175,7 @@ fn errors_say_their_cause_once_with_the_next_step() {
     assert_eq!(stderr(&o).matches("not found").count(), 1, "{}", stderr(&o));
 
     let exp = root.join("exp");
-    let args = tiny(&exp, "1");
-    let o = lottery(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    assert!(o.status.success(), "{}", stderr(&o));
+    run_tiny(&exp, "1", &[]);
     let o = lottery(&["infer", exp.to_str().unwrap()]);
     assert_clean_error(&o, &["is a directory", "lottery compact"]);
 
@@ -290,9 +291,7 @@ fn data_exit_codes_are_consistent() {
 fn infer_checks_against_the_variant_it_was_compacted_from() {
     let root = temp("provenance");
     let exp = root.join("exp");
-    let args = tiny(&exp, "1");
-    let o = lottery(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    assert!(o.status.success(), "{}", stderr(&o));
+    run_tiny(&exp, "1", &[]);
     let lsm = root.join("reinit.lsm");
     let o = lottery(&[
         "compact",
@@ -318,9 +317,7 @@ fn infer_checks_against_the_variant_it_was_compacted_from() {
 fn what_a_researcher_looks_for_is_there() {
     let root = temp("researcher");
     let exp = root.join("exp");
-    let args = tiny(&exp, "1");
-    let o = lottery(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run_tiny(&exp, "1", &[]);
     let text = stdout(&o);
     // Piped: a line per training; the early-stop accuracy beside the final one; the time taken.
     assert!(text.contains("# level 1 reinit: trained"), "{text}");

@@ -268,6 +268,9 @@ pub fn so_far(dir: &RunDir) -> Result<SoFar> {
         .map(|r| dir.replicate(r, c.replicates))
         .collect();
     let mut per_replicate: Vec<Vec<LevelSummary>> = vec![Vec::new(); reps.len()];
+    // Parameters of each replicate's network (running statistics excluded), read once, and
+    // only for replicates with a finished level (a later one may not have begun).
+    let mut params: Vec<Option<usize>> = vec![None; reps.len()];
     let mut left = Vec::new();
     let mut not_started = Vec::new();
     for level in 0..=c.levels {
@@ -296,7 +299,11 @@ pub fn so_far(dir: &RunDir) -> Result<SoFar> {
             continue;
         }
         for (r, rd) in reps.iter().enumerate() {
-            per_replicate[r].push(partial_row(rd, level, &done)?);
+            let total = match params[r] {
+                Some(p) => p,
+                None => *params[r].insert(parameter_count(rd)?),
+            };
+            per_replicate[r].push(partial_row(rd, level, &done, total)?);
         }
     }
     match not_started.as_slice() {
@@ -318,15 +325,24 @@ pub fn so_far(dir: &RunDir) -> Result<SoFar> {
     Ok(SoFar { summary, left })
 }
 
-/// The row of `level` in replicate directory `rd` from the finished `variants`' files.
-fn partial_row(rd: &RunDir, level: usize, variants: &[&String]) -> Result<LevelSummary> {
-    let mask = MaskSet::load(&rd.variant(level, "ticket").mask())?;
+/// Parameters of a replicate's network, running statistics excluded, from its `init.safetensors`.
+fn parameter_count(rd: &RunDir) -> Result<usize> {
     let (init, _) = tensors::load(&rd.init())?;
-    let total_params = init
+    Ok(init
         .iter()
         .filter(|(n, _)| !n.contains("running_"))
         .map(|(_, t)| t.len())
-        .sum();
+        .sum())
+}
+
+/// The row of `level` in replicate directory `rd` from the finished `variants`' files.
+fn partial_row(
+    rd: &RunDir,
+    level: usize,
+    variants: &[&String],
+    total_params: usize,
+) -> Result<LevelSummary> {
+    let mask = MaskSet::load(&rd.variant(level, "ticket").mask())?;
     let mut results = BTreeMap::new();
     for n in variants {
         let result = crate::files::read_json(&rd.variant(level, n).result())?;
