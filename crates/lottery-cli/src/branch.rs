@@ -28,7 +28,8 @@ pub struct BranchArgs {
     /// cpu, wgpu or cuda (the last two need the matching build feature).
     #[arg(long, default_value = "cpu")]
     device: String,
-    /// Where the experiment's data lives now, if it moved.
+    /// Where the experiment's data lives now, if it moved; for a branch that trains on other
+    /// data (`transfer`), that data's directory.
     #[arg(long)]
     data_dir: Option<PathBuf>,
     /// List the branches and their settings with defaults, and exit.
@@ -62,8 +63,13 @@ pub fn run(a: BranchArgs) -> Result<()> {
         a.dir.clone().unwrap_or_default(),
     );
     let b = branch::lookup(&name)?;
-    let settings =
+    let mut settings =
         settings(b.defaults(), &a.rest, &a.set).with_context(|| format!("branch {}", b.name()))?;
+    // A branch with data of its own takes `--data-dir` as its setting.
+    let own_data = settings.get("data_dir").is_some();
+    if let (true, Some(d)) = (own_data, &a.data_dir) {
+        settings["data_dir"] = Value::String(d.display().to_string());
+    }
     let exp = RunDir::new(&dir);
     if !exp.config().is_file() {
         bail!(
@@ -79,7 +85,7 @@ pub fn run(a: BranchArgs) -> Result<()> {
     let opts = RunOptions {
         levels: a.levels.clone(),
         device: lottery::device::parse(&a.device)?,
-        data_dir: a.data_dir.clone(),
+        data_dir: a.data_dir.clone().filter(|_| !own_data),
     };
     outln!(
         "{} on {} → {}",
@@ -102,6 +108,10 @@ pub fn run(a: BranchArgs) -> Result<()> {
     outln!("\nsummary:\n{}", report::table_header(&variants));
     for l in &summary.levels {
         outln!("{}", report::table_row(l, &variants));
+    }
+    let measures = report::measures_table(&summary);
+    if !measures.is_empty() {
+        outln!("\n{measures}");
     }
     outln!("wrote {}/summary.json and plots/", out.root().display());
     Ok(())
@@ -139,16 +149,28 @@ fn settings(mut json: Value, rest: &[String], sets: &[String]) -> Result<Value> 
             );
         }
         let is_switch = json[&key].is_boolean();
-        let value = match inline {
-            Some(v) => toml_value(&v)?,
-            None if is_switch => Value::Bool(true),
+        let is_list = json[&key].is_array();
+        let raw = match inline {
+            Some(v) => Some(v),
+            None if is_switch => None,
             None => {
                 i += 1;
                 let v = rest
                     .get(i)
                     .ok_or_else(|| anyhow!("--{flag} needs a value"))?;
-                toml_value(v)?
+                Some(v.clone())
             }
+        };
+        let value = match raw {
+            None => Value::Bool(true),
+            // A list setting takes `a,b,c` as well as TOML's `[a, b, c]`.
+            Some(v) if is_list && !v.trim_start().starts_with('[') => Value::Array(
+                v.split(',')
+                    .filter(|x| !x.trim().is_empty())
+                    .map(toml_value)
+                    .collect::<Result<_>>()?,
+            ),
+            Some(v) => toml_value(&v)?,
         };
         set(&mut json, &key, value, false)?;
         i += 1;

@@ -20,11 +20,24 @@ pub struct ReportArgs {
     /// the first). A single directory's plots go to its own `plots/`.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Names for the directories in plot legends, comma-separated, one per directory (default:
+    /// the folder names).
+    #[arg(long, value_delimiter = ',')]
+    labels: Option<Vec<String>>,
 }
 
 pub fn run(a: ReportArgs) -> Result<()> {
+    if let Some(l) = &a.labels
+        && l.len() != a.dirs.len()
+    {
+        anyhow::bail!(
+            "--labels names {} runs but {} directories were given",
+            l.len(),
+            a.dirs.len()
+        );
+    }
     let mut runs = Vec::new();
-    for d in &a.dirs {
+    for (i, d) in a.dirs.iter().enumerate() {
         let dir = RunDir::new(d);
         let so_far = experiment::so_far(&dir).with_context(|| format!("report {}", d.display()))?;
         let s = so_far.summary;
@@ -38,6 +51,10 @@ pub fn run(a: ReportArgs) -> Result<()> {
         for (name, branch) in dir.branch_dirs() {
             if let Ok(bs) = read_json::<Summary>(&branch.summary()) {
                 print_table(&format!("  branch {name}"), &bs);
+                let measures = report::measures_table(&bs);
+                if !measures.is_empty() {
+                    outln!("{measures}\n");
+                }
             }
         }
         if !s.levels.is_empty() {
@@ -46,7 +63,11 @@ pub fn run(a: ReportArgs) -> Result<()> {
             lottery::files::write_atomic(&dir.results_csv(), csv.as_bytes())?;
             outln!("table as CSV: {}", dir.results_csv().display());
         }
-        runs.push((legend_name(d), s));
+        let label = a
+            .labels
+            .as_ref()
+            .map_or_else(|| legend_name(d), |l| l[i].clone());
+        runs.push((label, s));
     }
     let out = match (&a.out, a.dirs.as_slice()) {
         (Some(o), _) => RunDir::new(o),

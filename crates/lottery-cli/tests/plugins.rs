@@ -207,6 +207,69 @@ fn a_branch_runs_on_an_experiment_and_the_report_shows_it() {
 }
 
 #[test]
+fn the_study_branches_run_from_the_command_line() {
+    let root = temp("study");
+    let exp = root.join("exp");
+    let e = exp.to_str().unwrap();
+    let mut args = TINY.to_vec();
+    args.extend(["--out", e]);
+    let o = lottery(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // `--data-dir` is the transfer's own data; here MNIST itself, under the dataset's name.
+    let mnist = common::mnist_dir();
+    let o = lottery(&[
+        "branch",
+        "transfer",
+        e,
+        "--levels",
+        "1",
+        "--data-dir",
+        mnist.to_str().unwrap(),
+        "--dataset",
+        "mnist",
+        "--controls",
+        "reinit",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("reinit acc%"), "{}", stdout(&o));
+    let o = lottery(&["branch", "transfer", e]);
+    assert_clean_error(&o, &["--data-dir"]);
+
+    let o = lottery(&["branch", "stability", e, "--levels", "1", "--points", "3"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for s in ["copy_1 acc%", "other_init acc%", "instability_two_inits"] {
+        assert!(stdout(&o).contains(s), "{s}: {}", stdout(&o));
+    }
+    let o = lottery(&["branch", "stability", e, "--copies", "1"]);
+    assert_clean_error(&o, &["copies"]);
+
+    let o = lottery(&[
+        "branch",
+        "supermask",
+        e,
+        "--levels",
+        "0",
+        "--fractions",
+        "0.5",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("oneshot_50/random/init"),
+        "{}",
+        stdout(&o)
+    );
+    let o = lottery(&["branch", "supermask", e, "--fractions", "[1.5]"]);
+    assert_clean_error(&o, &["1.5"]);
+
+    let o = lottery(&["report", e, e, "--labels", "one"]);
+    assert_clean_error(&o, &["--labels"]);
+    let o = lottery(&["branch", "supermask", root.to_str().unwrap()]);
+    assert_clean_error(&o, &["not an experiment directory"]);
+    std::fs::remove_dir_all(root).ok();
+}
+
+#[test]
 fn print_config_shows_what_flags_set() {
     let o = lottery(&[
         "run",

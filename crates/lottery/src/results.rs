@@ -44,6 +44,10 @@ pub struct LevelSummary {
     pub remaining: f64,
     /// Fraction of all parameters kept (ShrinkBench's second number).
     pub remaining_all: f64,
+    /// Numbers a branch measured at this level beyond accuracies — instability, the accuracy
+    /// of one-shot supermasks — by name; means over replicates in a summary.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub measures: BTreeMap<String, f64>,
     #[serde(flatten)]
     pub variants: BTreeMap<String, VariantResult>,
 }
@@ -89,10 +93,23 @@ pub fn aggregate(reps: &[Vec<LevelSummary>]) -> Summary {
                     },
                 );
             }
+            let measures = rows[0]
+                .measures
+                .keys()
+                .map(|k| {
+                    let xs: Vec<f64> = rows
+                        .iter()
+                        .filter_map(|r| r.measures.get(k))
+                        .copied()
+                        .collect();
+                    (k.clone(), xs.iter().sum::<f64>() / xs.len() as f64)
+                })
+                .collect();
             LevelSummary {
                 level: rows[0].level,
                 remaining: rows[0].remaining,
                 remaining_all: rows[0].remaining_all,
+                measures,
                 variants,
             }
         })
@@ -110,6 +127,7 @@ mod tests {
             level: 1,
             remaining: 0.8,
             remaining_all: 0.81,
+            measures: [("instability".to_string(), acc - 0.9)].into(),
             variants: [(
                 "ticket".to_string(),
                 VariantResult {
@@ -127,5 +145,9 @@ mod tests {
         let t = &s.levels[0].variants["ticket"];
         assert!((t.test_accuracy - 0.925).abs() < 1e-12);
         assert_eq!((t.test_accuracy_min, t.test_accuracy_max), (0.9, 0.95));
+        assert!((s.levels[0].measures["instability"] - 0.025).abs() < 1e-12);
+        // Measures and variants share the row's JSON object and read back apart.
+        let json = serde_json::to_string(&s).unwrap();
+        assert_eq!(serde_json::from_str::<Summary>(&json).unwrap(), s);
     }
 }

@@ -10,6 +10,9 @@
 
 pub mod control;
 pub mod signs;
+pub mod stability;
+pub mod supermask;
+pub mod transfer;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -39,8 +42,18 @@ pub trait Branch: Sync {
     /// The registry name (`lottery branch NAME`).
     fn name(&self) -> &'static str;
     fn about(&self) -> &'static str;
-    /// Refuses settings that cannot work with this experiment, before anything is written.
-    fn validate(&self, _cfg: &Self::Config, _exp: &ExperimentConfig) -> Result<()> {
+    /// The settings the branch trains and evaluates under: the experiment's own, or (for
+    /// `transfer`) the experiment's on other data.
+    fn trains_on(&self, _cfg: &Self::Config, exp: &ExperimentConfig) -> Result<ExperimentConfig> {
+        Ok(exp.clone())
+    }
+    /// Refuses settings that cannot work with this experiment, before anything is written:
+    /// `setup` is what the branch trains with, `init` the experiment's initial weights.
+    fn validate(&self, _cfg: &Self::Config, _setup: &Setup, _init: &StateDict) -> Result<()> {
+        Ok(())
+    }
+    /// Plots beyond the accuracy and early-stopping ones, into `out.plots()`.
+    fn plots(&self, _cfg: &Self::Config, _out: &RunDir, _summary: &Summary) -> Result<()> {
         Ok(())
     }
     /// The branch's variants at one level. Trainings go through [`LevelContext::train`], which
@@ -58,8 +71,11 @@ pub struct LevelContext<'a, 'o> {
     pub level: Level<'a>,
     /// The ticket's weights after training at this level.
     pub trained: &'a StateDict,
+    /// The experiment's replicate directory, for what earlier levels left.
+    source: &'a RunDir,
     runner: &'a Runner<'a>,
     obs: &'o mut dyn Observer,
+    measures: BTreeMap<String, f64>,
 }
 
 impl LevelContext<'_, '_> {
@@ -75,6 +91,48 @@ impl LevelContext<'_, '_> {
             segment: self.level.segment,
         };
         Ok(self.runner.run(job, self.obs)?.result)
+    }
+
+    /// Like [`LevelContext::train`], also returning the trained weights.
+    pub fn train_weights(
+        &mut self,
+        name: &str,
+        net: Network,
+        mask: &MaskSet,
+        data_seed: u64,
+    ) -> Result<(VariantResult, StateDict)> {
+        let train = crate::train::TrainConfig {
+            data_seed,
+            ..self.level.train.clone()
+        };
+        let job = Job {
+            level: self.level.level,
+            name,
+            net,
+            mask,
+            train: &train,
+            segment: self.level.segment,
+        };
+        let t = self.runner.run(job, self.obs)?;
+        Ok((t.result, t.weights))
+    }
+
+    /// Records a number measured at this level (see [`LevelSummary::measures`]).
+    pub fn measure(&mut self, name: impl Into<String>, value: f64) {
+        self.measures.insert(name.into(), value);
+    }
+
+    /// The branch's directory for this level and replicate, for files of its own.
+    pub fn dir(&self) -> PathBuf {
+        self.runner.dir.level(self.level.level)
+    }
+
+    /// The weights of the experiment's dense training (the ticket at level 0).
+    pub fn dense_trained(&self) -> Result<StateDict> {
+        if self.level.level == 0 {
+            return Ok(self.trained.clone());
+        }
+        Ok(tensors::load(&self.source.variant(0, "ticket").weights())?.0)
     }
 }
 
@@ -106,7 +164,12 @@ pub trait AnyBranch: Sync {
 }
 
 /// Every branch by name, beyond the controls. A new one: a file here and a line in this list.
-pub static REGISTRY: &[&dyn AnyBranch] = &[&signs::Signs];
+pub static REGISTRY: &[&dyn AnyBranch] = &[
+    &signs::Signs,
+    &supermask::Supermask,
+    &stability::Stability,
+    &transfer::Transfer,
+];
 
 /// The registry's branches, then one per control.
 pub fn all() -> Vec<&'static dyn AnyBranch> {
@@ -157,11 +220,11 @@ impl<B: Branch> AnyBranch for B {
     ) -> Result<Summary> {
         let cfg: B::Config = typed(Branch::name(self), &settings)?;
         let out = self.dir(experiment, &settings)?;
-        let mut exp: ExperimentConfig = read_json(&experiment.config())?;
+        let mut source: ExperimentConfig = read_json(&experiment.config())?;
         if opts.data_dir.is_some() {
-            exp.data_dir = opts.data_dir.clone();
+            source.data_dir = opts.data_dir.clone();
         }
-        self.validate(&cfg, &exp)?;
+        let exp = self.trains_on(&cfg, &source)?;
         // The levels asked for, and those an earlier run of this branch began: the summary
         // covers everything the branch has, not only this run's levels.
         let mut levels = levels(experiment, &exp, opts.levels.as_deref())?;
@@ -174,7 +237,10 @@ impl<B: Branch> AnyBranch for B {
         levels.sort_unstable();
         levels.dedup();
         let data = load_data(&exp)?;
-        if experiment.data_id().is_file() {
+        // The experiment's data must be the data it ran on; a branch that trains on other
+        // data (`transfer`) is checked by its own `validate`.
+        let own_data = exp.dataset == source.dataset && exp.data_dir == source.data_dir;
+        if own_data && experiment.data_id().is_file() {
             let recorded: DataId = read_json(&experiment.data_id())?;
             if recorded != data.id() {
                 return Err(Error::config(
@@ -187,8 +253,10 @@ impl<B: Branch> AnyBranch for B {
                 ));
             }
         }
-        out.claim(&cfg, &[])?;
         let setup = Setup::new(&exp, &data, &opts.device)?;
+        let (init, _) = tensors::load(&experiment.first_replicate().init())?;
+        self.validate(&cfg, &setup, &init)?;
+        out.claim(&cfg, &[])?;
         let mut per_replicate = Vec::new();
         for r in 0..exp.replicates {
             let runner = Runner {
@@ -208,6 +276,7 @@ impl<B: Branch> AnyBranch for B {
         let summary = aggregate(&per_replicate);
         write_json(&out.summary(), &summary)?;
         crate::report::plot_dir(&out, &[(Branch::name(self).to_string(), summary.clone())])?;
+        self.plots(&cfg, &out, &summary)?;
         Ok(summary)
     }
 }
@@ -286,13 +355,20 @@ fn run_level<B: Branch>(
     let mut ctx = LevelContext {
         level: lvl,
         trained: &trained,
+        source,
         runner,
         obs,
+        measures: BTreeMap::new(),
     };
     let mut variants = branch.level(cfg, &mut ctx)?;
-    variants.insert("ticket".into(), ticket_result);
+    let measures = std::mem::take(&mut ctx.measures);
+    // A branch that trains a ticket of its own (`transfer`) shows it in the ticket's place.
+    variants.entry("ticket".into()).or_insert(ticket_result);
     let targets = Targets::of(&setup.fresh(0)?, &exp.prune);
-    Ok(targets.row(level, &mask, variants))
+    Ok(LevelSummary {
+        measures,
+        ..targets.row(level, &mask, variants)
+    })
 }
 
 /// Where the experiment's ticket started at `level`, read from its files.

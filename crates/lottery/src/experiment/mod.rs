@@ -363,6 +363,7 @@ fn level_row(
         level,
         remaining: mask.density(),
         remaining_all: (total_params - pruned) as f64 / total_params.max(1) as f64,
+        measures: BTreeMap::new(),
         variants,
     }
 }

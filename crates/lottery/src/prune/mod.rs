@@ -256,6 +256,36 @@ pub fn prune(ctx: &Context, cfg: &PruneConfig, output: &str) -> Result<MaskSet> 
     Ok(next)
 }
 
+/// The mask that keeps, in each tensor of `like`, as many of the weights `ctx.mask` keeps as
+/// `like` keeps there: those `criterion` scores highest (equal scores: the lower position is
+/// pruned first, as in [`prune`]). One-shot pruning to another mask's per-layer counts.
+pub fn keep_like(ctx: &Context, criterion: &dyn Criterion, like: &MaskSet) -> Result<MaskSet> {
+    let mut out = like.clone();
+    for (name, m) in out.masks.iter_mut() {
+        let keep = m.count_nonzero();
+        let scores = criterion.score(ctx, name)?;
+        let mut alive: Vec<usize> = match ctx.mask.masks.get(name) {
+            Some(c) => (0..c.len()).filter(|&i| c.data[i] != 0.0).collect(),
+            None => (0..m.len()).collect(),
+        };
+        if scores.len() != m.len() || alive.len() < keep {
+            return Err(Error::config(
+                "criterion",
+                format!(
+                    "`{name}` has {} weights to choose from, {keep} to keep",
+                    alive.len()
+                ),
+            ));
+        }
+        alive.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]).then(a.cmp(&b)));
+        m.data.iter_mut().for_each(|k| *k = 0.0);
+        for &i in &alive[alive.len() - keep..] {
+            m.data[i] = 1.0;
+        }
+    }
+    Ok(out)
+}
+
 /// A random mask with the same number of kept weights per tensor as `like`.
 pub fn random_like(like: &MaskSet, seed: u64) -> MaskSet {
     let mut out = like.clone();

@@ -86,6 +86,45 @@ pub fn csv(summary: &Summary, seconds: &dyn Fn(usize, &str) -> Option<f64>) -> S
     out
 }
 
+/// The measures of a summary's levels (instability, one-shot supermasks…) as a table, one row
+/// per measure and one column per level that has any; empty when there are none.
+pub fn measures_table(summary: &Summary) -> String {
+    let levels: Vec<&LevelSummary> = summary
+        .levels
+        .iter()
+        .filter(|l| !l.measures.is_empty())
+        .collect();
+    let mut names: Vec<&String> = levels.iter().flat_map(|l| l.measures.keys()).collect();
+    names.sort();
+    names.dedup();
+    if names.is_empty() {
+        return String::new();
+    }
+    let w = names.iter().map(|n| n.len()).max().unwrap_or(0).max(7);
+    let mut s = format!("{:<w$}", "measure");
+    for l in &levels {
+        let _ = write!(
+            s,
+            " {:>9}",
+            format!("L{} {:.1}%", l.level, l.remaining * 100.0)
+        );
+    }
+    for n in names {
+        let _ = write!(s, "\n{n:<w$}");
+        for l in &levels {
+            match l.measures.get(n) {
+                Some(v) => {
+                    let _ = write!(s, " {v:>9.4}");
+                }
+                None => {
+                    let _ = write!(s, " {:>9}", "-");
+                }
+            }
+        }
+    }
+    s
+}
+
 fn width(variant: &str) -> usize {
     (variant.len() + 5).max(13)
 }
@@ -146,7 +185,7 @@ pub fn plot_dir(dir: &RunDir, runs: &[(String, Summary)]) -> Result<()> {
             });
         }
     }
-    save(
+    save_chart(
         &plots.join("accuracy"),
         &Chart {
             title: "Test accuracy at the end of training",
@@ -156,7 +195,7 @@ pub fn plot_dir(dir: &RunDir, runs: &[(String, Summary)]) -> Result<()> {
             series: &acc,
         },
     )?;
-    save(
+    save_chart(
         &plots.join("early_stop"),
         &Chart {
             title: "Early-stopping iteration (minimum validation loss)",
@@ -226,7 +265,7 @@ pub fn learning_curves(dir: &RunDir, summary: &Summary) -> Result<()> {
                 .collect(),
         });
     }
-    save(
+    save_chart(
         &dir.plots().join("learning_curves"),
         &Chart {
             title: "Test accuracy during training",
@@ -239,7 +278,7 @@ pub fn learning_curves(dir: &RunDir, summary: &Summary) -> Result<()> {
 }
 
 /// Writes `stem.svg` and `stem.png`.
-fn save(stem: &Path, chart: &Chart<'_>) -> Result<()> {
+pub fn save_chart(stem: &Path, chart: &Chart<'_>) -> Result<()> {
     write_atomic(&stem.with_extension("svg"), svg::render(chart).as_bytes())?;
     write_atomic(&stem.with_extension("png"), &png::render(chart))
 }

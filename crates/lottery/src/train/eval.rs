@@ -104,6 +104,11 @@ pub fn evaluate(net: &Network, set: &Dataset) -> (f64, f64) {
     score(&net.logits(set), set)
 }
 
+/// [`evaluate`] for a network as training builds it (with autodiff): its inference copy on `set`.
+pub fn evaluate_valid(net: &Network, set: &Dataset) -> (f64, f64) {
+    evaluate(&net.valid(), set)
+}
+
 /// Mean cross-entropy and accuracy of `net` under `mask` on `set`, through the sparse kernels.
 /// `None` when the architecture does not compact.
 pub fn evaluate_sparse(net: &Network, mask: &MaskSet, set: &Dataset) -> Option<(f64, f64)> {
