@@ -33,7 +33,7 @@ use crate::masks::MaskSet;
 use crate::models::Network;
 use crate::results::{LevelSummary, Summary, VariantResult, aggregate};
 use crate::tensors::{self, StateDict};
-use crate::train::Segment;
+use crate::train::{Segment, TrainConfig};
 
 /// A study of an experiment's levels, with typed settings.
 pub trait Branch: Sync {
@@ -82,39 +82,49 @@ impl LevelContext<'_, '_> {
     /// Trains `net` under `mask` as the ticket trains at this level, into the branch's
     /// `level_<L>/<name>/`, or reads it back if finished.
     pub fn train(&mut self, name: &str, net: Network, mask: &MaskSet) -> Result<VariantResult> {
-        let job = Job {
-            level: self.level.level,
-            name,
-            net,
-            mask,
-            train: self.level.train,
-            segment: self.level.segment,
-        };
-        Ok(self.runner.run(job, self.obs)?.result)
+        let t = Training::new(name, net, mask.clone());
+        let mut done = self.train_all(vec![t])?;
+        Ok(done.remove(0).1)
     }
 
-    /// Like [`LevelContext::train`], also returning the trained weights.
-    pub fn train_weights(
+    /// Trains each of `trainings` as [`LevelContext::train`] does, side by side (one thread
+    /// each): `(name, result, trained weights)` in the order given.
+    pub fn train_all(
         &mut self,
-        name: &str,
-        net: Network,
-        mask: &MaskSet,
-        data_seed: u64,
-    ) -> Result<(VariantResult, StateDict)> {
-        let train = crate::train::TrainConfig {
-            data_seed,
-            ..self.level.train.clone()
-        };
-        let job = Job {
-            level: self.level.level,
-            name,
-            net,
-            mask,
-            train: &train,
-            segment: self.level.segment,
-        };
-        let t = self.runner.run(job, self.obs)?;
-        Ok((t.result, t.weights))
+        trainings: Vec<Training>,
+    ) -> Result<Vec<(String, VariantResult, StateDict)>> {
+        let configs: Vec<TrainConfig> = trainings
+            .iter()
+            .map(|t| TrainConfig {
+                data_seed: t.data_seed.unwrap_or(self.level.train.data_seed),
+                ..self.level.train.clone()
+            })
+            .collect();
+        let (mut names, mut nets, mut masks) = (Vec::new(), Vec::new(), Vec::new());
+        for t in trainings {
+            names.push(t.name);
+            nets.push(t.net);
+            masks.push(t.mask);
+        }
+        let jobs = names
+            .iter()
+            .zip(nets)
+            .zip(masks.iter().zip(&configs))
+            .map(|((name, net), (mask, train))| Job {
+                level: self.level.level,
+                name,
+                net,
+                mask,
+                train,
+                segment: self.level.segment,
+            })
+            .collect();
+        let done = self.runner.run_all(jobs, self.obs)?;
+        Ok(names
+            .into_iter()
+            .zip(done)
+            .map(|(n, t)| (n, t.result, t.weights))
+            .collect())
     }
 
     /// Records a number measured at this level (see [`LevelSummary::measures`]).
@@ -133,6 +143,27 @@ impl LevelContext<'_, '_> {
             return Ok(self.trained.clone());
         }
         Ok(tensors::load(&self.source.variant(0, "ticket").weights())?.0)
+    }
+}
+
+/// One training a branch asks for at a level.
+pub struct Training {
+    /// Its variant name (and directory).
+    pub name: String,
+    pub net: Network,
+    pub mask: MaskSet,
+    /// Another data order than the ticket's (`stability`'s copies); `None`: the ticket's.
+    pub data_seed: Option<u64>,
+}
+
+impl Training {
+    pub fn new(name: impl Into<String>, net: Network, mask: MaskSet) -> Self {
+        Training {
+            name: name.into(),
+            net,
+            mask,
+            data_seed: None,
+        }
     }
 }
 

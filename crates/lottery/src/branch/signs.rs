@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Branch, LevelContext};
+use super::{Branch, LevelContext, Training};
 use crate::error::Result;
 use crate::masks::MaskSet;
 use crate::results::VariantResult;
@@ -40,15 +40,15 @@ impl Branch for Signs {
         _cfg: &SignsConfig,
         ctx: &mut LevelContext,
     ) -> Result<BTreeMap<String, VariantResult>> {
-        let mut out = BTreeMap::new();
         let seed = ctx.level.seed ^ (ctx.level.level as u64) << 24;
+        let mut trainings = Vec::new();
         for variant in VARIANTS {
             let start = starting_values(variant, ctx.level.start, ctx.level.mask, seed);
             let net = ctx.level.setup.network(&start)?;
-            let mask = ctx.level.mask.clone();
-            out.insert(variant.to_string(), ctx.train(variant, net, &mask)?);
+            trainings.push(Training::new(variant, net, ctx.level.mask.clone()));
         }
-        Ok(out)
+        let done = ctx.train_all(trainings)?;
+        Ok(done.into_iter().map(|(n, r, _)| (n, r)).collect())
     }
 }
 

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Branch, LevelContext};
+use super::{Branch, LevelContext, Training};
 use crate::error::{Error, Result};
 use crate::experiment::Setup;
 use crate::files::{read_json, write_json};
@@ -86,15 +86,35 @@ impl Branch for Stability {
         let setup = ctx.level.setup;
         let mask = ctx.level.mask.clone();
         let data_seed = ctx.level.train.data_seed;
-        let mut out = BTreeMap::new();
-        let mut solutions = vec![ctx.trained.clone()];
+        let mut trainings = Vec::new();
         for k in 1..cfg.copies {
-            let name = format!("copy_{k}");
             let net = setup.network(ctx.level.start)?;
-            let order = data_seed.wrapping_add(0x9e37_79b9 * k as u64);
-            let (result, weights) = ctx.train_weights(&name, net, &mask, order)?;
+            trainings.push(Training {
+                data_seed: Some(data_seed.wrapping_add(0x9e37_79b9 * k as u64)),
+                ..Training::new(format!("copy_{k}"), net, mask.clone())
+            });
+        }
+        if cfg.two_inits {
+            let seed = ctx
+                .level
+                .seed
+                .wrapping_add(7_000_001 * (ctx.level.level as u64 + 1));
+            trainings.push(Training::new(
+                "other_init",
+                setup.fresh(seed)?,
+                mask.clone(),
+            ));
+        }
+        let mut solutions = vec![ctx.trained.clone()];
+        let mut other = None;
+        let mut out = BTreeMap::new();
+        for (name, result, weights) in ctx.train_all(trainings)? {
+            if name == "other_init" {
+                other = Some(weights);
+            } else {
+                solutions.push(weights);
+            }
             out.insert(name, result);
-            solutions.push(weights);
         }
         let mut paths = Vec::new();
         for i in 0..solutions.len() {
@@ -114,14 +134,7 @@ impl Branch for Stability {
             error: paths.swap_remove(0),
             error_two_inits: None,
         };
-        if cfg.two_inits {
-            let seed = ctx
-                .level
-                .seed
-                .wrapping_add(7_000_001 * (ctx.level.level as u64 + 1));
-            let net = setup.fresh(seed)?;
-            let (result, weights) = ctx.train_weights("other_init", net, &mask, data_seed)?;
-            out.insert("other_init".into(), result);
+        if let Some(weights) = other {
             let path = path_errors(setup, &solutions[0], &weights, cfg.points)?;
             ctx.measure("instability_two_inits", instability(&path));
             record.error_two_inits = Some(path);

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Branch, LevelContext};
+use super::{Branch, LevelContext, Training};
 use crate::data::DatasetKind;
 use crate::error::{Error, Result};
 use crate::experiment::{ExperimentConfig, Level, Setup, controls};
@@ -146,17 +146,18 @@ impl Branch for Transfer {
             train: ctx.level.train,
             segment: ctx.level.segment,
         };
-        let mut jobs = vec![("ticket", setup.network(&start)?, mask.clone())];
+        let mut trainings = vec![Training::new(
+            "ticket",
+            setup.network(&start)?,
+            mask.clone(),
+        )];
         for name in &cfg.controls {
             let control = controls::lookup(name)?;
             let (net, m) = control.start(&level)?;
-            jobs.push((control.name(), net, m));
+            trainings.push(Training::new(control.name(), net, m));
         }
-        let mut out = BTreeMap::new();
-        for (name, net, m) in jobs {
-            out.insert(name.to_string(), ctx.train(name, net, &m)?);
-        }
-        Ok(out)
+        let done = ctx.train_all(trainings)?;
+        Ok(done.into_iter().map(|(n, r, _)| (n, r)).collect())
     }
 }
 

@@ -500,59 +500,36 @@ fn train_level(
     l: &Level,
     obs: &mut dyn Observer,
 ) -> Result<(BTreeMap<String, VariantResult>, StateDict)> {
-    let mut jobs = Vec::new();
+    let mut starts = vec![("ticket", l.setup.network(l.start)?, l.mask.clone())];
     for name in &l.setup.config.controls {
         let control = controls::lookup(name)?;
         let (net, mask) = control.start(l)?;
-        jobs.push((control.name(), net, mask));
+        starts.push((control.name(), net, mask));
     }
-    let ticket_net = l.setup.network(l.start)?;
-    let (ticket, controls) = std::thread::scope(|s| {
-        let handles: Vec<_> = jobs
-            .into_iter()
-            .map(|(name, net, mask)| {
-                let job = move || {
-                    let job = Job {
-                        level: l.level,
-                        name,
-                        net,
-                        mask: &mask,
-                        train: l.train,
-                        segment: l.segment,
-                    };
-                    runner.run(job, &mut train::Silent)
-                };
-                (name, s.spawn(job))
-            })
-            .collect();
-        let ticket = runner.run(
-            Job {
-                level: l.level,
-                name: "ticket",
-                net: ticket_net,
-                mask: l.mask,
-                train: l.train,
-                segment: l.segment,
-            },
-            obs,
-        );
-        let controls: Vec<_> = handles
-            .into_iter()
-            .map(|(name, h)| {
-                (
-                    name,
-                    h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
-                )
-            })
-            .collect();
-        (ticket, controls)
-    });
-    let ticket = ticket?;
+    let (mut names, mut nets, mut masks) = (Vec::new(), Vec::new(), Vec::new());
+    for (name, net, mask) in starts {
+        names.push(name);
+        nets.push(net);
+        masks.push(mask);
+    }
+    let jobs = names
+        .iter()
+        .zip(nets)
+        .zip(&masks)
+        .map(|((name, net), mask)| Job {
+            level: l.level,
+            name,
+            net,
+            mask,
+            train: l.train,
+            segment: l.segment,
+        })
+        .collect();
+    let mut done = runner.run_all(jobs, obs)?.into_iter();
+    let ticket = done.next().expect("the ticket trained first");
     let mut results = BTreeMap::from([("ticket".to_string(), ticket.result)]);
-    for (name, done) in controls {
-        let done = done?;
-        obs.finished(runner.replicate, l.level, name, done.resumed);
-        results.insert(name.to_string(), done.result);
+    for (name, t) in names.iter().skip(1).zip(done) {
+        results.insert(name.to_string(), t.result);
     }
     Ok((results, ticket.weights))
 }

@@ -53,6 +53,39 @@ impl Runner<'_> {
         self.dir.variant(level, name).is_complete()
     }
 
+    /// Trains `jobs` side by side, one thread each (a LeNet step keeps one core busy): the first
+    /// on this thread, reporting its progress to `obs`; every one's end reported. In the order
+    /// given.
+    pub fn run_all(&self, jobs: Vec<Job>, obs: &mut dyn Observer) -> Result<Vec<Trained>> {
+        let mut jobs = jobs.into_iter();
+        let Some(first) = jobs.next() else {
+            return Ok(Vec::new());
+        };
+        std::thread::scope(|s| {
+            let handles: Vec<_> = jobs
+                .map(|job| {
+                    let (level, name) = (job.level, job.name);
+                    (
+                        level,
+                        name,
+                        s.spawn(move || self.run(job, &mut train::Silent)),
+                    )
+                })
+                .collect();
+            let first = self.run(first, obs);
+            let mut out = Vec::with_capacity(handles.len() + 1);
+            out.push(first);
+            for (level, name, h) in handles {
+                let done = h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+                if let Ok(t) = &done {
+                    obs.finished(self.replicate, level, name, t.resumed);
+                }
+                out.push(done);
+            }
+            out.into_iter().collect()
+        })
+    }
+
     /// Trains `job`, or reads it back if a previous run finished it.
     pub fn run(&self, job: Job, obs: &mut dyn Observer) -> Result<Trained> {
         let vdir = self.dir.variant(job.level, job.name);
