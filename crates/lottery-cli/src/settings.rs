@@ -275,7 +275,7 @@ pub const EXPERIMENT: &[Flag] = &[
         "replicates",
         &["replicates"],
         Kind::Value,
-        "Independent seeds, aggregated as mean and min/max",
+        "Independent replicates (replicate r: seed + r for the initial weights, data order + r), aggregated as mean and min/max",
     ),
 ];
 

@@ -373,7 +373,8 @@ fn run_level<B: Branch>(
     let mask = MaskSet::load(&ticket.mask())?;
     let (trained, _) = tensors::load(&ticket.weights())?;
     let ticket_result: VariantResult = read_json(&ticket.result())?;
-    let start = level_start(source, exp, level, setup.data.train.len())?;
+    let train = exp.replicate_train(runner.replicate);
+    let start = level_start(source, exp, &train, level, setup.data.train.len())?;
     let lvl = Level {
         setup,
         level,
@@ -402,10 +403,12 @@ fn run_level<B: Branch>(
     })
 }
 
-/// Where the experiment's ticket started at `level`, read from its files.
+/// Where the experiment's ticket started at `level` (trained as `train` says: the replicate's
+/// settings), read from its files.
 fn level_start(
     source: &RunDir,
     exp: &ExperimentConfig,
+    train: &TrainConfig,
     level: usize,
     train_len: usize,
 ) -> Result<Start> {
@@ -413,7 +416,7 @@ fn level_start(
     if level == 0 {
         return Ok(Start {
             weights: init,
-            train: exp.train.clone(),
+            train: train.clone(),
             segment: Segment::default(),
         });
     }
@@ -422,7 +425,5 @@ fn level_start(
         None => init,
     };
     let (previous, _) = tensors::load(&source.variant(level - 1, "ticket").weights())?;
-    Ok(exp
-        .rewind
-        .start(&rewind_point, &previous, &exp.train, train_len))
+    Ok(exp.rewind.start(&rewind_point, &previous, train, train_len))
 }

@@ -100,6 +100,16 @@ fn one() -> usize {
 const NOT_IDENTITY: &[&str] = &["data_dir", "levels"];
 
 impl ExperimentConfig {
+    /// How replicate `r` trains: the configured settings with the data order shifted by `r`, so
+    /// that replicates differ in data order as well as in initialisation, as independent runs
+    /// do. Replicate 0 trains exactly as configured.
+    pub fn replicate_train(&self, r: usize) -> TrainConfig {
+        TrainConfig {
+            data_seed: self.train.data_seed.wrapping_add(r as u64),
+            ..self.train.clone()
+        }
+    }
+
     pub fn validate(&self) -> Result<()> {
         Architecture::parse(&self.model)?;
         self.train.validate()?;
@@ -408,6 +418,7 @@ fn run_replicate(runner: &Runner, obs: &mut dyn Observer) -> Result<Vec<LevelSum
     let setup = runner.setup;
     let c = setup.config;
     let seed = c.seed + runner.replicate as u64;
+    let train = c.replicate_train(runner.replicate);
     let net0 = setup.fresh(seed)?;
     let targets = Targets::of(&net0, &c.prune);
     let init_dict = net0.state_dict();
@@ -420,7 +431,7 @@ fn run_replicate(runner: &Runner, obs: &mut dyn Observer) -> Result<Vec<LevelSum
             name: "ticket",
             net: net0,
             mask: &dense_mask,
-            train: &c.train,
+            train: &train,
             segment: Segment {
                 start: 0,
                 snapshot_at: c.rewind.snapshot_at(),
@@ -446,7 +457,7 @@ fn run_replicate(runner: &Runner, obs: &mut dyn Observer) -> Result<Vec<LevelSum
         mask = next_mask(setup, &trained, &rewind_point, &mask, &targets, seed, level)?;
         let start = c
             .rewind
-            .start(&rewind_point, &trained, &c.train, setup.data.train.len());
+            .start(&rewind_point, &trained, &train, setup.data.train.len());
         let lvl = Level {
             setup,
             level,
@@ -537,6 +548,16 @@ fn train_level(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replicates_differ_in_data_order_and_the_first_trains_as_configured() {
+        let mut c = presets::preset("quick").unwrap();
+        c.train.data_seed = 7;
+        assert_eq!(c.replicate_train(0), c.train);
+        let r2 = c.replicate_train(2);
+        assert_eq!(r2.data_seed, 9);
+        assert_eq!(TrainConfig { data_seed: 7, ..r2 }, c.train);
+    }
 
     #[test]
     fn rewind_names() {
