@@ -53,6 +53,45 @@ class ConvNet(nn.Module):
         return x
 
 
+class Block(nn.Module):
+    """A CIFAR ResNet basic block; a 1x1 projection (with batch norm) where the shape changes."""
+
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        y = F.relu(self.bn1(self.conv1(x)))
+        return F.relu(self.bn2(self.conv2(y)) + self.shortcut(x))
+
+
+class ResNet(nn.Module):
+    """He et al.'s CIFAR ResNet-(6n+2): 16/32/64 channels, n blocks per stage."""
+
+    def __init__(self, depth, classes=10):
+        super().__init__()
+        n = (depth - 2) // 6
+        self.conv = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
+        self.bn = nn.BatchNorm2d(16)
+        blocks, c = [], 16
+        for i, w in enumerate([16, 32, 64]):
+            for j in range(n):
+                blocks.append(Block(c, w, 2 if i > 0 and j == 0 else 1))
+                c = w
+        self.blocks = nn.Sequential(*blocks)
+        self.fc = nn.Linear(64, classes)
+
+    def forward(self, x):
+        x = self.blocks(F.relu(self.bn(self.conv(x))))
+        return self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1))
+
+
 def build(name):
     if name in ("lenet_300_100", "lenet"):
         return Mlp(784, [300, 100]), (1, 28, 28)
@@ -60,6 +99,8 @@ def build(name):
         return Mlp(784, [int(w) for w in name[4:].split("_")]), (1, 28, 28)
     if name in ("conv2", "conv4", "conv6"):
         return ConvNet(int(name[-1]) // 2), (3, 32, 32)
+    if name.startswith("resnet"):
+        return ResNet(int(name.removeprefix("resnet").removeprefix("_"))), (3, 32, 32)
     raise SystemExit(f"unknown model {name}")
 
 
@@ -96,12 +137,15 @@ def main():
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--warmup-steps", type=int, default=20)
     ap.add_argument("--sparsity", type=float, default=0.8)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
     a = ap.parse_args()
+    dev = torch.device(a.device)
 
     torch.manual_seed(0)
     result = {}
     for masked in (False, True):
         model, shape = build(a.model)
+        model = model.to(dev)
         if a.optimizer == "adam":
             opt = torch.optim.Adam(model.parameters(), lr=a.lr)
         else:
@@ -114,12 +158,13 @@ def main():
                     with torch.no_grad():
                         p.mul_(m)
                     masks.append((p, m))
-        x = torch.randn(a.batch_size, *shape)
-        y = torch.randint(0, 10, (a.batch_size,))
+        x = torch.randn(a.batch_size, *shape, device=dev)
+        y = torch.randint(0, 10, (a.batch_size,), device=dev)
         key = "ms_per_step_masked" if masked else "ms_per_step"
         result[key] = time_steps(model, masks, opt, x, y, a.steps, a.warmup_steps)
     result["threads"] = torch.get_num_threads()
     result["torch"] = torch.__version__
+    result["device"] = torch.cuda.get_device_name() if dev.type == "cuda" else "cpu"
     print(json.dumps(result))
 
 
