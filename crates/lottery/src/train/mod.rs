@@ -266,6 +266,8 @@ impl<'a> Trainer<'a> {
         device: &Device,
     ) -> Result<Self> {
         cfg.validate_for(data)?;
+        // burn's CPU backend hands the optimizer its tensors' memory; elsewhere that is a copy.
+        let on_host = *device == Device::flex();
         let device = device.clone().autodiff();
         // `train()` re-enables gradient tracking, which a model built on a plain device lacks.
         let mut net = net.to_device(&device).train();
@@ -288,7 +290,7 @@ impl<'a> Trainer<'a> {
             iterations: cfg.iterations(data.train.len()),
             order: BatchOrder::new(data.train.len(), cfg.batch_size, cfg.data_seed),
             aug_rng: Rng::derive(cfg.data_seed, "augmentation"),
-            opt: Optimizer::new(cfg.optimizer.clone()),
+            opt: Optimizer::new(cfg.optimizer.clone(), on_host),
             cfg: cfg.clone(),
             device,
             resident,
@@ -395,6 +397,11 @@ impl<'a> Trainer<'a> {
         Ok(dict)
     }
 
+    /// Parameter updates so far that went through the host (see [`Optimizer::host_updates`]).
+    pub fn host_updates(&self) -> u64 {
+        self.opt.host_updates()
+    }
+
     /// One optimisation step on the next batch; returns its loss.
     pub fn step(&mut self) -> Result<f32> {
         let (net, loss, value) = self.next_loss()?;
@@ -458,5 +465,71 @@ mod tests {
             skipped.skip_to(40).is_err(),
             "the end of training is no start"
         );
+    }
+
+    /// The GPU's update (device tensor ops) run on the CPU beside the host update: the same
+    /// weights within float tolerance under every optimizer, pruned weights exactly zero, and
+    /// no parameter through the host.
+    #[test]
+    fn device_updates_match_host_updates_and_keep_pruned_weights_zero() {
+        let data = splits(60);
+        let device = Device::flex();
+        let net = crate::models::Architecture::parse("mlp_16")
+            .unwrap()
+            .build([3, 8, 8], 10, &device)
+            .unwrap();
+        let net =
+            crate::models::init::initialise(net, crate::models::init::InitScheme::KaimingNormal, 3);
+        let names = net.prunable();
+        // Every fifth weight kept.
+        let mut mask = MaskSet::ones(&net, &names);
+        for m in mask.masks.values_mut() {
+            for (i, k) in m.data.iter_mut().enumerate() {
+                *k = if i % 5 == 0 { 1.0 } else { 0.0 };
+            }
+        }
+        for optimizer in [
+            OptimizerConfig::Adam {
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+                weight_decay: 1e-3,
+            },
+            OptimizerConfig::sgd(0.9, true, 1e-3),
+            OptimizerConfig::sgd(0.0, false, 0.0),
+        ] {
+            let mut cfg = TrainConfig::lenet_paper(25);
+            cfg.optimizer = optimizer.clone();
+            cfg.lr = 1e-3;
+            cfg.batch_size = 10;
+            let mut host = Trainer::new(net.clone(), &data, Some(&mask), &cfg, &device).unwrap();
+            let mut gpu = Trainer::new(net.clone(), &data, Some(&mask), &cfg, &device).unwrap();
+            gpu.opt = Optimizer::new(optimizer.clone(), false);
+            for step in 0..25 {
+                host.step().unwrap();
+                gpu.step().unwrap();
+                let (a, b) = (host.network().state_dict(), gpu.network().state_dict());
+                for (name, m) in &mask.masks {
+                    for (i, &k) in m.data.iter().enumerate() {
+                        if k == 0.0 {
+                            assert_eq!(
+                                b[name].data[i], 0.0,
+                                "{optimizer:?} step {step} {name}[{i}]"
+                            );
+                        }
+                    }
+                }
+                for (name, t) in &a {
+                    for (x, y) in t.data.iter().zip(&b[name].data) {
+                        assert!(
+                            (x - y).abs() <= 1e-4 * (1.0 + x.abs()),
+                            "{optimizer:?} step {step} {name}: {x} vs {y}"
+                        );
+                    }
+                }
+            }
+            assert!(host.host_updates() > 0);
+            assert_eq!(gpu.host_updates(), 0, "no parameter through the host");
+        }
     }
 }

@@ -8,12 +8,16 @@
 //! Exactness: a pruned weight's gradient is multiplied by zero before it reaches any state,
 //! so its momentum and Adam moments stay exactly zero, weight decay reads a zero weight, and
 //! the weight is multiplied by zero again after the update.
+//!
+//! On a GPU the same arithmetic runs as device tensor ops (`device_update`): moments and masks
+//! stay on the device, and no parameter or gradient is copied to the host —
+//! [`Optimizer::host_updates`] counts the updates that were.
 
 use std::collections::HashMap;
 
 use burn::module::{Module, ModuleMapper, Param, ParamId};
 use burn::optim::GradientsParams;
-use burn::tensor::Tensor;
+use burn::tensor::{Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -118,10 +122,17 @@ impl OptimizerConfig {
     }
 }
 
-/// Optimizer state: moments per parameter, kept on the host between steps.
+/// Optimizer state: moments per parameter, kept on the host between steps (CPU), or on the
+/// device as tensors (GPU).
 pub struct Optimizer {
     config: OptimizerConfig,
     moments: HashMap<ParamId, (Vec<f32>, Vec<f32>)>,
+    /// Where the update runs: on the host for burn's CPU backend, as tensor ops otherwise.
+    on_host: bool,
+    /// Moments (flattened; the second only for Adam) and 0/1 masks, on the device.
+    device_moments: HashMap<ParamId, (Tensor<1>, Option<Tensor<1>>)>,
+    device_masks: HashMap<ParamId, Tensor<1>>,
+    host_updates: u64,
     steps: u64,
 }
 
@@ -147,12 +158,24 @@ pub fn resident(mask: &MaskSet, net: &Network) -> ResidentMasks {
 }
 
 impl Optimizer {
-    pub fn new(config: OptimizerConfig) -> Self {
+    /// `on_host`: update on the host side of the tensors (the CPU backend, where that is free);
+    /// otherwise with device tensor ops.
+    pub fn new(config: OptimizerConfig, on_host: bool) -> Self {
         Optimizer {
             config,
             moments: HashMap::new(),
+            on_host,
+            device_moments: HashMap::new(),
+            device_masks: HashMap::new(),
+            host_updates: 0,
             steps: 0,
         }
+    }
+
+    /// Parameter updates that copied the parameter and its gradient to the host and back: every
+    /// one on the CPU backend (where the copy is free), none on a GPU.
+    pub fn host_updates(&self) -> u64 {
+        self.host_updates
     }
 
     /// Applies one update with learning rate `lr`; parameters without a gradient are untouched.
@@ -189,6 +212,17 @@ impl ModuleMapper for Step<'_> {
         };
         let require_grad = tensor.is_require_grad();
         let device = grad.device();
+        if !self.opt.on_host {
+            let updated = self.device_update(id, tensor.inner(), grad);
+            let updated = Tensor::from_inner(updated);
+            let updated = if require_grad {
+                updated.require_grad()
+            } else {
+                updated
+            };
+            return Param::from_mapped_value(id, updated, mapper);
+        }
+        self.opt.host_updates += 1;
         let mut w = tensor.inner().into_data();
         let g = grad.into_data();
         let (ws, gs) = match (w.as_mut_slice::<f32>(), g.as_slice::<f32>()) {
@@ -261,6 +295,87 @@ impl ModuleMapper for Step<'_> {
             updated
         };
         Param::from_mapped_value(id, updated, mapper)
+    }
+}
+
+impl Step<'_> {
+    /// The update of one parameter as device tensor ops: the arithmetic of [`AdamStep`] and
+    /// [`SgdStep`], with the moments and the mask kept on the device between steps.
+    fn device_update<const D: usize>(
+        &mut self,
+        id: ParamId,
+        w: Tensor<D>,
+        g: Tensor<D>,
+    ) -> Tensor<D> {
+        let dims = w.dims();
+        let n: usize = dims.iter().product();
+        let device = w.device();
+        let mask = match self.masks.get(&id) {
+            Some(host) => {
+                let m = self.opt.device_masks.entry(id).or_insert_with(|| {
+                    let ones: Vec<f32> = host.iter().map(|&k| k as f32).collect();
+                    Tensor::<1>::from_data(TensorData::new(ones, [n]), &device)
+                });
+                Some(m.clone().reshape(dims))
+            }
+            None => None,
+        };
+        let masked = |t: Tensor<D>| match &mask {
+            Some(m) => t * m.clone(),
+            None => t,
+        };
+        let uses_second = matches!(self.opt.config, OptimizerConfig::Adam { .. });
+        let (m, v) = self.opt.device_moments.entry(id).or_insert_with(|| {
+            let zeros = || Tensor::<1>::zeros([n], &device);
+            (zeros(), uses_second.then(zeros))
+        });
+        let t = self.opt.steps;
+        let updated = match self.opt.config.clone() {
+            OptimizerConfig::Adam {
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+            } => {
+                let step = self.lr / (1.0 - beta1.powi(t as i32));
+                let inv_bc2 = 1.0 / (1.0 - beta2.powi(t as i32)).sqrt();
+                let gi = masked(g + w.clone().mul_scalar(weight_decay));
+                let mi =
+                    m.clone().reshape(dims).mul_scalar(beta1) + gi.clone().mul_scalar(1.0 - beta1);
+                let vi = v
+                    .take()
+                    .expect("Adam keeps a second moment")
+                    .reshape(dims)
+                    .mul_scalar(beta2)
+                    + (gi.clone() * gi).mul_scalar(1.0 - beta2);
+                let denom = vi.clone().sqrt().mul_scalar(inv_bc2).add_scalar(eps);
+                let w = w - (mi.clone() / denom).mul_scalar(step);
+                *m = mi.reshape([n]);
+                *v = Some(vi.reshape([n]));
+                w
+            }
+            OptimizerConfig::Sgd {
+                momentum,
+                nesterov,
+                weight_decay,
+            } => {
+                let d = masked(g + w.clone().mul_scalar(weight_decay));
+                if momentum == 0.0 {
+                    w - d.mul_scalar(self.lr)
+                } else {
+                    let keep = if t == 1 { 0.0 } else { momentum };
+                    let b = m.clone().reshape(dims).mul_scalar(keep) + d.clone();
+                    *m = b.clone().reshape([n]);
+                    let u = if nesterov {
+                        d + b.mul_scalar(momentum)
+                    } else {
+                        b
+                    };
+                    w - u.mul_scalar(self.lr)
+                }
+            }
+        };
+        masked(updated)
     }
 }
 
