@@ -55,6 +55,9 @@ pub struct PruneArgs {
     /// Fine-tune the pruned network for this many iterations under its mask.
     #[arg(long, default_value_t = 0)]
     pub finetune: usize,
+    /// Where fine-tuning runs: cpu, wgpu or cuda (the last two need the matching build feature).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
     /// Fine-tuning settings (defaults: the LTH paper's Adam 1.2e-3, batch 60).
     #[command(flatten)]
     pub optim: Overrides<OptimFlags>,
@@ -171,7 +174,7 @@ pub fn run(a: PruneArgs) -> Result<()> {
             &data,
             Some(&mask),
             &cfg,
-            &lottery::device::Device::flex(),
+            &lottery::device::parse(&a.device)?,
             Segment::default(),
             &mut Bar::new("fine-tune"),
         )?;
