@@ -1,6 +1,8 @@
 //! Every rewind mode executed end to end (where each level starts and for how many steps), and
 //! branches on a finished experiment: a control run as a branch gives the control's numbers.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use lottery::branch::{self, RunOptions};
@@ -89,27 +91,6 @@ fn each_rewind_mode_trains_the_right_span_on_the_right_schedule() {
     }
 }
 
-/// Every file under `dir` except `branches/`, with its bytes.
-fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            if p.file_name().is_some_and(|n| n == "branches") {
-                continue;
-            }
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push((p.clone(), std::fs::read(&p).unwrap()));
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 #[test]
 fn a_control_run_as_a_branch_gives_the_controls_numbers_and_leaves_the_experiment_alone() {
     let (with, without) = (temp("with"), temp("without"));
@@ -119,7 +100,7 @@ fn a_control_run_as_a_branch_gives_the_controls_numbers_and_leaves_the_experimen
             .run(&mut Silent)
             .unwrap();
     }
-    let before = snapshot(&without);
+    let before = common::snapshot(&without, Some("branches"));
     let exp = RunDir::new(&without);
     let b = branch::lookup("reinit").unwrap();
     let opts = RunOptions {
@@ -129,7 +110,7 @@ fn a_control_run_as_a_branch_gives_the_controls_numbers_and_leaves_the_experimen
     };
     let summary = b.run(&exp, b.defaults(), &opts, &mut Silent).unwrap();
     assert_eq!(
-        snapshot(&without),
+        common::snapshot(&without, Some("branches")),
         before,
         "the experiment's files are untouched"
     );

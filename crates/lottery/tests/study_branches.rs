@@ -3,6 +3,8 @@
 //! stability paths against the copies' own test errors, a transfer to the source data against
 //! the experiment's ticket), and bad input leaves the experiment untouched.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -56,24 +58,6 @@ fn branch(name: &str, dir: &Path, settings: serde_json::Value) -> lottery::error
         data_dir: None,
     };
     b.run(&RunDir::new(dir), s, &opts, &mut Silent)
-}
-
-/// Every file under `dir`, with its bytes.
-fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push((p.clone(), std::fs::read(&p).unwrap()));
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 fn ticket(dir: &Path, level: usize) -> VariantResult {
@@ -250,7 +234,7 @@ fn a_transfer_to_the_source_data_reproduces_the_ticket_and_other_shapes_are_refu
         }
     }
 
-    let before = snapshot(&dir);
+    let before = common::snapshot(&dir, None);
     // Smaller images: the first layer does not fit, and a new head would not help.
     let small = derived_mnist("mnist-14", 14, |l| l);
     let err = branch(
@@ -274,7 +258,11 @@ fn a_transfer_to_the_source_data_reproduces_the_ticket_and_other_shapes_are_refu
         err.contains("5 classes") && err.contains("--new-head"),
         "{err}"
     );
-    assert_eq!(snapshot(&dir), before, "refusals write nothing");
+    assert_eq!(
+        common::snapshot(&dir, None),
+        before,
+        "refusals write nothing"
+    );
 
     let s = branch(
         "transfer",

@@ -253,11 +253,12 @@ impl ModuleMapper for Step<'_> {
                 },
                 mask,
             ) => {
+                let (step, inv_bc2) = adam_scales(self.lr, beta1, beta2, t);
                 let k = AdamStep {
                     b1: beta1 as f32,
                     b2: beta2 as f32,
-                    step: (self.lr / (1.0 - beta1.powi(t as i32))) as f32,
-                    inv_bc2: (1.0 / (1.0 - beta2.powi(t as i32)).sqrt()) as f32,
+                    step: step as f32,
+                    inv_bc2: inv_bc2 as f32,
                     eps: eps as f32,
                     wd: weight_decay as f32,
                 };
@@ -337,8 +338,7 @@ impl Step<'_> {
                 eps,
                 weight_decay,
             } => {
-                let step = self.lr / (1.0 - beta1.powi(t as i32));
-                let inv_bc2 = 1.0 / (1.0 - beta2.powi(t as i32)).sqrt();
+                let (step, inv_bc2) = adam_scales(self.lr, beta1, beta2, t);
                 let gi = masked(g + w.clone().mul_scalar(weight_decay));
                 let mi =
                     m.clone().reshape(dims).mul_scalar(beta1) + gi.clone().mul_scalar(1.0 - beta1);
@@ -377,6 +377,15 @@ impl Step<'_> {
         };
         masked(updated)
     }
+}
+
+/// Adam's bias corrections at step `t` (from 1), shared by the host and device updates:
+/// (lr / (1 − β1ᵗ), 1 / √(1 − β2ᵗ)).
+fn adam_scales(lr: f64, beta1: f64, beta2: f64, t: u64) -> (f64, f64) {
+    (
+        lr / (1.0 - beta1.powi(t as i32)),
+        1.0 / (1.0 - beta2.powi(t as i32)).sqrt(),
+    )
 }
 
 /// Adam as PyTorch defines it (L2 weight decay added to the gradient, bias-corrected moments).
