@@ -14,6 +14,27 @@ pub struct Csr {
 
 use crate::error::{Error, Problem};
 
+/// A borrowed CSR matrix whose structure satisfies [`Csr::check`]'s invariants: what the kernels
+/// read, from a [`Csr`] or from a training pattern with values that change every step. Built only
+/// inside this crate, after the structure was checked.
+#[derive(Debug, Clone, Copy)]
+pub struct CsrRef<'a> {
+    pub(crate) rows: usize,
+    pub(crate) cols: usize,
+    pub(crate) row_start: &'a [u32],
+    pub(crate) col: &'a [u32],
+    pub(crate) val: &'a [f32],
+}
+
+impl<'a> CsrRef<'a> {
+    /// The entries of row `r`: column indices and values.
+    #[inline(always)]
+    pub fn row(&self, r: usize) -> (&'a [u32], &'a [f32]) {
+        let (s, e) = (self.row_start[r] as usize, self.row_start[r + 1] as usize);
+        (&self.col[s..e], &self.val[s..e])
+    }
+}
+
 impl Csr {
     /// Keeps the nonzero entries of a dense row-major `rows × cols` matrix.
     pub fn from_dense(rows: usize, cols: usize, dense: &[f32]) -> Result<Self, Error> {
@@ -59,8 +80,19 @@ impl Csr {
 
     /// The entries of row `r`: column indices and values.
     pub fn row(&self, r: usize) -> (&[u32], &[f32]) {
-        let (s, e) = (self.row_start[r] as usize, self.row_start[r + 1] as usize);
-        (&self.col[s..e], &self.val[s..e])
+        self.view().row(r)
+    }
+
+    /// The matrix as the kernels read it. Its invariants are the caller's to have checked
+    /// ([`Csr::check`]): the kernels index without bounds checks.
+    pub(crate) fn view(&self) -> CsrRef<'_> {
+        CsrRef {
+            rows: self.rows,
+            cols: self.cols,
+            row_start: &self.row_start,
+            col: &self.col,
+            val: &self.val,
+        }
     }
 
     /// The matrix as dense row-major values.

@@ -11,6 +11,7 @@ pub mod infer;
 pub mod model;
 #[cfg(test)]
 mod tests;
+pub mod train;
 
 pub use compact::{DenseKind, DenseLayer, DenseModel, LayerReport, compact};
 pub use csr::Csr;

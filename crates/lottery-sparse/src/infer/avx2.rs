@@ -2,18 +2,18 @@
 //! accumulators on the stack (a store-to-load chain per live weight); here they are registers.
 //!
 //! Every function requires AVX2 and FMA (the caller checks the CPU) and a [`Csr`] that passed
-//! [`Csr::check`] with `x` of `cols × nb` and `y` of `rows × nb` (asserted).
+//! [`Csr::check`](crate::Csr::check) with `x` of `cols × nb` and `y` of `rows × nb` (asserted).
 
 #![cfg(target_arch = "x86_64")]
 
 use std::arch::x86_64::*;
 
-use crate::csr::Csr;
+use crate::csr::CsrRef;
 
 /// Feature-major `y[r][·] = act(bias[r] + Σ w[r][c] · x[c][·])`: 64 examples per register
 /// tile (eight accumulators), then 8, then one at a time.
 #[target_feature(enable = "avx2,fma")]
-pub fn linear_batch(m: &Csr, bias: &[f32], relu: bool, x: &[f32], nb: usize, y: &mut [f32]) {
+pub fn linear_batch(m: CsrRef<'_>, bias: &[f32], relu: bool, x: &[f32], nb: usize, y: &mut [f32]) {
     assert!(x.len() == m.cols * nb && y.len() == m.rows * nb && bias.len() == m.rows);
     let zero = _mm256_setzero_ps();
     let act = |v: __m256| if relu { _mm256_max_ps(v, zero) } else { v };

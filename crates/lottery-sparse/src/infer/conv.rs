@@ -61,7 +61,7 @@ pub fn forward<const FMA: bool>(
         }
         // Activated before pooling: max-pool commutes with ReLU, average-pool does not.
         plane.resize(c.out_channels() * n, 0.0);
-        linear_layer::<FMA>(&c.weights, &c.bias, c.relu, col, n, plane);
+        linear_layer::<FMA>(c.weights.view(), &c.bias, c.relu, col, n, plane);
         for (o, pr) in plane.chunks_exact(n).enumerate() {
             for (e, pe) in (e0..e1).zip(pr.chunks_exact(p)) {
                 let out = &mut y[(o * g + e) * ph * pw..][..ph * pw];

@@ -2,7 +2,7 @@
 //! (`x[feature][example]`): each live weight then scales one contiguous run of examples, which
 //! vectorises without gathers. A batch of one takes `one.rs` instead.
 
-use crate::csr::Csr;
+use crate::csr::CsrRef;
 
 /// Examples per register tile: 64 f32 accumulators are eight AVX registers.
 const TILE: usize = 64;
@@ -10,7 +10,7 @@ const TILE: usize = 64;
 /// `y[r][·] = act(bias[r] + Σ w[r][c] · x[c][·])` for `nb` examples.
 #[inline(always)]
 pub fn forward<const FMA: bool>(
-    m: &Csr,
+    m: CsrRef<'_>,
     bias: &[f32],
     relu: bool,
     x: &[f32],

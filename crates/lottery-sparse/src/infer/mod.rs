@@ -7,6 +7,8 @@ mod conv;
 mod linear;
 mod one;
 
+pub(crate) use linear::fma;
+
 use crate::csr::Csr;
 use crate::model::{CompactModel, Layer};
 
@@ -116,7 +118,7 @@ impl Engine {
     }
 }
 
-fn simd_available() -> bool {
+pub(crate) fn simd_available() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
@@ -216,7 +218,7 @@ fn run_generic<const FMA: bool>(
             unreachable!("linear part")
         };
         s.b.resize(l.outputs() * nb, 0.0);
-        linear_layer::<FMA>(w, &l.bias, l.relu, &s.a, nb, &mut s.b);
+        linear_layer::<FMA>(w.view(), &l.bias, l.relu, &s.a, nb, &mut s.b);
         std::mem::swap(&mut s.a, &mut s.b);
     }
     let classes = m.classes();
@@ -229,8 +231,8 @@ fn run_generic<const FMA: bool>(
 
 /// One linear layer with the best kernel this build and CPU allow.
 #[inline(always)]
-fn linear_layer<const FMA: bool>(
-    m: &crate::csr::Csr,
+pub(crate) fn linear_layer<const FMA: bool>(
+    m: crate::csr::CsrRef<'_>,
     bias: &[f32],
     relu: bool,
     x: &[f32],
@@ -250,7 +252,7 @@ fn linear_layer<const FMA: bool>(
 
 /// Example-major rows to feature-major columns, with the fastest code the CPU allows.
 #[inline(always)]
-fn transpose<const FMA: bool>(src: &[f32], nb: usize, len: usize, dst: &mut [f32]) {
+pub(crate) fn transpose<const FMA: bool>(src: &[f32], nb: usize, len: usize, dst: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if FMA {
         // SAFETY: as in `linear_layer`.
