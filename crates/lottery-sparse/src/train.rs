@@ -143,6 +143,8 @@ fn input_grad_avx2(m: CsrRef<'_>, dy: &[f32], nb: usize, dx: &mut [f32]) {
     input_grad::<true>(m, dy, nb, dx)
 }
 
+/// Four dot products at a time (four independent FMA chains over the examples, then one
+/// horizontal reduction for the four), the examples in tiles of up to 64.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn values_grad_avx2(
@@ -154,7 +156,56 @@ fn values_grad_avx2(
     nb: usize,
     dval: &mut [f32],
 ) {
-    values_grad::<true>(rows, row_start, col, dy, x, nb, dval)
+    use crate::infer::avx2::Tile;
+    use std::arch::x86_64::*;
+    dval.fill(0.0);
+    for r in 0..rows {
+        let (s, e) = (row_start[r] as usize, row_start[r + 1] as usize);
+        let (cs, out) = (&col[s..e], &mut dval[s..e]);
+        let mut t0 = 0;
+        while t0 < nb {
+            let t = Tile::new(t0, nb);
+            // SAFETY: r < rows, every c < cols (checked pattern) and the tile lies inside the
+            // batch, so each pointer below has the tile's `len` floats (dy is rows × nb and
+            // x cols × nb, asserted by the caller).
+            let g = unsafe { dy.as_ptr().add(r * nb + t0) };
+            let at = |c: u32| unsafe { x.as_ptr().add(c as usize * nb + t0) };
+            let mut quads = cs.chunks_exact(4);
+            let mut j = 0;
+            for q in quads.by_ref() {
+                let p = [at(q[0]), at(q[1]), at(q[2]), at(q[3])];
+                let mut a = [_mm256_setzero_ps(); 4];
+                for k in 0..t.vectors {
+                    let gv = unsafe { t.load(g, k) };
+                    for (acc, &pi) in a.iter_mut().zip(&p) {
+                        *acc = _mm256_fmadd_ps(gv, unsafe { t.load(pi, k) }, *acc);
+                    }
+                }
+                let h = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
+                let sums = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps::<1>(h));
+                let mut four = [0.0f32; 4];
+                // SAFETY: four has room for one __m128.
+                unsafe { _mm_storeu_ps(four.as_mut_ptr(), sums) };
+                for (o, v) in out[j..j + 4].iter_mut().zip(four) {
+                    *o += v;
+                }
+                j += 4;
+            }
+            for &c in quads.remainder() {
+                let p = at(c);
+                let mut acc = _mm256_setzero_ps();
+                for k in 0..t.vectors {
+                    acc = _mm256_fmadd_ps(unsafe { t.load(g, k) }, unsafe { t.load(p, k) }, acc);
+                }
+                let mut lanes = [0.0f32; 8];
+                // SAFETY: lanes has room for one __m256.
+                unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), acc) };
+                out[j] += lanes.iter().sum::<f32>();
+                j += 1;
+            }
+            t0 += t.len;
+        }
+    }
 }
 
 /// Scatter form: each kept `(r, c)` adds `w · dy[r][·]` to `dx[c][·]`, a contiguous axpy the

@@ -1,7 +1,7 @@
 //! Hand-written AVX2/FMA version of the batched linear kernel. LLVM's auto-vectorised tile kept its
 //! accumulators on the stack (a store-to-load chain per live weight); here they are registers.
 //!
-//! Every function requires AVX2 and FMA (the caller checks the CPU) and a [`Csr`] that passed
+//! Every function requires AVX2 and FMA (the caller checks the CPU) and a matrix that passed
 //! [`Csr::check`](crate::Csr::check) with `x` of `cols × nb` and `y` of `rows × nb` (asserted).
 
 #![cfg(target_arch = "x86_64")]
@@ -10,52 +10,130 @@ use std::arch::x86_64::*;
 
 use crate::csr::CsrRef;
 
-/// Feature-major `y[r][·] = act(bias[r] + Σ w[r][c] · x[c][·])`: 64 examples per register
-/// tile (eight accumulators), then 8, then one at a time.
+/// Feature-major `y[r][·] = act(bias[r] + Σ w[r][c] · x[c][·])`, 64 examples per register tile
+/// (eight independent accumulators, so the FMAs pipeline instead of waiting on each other); the
+/// last tile of a batch takes as many registers as it needs, its last one through masked loads.
 #[target_feature(enable = "avx2,fma")]
 pub fn linear_batch(m: CsrRef<'_>, bias: &[f32], relu: bool, x: &[f32], nb: usize, y: &mut [f32]) {
     assert!(x.len() == m.cols * nb && y.len() == m.rows * nb && bias.len() == m.rows);
-    let zero = _mm256_setzero_ps();
-    let act = |v: __m256| if relu { _mm256_max_ps(v, zero) } else { v };
     for r in 0..m.rows {
         let (cols, vals) = m.row(r);
-        let yr = &mut y[r * nb..(r + 1) * nb];
-        let b = _mm256_set1_ps(bias[r]);
+        let out = RowOut {
+            bias: bias[r],
+            relu,
+            r,
+        };
         let mut t0 = 0;
-        while t0 + 64 <= nb {
-            let mut a = [b; 8];
-            for (&c, &v) in cols.iter().zip(vals) {
-                let w = _mm256_set1_ps(v);
-                let at = c as usize * nb + t0;
-                // SAFETY: c < cols and t0 + 64 ≤ nb, so at + 64 ≤ cols·nb = x.len().
-                let p = unsafe { x.as_ptr().add(at) };
-                for (k, acc) in a.iter_mut().enumerate() {
-                    *acc = _mm256_fmadd_ps(w, unsafe { _mm256_loadu_ps(p.add(8 * k)) }, *acc);
-                }
+        while t0 < nb {
+            let t = Tile::new(t0, nb);
+            match t.vectors {
+                1 => row_tile::<1>(cols, vals, &out, x, nb, &t, y),
+                2 => row_tile::<2>(cols, vals, &out, x, nb, &t, y),
+                3 => row_tile::<3>(cols, vals, &out, x, nb, &t, y),
+                4 => row_tile::<4>(cols, vals, &out, x, nb, &t, y),
+                5 => row_tile::<5>(cols, vals, &out, x, nb, &t, y),
+                6 => row_tile::<6>(cols, vals, &out, x, nb, &t, y),
+                7 => row_tile::<7>(cols, vals, &out, x, nb, &t, y),
+                _ => row_tile::<8>(cols, vals, &out, x, nb, &t, y),
             }
-            for (k, acc) in a.iter().enumerate() {
-                // SAFETY: t0 + 64 ≤ nb = yr.len().
-                unsafe { _mm256_storeu_ps(yr.as_mut_ptr().add(t0 + 8 * k), act(*acc)) };
-            }
-            t0 += 64;
+            t0 += t.len;
         }
-        while t0 + 8 <= nb {
-            let mut acc = b;
-            for (&c, &v) in cols.iter().zip(vals) {
-                // SAFETY: as above, with t0 + 8 ≤ nb.
-                let xv = unsafe { _mm256_loadu_ps(x.as_ptr().add(c as usize * nb + t0)) };
-                acc = _mm256_fmadd_ps(_mm256_set1_ps(v), xv, acc);
-            }
-            unsafe { _mm256_storeu_ps(yr.as_mut_ptr().add(t0), act(acc)) };
-            t0 += 8;
+    }
+}
+
+/// Up to 64 examples from `start`: `vectors` registers of 8, the last one `tail`-masked.
+pub struct Tile {
+    pub start: usize,
+    pub len: usize,
+    pub vectors: usize,
+    /// Lanes of the last register that are examples (all ones when it is full).
+    pub tail: __m256i,
+}
+
+impl Tile {
+    #[target_feature(enable = "avx2,fma")]
+    pub fn new(start: usize, nb: usize) -> Self {
+        let len = (nb - start).min(64);
+        let vectors = len.div_ceil(8);
+        let used = (len - 8 * (vectors - 1)) as i32;
+        let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        Tile {
+            start,
+            len,
+            vectors,
+            tail: _mm256_cmpgt_epi32(_mm256_set1_epi32(used), lanes),
         }
-        for (t, out) in yr.iter_mut().enumerate().skip(t0) {
-            let mut s = bias[r];
-            for (&c, &v) in cols.iter().zip(vals) {
-                s = v.mul_add(x[c as usize * nb + t], s);
+    }
+
+    /// Register `k` of the tile read from `p` (the tile's first example of a feature).
+    ///
+    /// # Safety
+    /// `p` points at `len` readable floats.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    pub unsafe fn load(&self, p: *const f32, k: usize) -> __m256 {
+        unsafe {
+            if k + 1 == self.vectors {
+                _mm256_maskload_ps(p.add(8 * k), self.tail)
+            } else {
+                _mm256_loadu_ps(p.add(8 * k))
             }
-            *out = if relu { s.max(0.0) } else { s };
         }
+    }
+
+    /// # Safety
+    /// `p` points at `len` writable floats.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    pub unsafe fn store(&self, p: *mut f32, k: usize, v: __m256) {
+        unsafe {
+            if k + 1 == self.vectors {
+                _mm256_maskstore_ps(p.add(8 * k), self.tail, v)
+            } else {
+                _mm256_storeu_ps(p.add(8 * k), v)
+            }
+        }
+    }
+}
+
+/// Where a row's outputs go: its bias, activation and index.
+struct RowOut {
+    bias: f32,
+    relu: bool,
+    r: usize,
+}
+
+/// One row's outputs for one tile, `V` accumulators.
+#[target_feature(enable = "avx2,fma")]
+fn row_tile<const V: usize>(
+    cols: &[u32],
+    vals: &[f32],
+    o: &RowOut,
+    x: &[f32],
+    nb: usize,
+    t: &Tile,
+    y: &mut [f32],
+) {
+    let mut a = [_mm256_set1_ps(o.bias); V];
+    for (&c, &v) in cols.iter().zip(vals) {
+        let w = _mm256_set1_ps(v);
+        // SAFETY: c < cols (the matrix was checked) and the tile lies within the batch, so
+        // the tile's `len` floats of feature c are inside x (asserted cols × nb).
+        let p = unsafe { x.as_ptr().add(c as usize * nb + t.start) };
+        for (k, acc) in a.iter_mut().enumerate() {
+            *acc = _mm256_fmadd_ps(w, unsafe { t.load(p, k) }, *acc);
+        }
+    }
+    let zero = _mm256_setzero_ps();
+    // SAFETY: r < rows and the tile lies within the batch; y is rows × nb (asserted).
+    let out = unsafe { y.as_mut_ptr().add(o.r * nb + t.start) };
+    for (k, acc) in a.iter().enumerate() {
+        let v = if o.relu {
+            _mm256_max_ps(*acc, zero)
+        } else {
+            *acc
+        };
+        unsafe { t.store(out, k, v) };
     }
 }
 

@@ -2,7 +2,7 @@
 //! across threads when the batch is large enough to pay for them.
 
 #[cfg(target_arch = "x86_64")]
-mod avx2;
+pub(crate) mod avx2;
 mod conv;
 mod linear;
 mod one;
