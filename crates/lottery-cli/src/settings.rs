@@ -183,6 +183,12 @@ pub const OPTIM: &[Flag] = &[
         Kind::Switch,
         "Random flips and pad-4 crops (CIFAR)",
     ),
+    flag(
+        "sparse-max-density",
+        &["train.sparse_max_density"],
+        Kind::Value,
+        "Under a mask, linear weights keeping at most this fraction train as sparse products on the CPU (0: always dense)",
+    ),
 ];
 
 /// How long a training runs and how often it is evaluated (keys under `train`).

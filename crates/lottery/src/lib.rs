@@ -19,6 +19,7 @@ pub mod registry;
 pub mod report;
 pub mod results;
 pub mod rng;
+pub mod sparse;
 pub mod tensors;
 pub mod train;
 

@@ -16,13 +16,9 @@ use crate::csr::CsrRef;
 #[target_feature(enable = "avx2,fma")]
 pub fn linear_batch(m: CsrRef<'_>, bias: &[f32], relu: bool, x: &[f32], nb: usize, y: &mut [f32]) {
     assert!(x.len() == m.cols * nb && y.len() == m.rows * nb && bias.len() == m.rows);
-    for r in 0..m.rows {
+    for (r, &b) in bias.iter().enumerate() {
         let (cols, vals) = m.row(r);
-        let out = RowOut {
-            bias: bias[r],
-            relu,
-            r,
-        };
+        let out = RowOut { bias: b, relu, r };
         let mut t0 = 0;
         while t0 < nb {
             let t = Tile::new(t0, nb);

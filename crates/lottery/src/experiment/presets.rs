@@ -41,8 +41,7 @@ fn cifar_conv(model: &str, lr: f64, iterations: usize, conv_rate: f64) -> Experi
             batch_size: 60,
             length: Length::Iterations(iterations),
             eval_every: 500,
-            data_seed: 0,
-            augment: false,
+            ..TrainConfig::lenet_paper(iterations)
         },
         // The paper's rates per round: convolutions 10% (Conv-2/4) or 15% (Conv-6), fully
         // connected layers 20%, the output layer 10%.
@@ -82,8 +81,8 @@ fn openlth_cifar(
             batch_size: 128,
             length: Length::Epochs(epochs),
             eval_every: per_epoch,
-            data_seed: 0,
             augment: true,
+            ..TrainConfig::lenet_paper(1)
         },
         prune: PruneConfig {
             exclude: vec![classifier.into()],

@@ -11,6 +11,7 @@ use burn::tensor::{Device, Tensor};
 use super::mlp::dense_stack;
 use super::{Classify, Family, Network, unknown_model};
 use crate::error::{Error, Result};
+use crate::sparse::SparseLayers;
 
 /// The LTH paper's Conv-2, Conv-4 and Conv-6.
 pub struct LthConv;
@@ -108,8 +109,8 @@ fn too_small(what: &str, input: [usize; 3]) -> Error {
 }
 
 impl Classify for ConvNet {
-    fn classify(&self, x: Tensor<4>) -> Tensor<2> {
-        self.forward(x)
+    fn classify(&self, x: Tensor<4>, sparse: &SparseLayers) -> Tensor<2> {
+        self.forward_with(x, sparse)
     }
 }
 
@@ -197,6 +198,10 @@ impl ConvNet {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        self.forward_with(x, &SparseLayers::default())
+    }
+
+    fn forward_with(&self, x: Tensor<4>, sparse: &SparseLayers) -> Tensor<2> {
         let mut x = x;
         for (i, conv) in self.convs.iter().enumerate() {
             x = conv.forward(x);
@@ -211,7 +216,7 @@ impl ConvNet {
             };
         }
         let x: Tensor<2> = x.flatten(1, 3);
-        dense_stack(&self.fcs, x)
+        dense_stack(&self.fcs, x, sparse)
     }
 }
 

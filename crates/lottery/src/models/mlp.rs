@@ -7,6 +7,7 @@ use burn::tensor::{Device, Tensor};
 
 use super::{Classify, Family, Network, unknown_model};
 use crate::error::Result;
+use crate::sparse::SparseLayers;
 
 /// `lenet_300_100` (also `lenet`) and `mlp_N1_N2_…`: hidden widths in the name.
 pub struct MlpFamily;
@@ -53,8 +54,8 @@ impl Family for MlpFamily {
 }
 
 impl Classify for Mlp {
-    fn classify(&self, x: Tensor<4>) -> Tensor<2> {
-        self.forward(x.flatten(1, 3))
+    fn classify(&self, x: Tensor<4>, sparse: &SparseLayers) -> Tensor<2> {
+        dense_stack(&self.layers, x.flatten(1, 3), sparse)
     }
 }
 
@@ -83,15 +84,15 @@ impl Mlp {
     }
 
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
-        dense_stack(&self.layers, x)
+        dense_stack(&self.layers, x, &SparseLayers::default())
     }
 }
 
 /// Linear layers with ReLU between them (not after the last): the classifier of every model.
-pub fn dense_stack(layers: &[Linear], x: Tensor<2>) -> Tensor<2> {
+pub fn dense_stack(layers: &[Linear], x: Tensor<2>, sparse: &SparseLayers) -> Tensor<2> {
     let last = layers.len() - 1;
     layers.iter().enumerate().fold(x, |x, (i, l)| {
-        let y = l.forward(x);
+        let y = sparse.linear(l, x);
         if i == last { y } else { relu(y) }
     })
 }

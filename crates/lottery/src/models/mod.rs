@@ -12,6 +12,7 @@ use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::error::{Error, Result};
+use crate::sparse::SparseLayers;
 use crate::tensors::{HostTensor, StateDict};
 use convnet::ConvNet;
 use mlp::Mlp;
@@ -39,9 +40,11 @@ pub trait Family: Sync {
     }
 }
 
-/// A module that classifies a batch of images `[batch, channels, height, width]`.
+/// A module that classifies a batch of images `[batch, channels, height, width]`, with the
+/// linear layers listed in `sparse` running as sparse products (their layer's
+/// [`SparseLayers::linear`]).
 pub trait Classify {
-    fn classify(&self, x: Tensor<4>) -> Tensor<2>;
+    fn classify(&self, x: Tensor<4>, sparse: &SparseLayers) -> Tensor<2>;
 }
 
 /// The registry: one line per module type, with the families that build it. It defines
@@ -60,8 +63,13 @@ macro_rules! registry {
         impl Network {
             /// Logits for a batch of images `[batch, channels, height, width]`.
             pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+                self.forward_with(x, &SparseLayers::default())
+            }
+
+            /// [`Network::forward`] with the layers in `sparse` as sparse products.
+            pub fn forward_with(&self, x: Tensor<4>, sparse: &SparseLayers) -> Tensor<2> {
                 match self {
-                    $(Network::$variant(m) => Classify::classify(m, x)),+
+                    $(Network::$variant(m) => Classify::classify(m, x, sparse)),+
                 }
             }
         }

@@ -9,6 +9,7 @@ use burn::tensor::{Device, Tensor};
 
 use super::{Classify, Family, Network, unknown_model};
 use crate::error::Result;
+use crate::sparse::SparseLayers;
 
 /// `resnet20` and any `resnet_D` with D = 6n+2.
 pub struct ResNetFamily;
@@ -49,8 +50,8 @@ impl Family for ResNetFamily {
 }
 
 impl Classify for ResNet {
-    fn classify(&self, x: Tensor<4>) -> Tensor<2> {
-        self.forward(x)
+    fn classify(&self, x: Tensor<4>, sparse: &SparseLayers) -> Tensor<2> {
+        self.forward_with(x, sparse)
     }
 }
 
@@ -140,10 +141,14 @@ impl ResNet {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        self.forward_with(x, &SparseLayers::default())
+    }
+
+    fn forward_with(&self, x: Tensor<4>, sparse: &SparseLayers) -> Tensor<2> {
         let x = relu(self.bn.forward(self.conv.forward(x)));
         let x = self.blocks.iter().fold(x, |x, b| b.forward(x));
         // Global average pool over H×W.
         let x: Tensor<2> = x.mean_dim(3).mean_dim(2).flatten(1, 3);
-        self.fc.forward(x)
+        sparse.linear(&self.fc, x)
     }
 }

@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::masks::MaskSet;
 use crate::models::Network;
 use crate::rng::Rng;
+use crate::sparse::SparseLayers;
 pub use eval::{EvalPath, evaluate};
 pub use optimizer::{Optimizer, OptimizerConfig};
 pub use schedule::Schedule;
@@ -45,6 +46,15 @@ pub struct TrainConfig {
     /// Random flips and crops (CIFAR).
     #[serde(default)]
     pub augment: bool,
+    /// Under a mask, a linear weight keeping at most this fraction of its entries trains as a
+    /// sparse product on the CPU backend (`crate::sparse`): the same arithmetic in another
+    /// summation order, faster at late levels. 0 keeps every layer dense.
+    #[serde(default = "sparse_max_density")]
+    pub sparse_max_density: f64,
+}
+
+fn sparse_max_density() -> f64 {
+    crate::sparse::MAX_DENSITY
 }
 
 impl TrainConfig {
@@ -59,6 +69,7 @@ impl TrainConfig {
             eval_every: 100,
             data_seed: 0,
             augment: false,
+            sparse_max_density: sparse_max_density(),
         }
     }
 
@@ -74,6 +85,12 @@ impl TrainConfig {
         }
         if self.eval_every == 0 {
             return Err(Error::config("eval-every", "must be at least 1"));
+        }
+        if !(0.0..=1.0).contains(&self.sparse_max_density) {
+            return Err(Error::config(
+                "sparse-max-density",
+                format!("{} is outside [0, 1]", self.sparse_max_density),
+            ));
         }
         match self.length {
             Length::Iterations(0) => return Err(Error::config("iterations", "must be at least 1")),
@@ -250,6 +267,10 @@ pub struct Trainer<'a> {
     order: BatchOrder,
     aug_rng: Rng,
     opt: Optimizer,
+    /// Layers that train as sparse products, and whether the network's copy of their weights
+    /// is behind (written back before anyone reads the network).
+    sparse: SparseLayers,
+    stale: bool,
     loss_fn: burn::nn::loss::CrossEntropyLoss,
     iterations: usize,
     done: usize,
@@ -271,14 +292,16 @@ impl<'a> Trainer<'a> {
         let device = device.clone().autodiff();
         // `train()` re-enables gradient tracking, which a model built on a plain device lacks.
         let mut net = net.to_device(&device).train();
-        let resident = match mask {
+        let (resident, sparse) = match mask {
             Some(m) => {
                 let mut dict = net.state_dict();
                 m.apply(&mut dict);
                 net = net
                     .load_state_dict(&dict)
                     .expect("a model's own tensors fit it");
-                optimizer::resident(m, &net)
+                let ids = net.param_ids();
+                let sparse = SparseLayers::choose(&dict, &ids, m, cfg.sparse_max_density, &device);
+                (optimizer::resident(m, &net), sparse)
             }
             None => Default::default(),
         };
@@ -294,6 +317,8 @@ impl<'a> Trainer<'a> {
             cfg: cfg.clone(),
             device,
             resident,
+            sparse,
+            stale: false,
             loss_fn,
             done: 0,
             pixels: Vec::with_capacity(per_batch),
@@ -309,12 +334,35 @@ impl<'a> Trainer<'a> {
         self.done
     }
 
-    pub fn network(&self) -> &Network {
+    /// The network with every weight as trained so far.
+    pub fn network(&mut self) -> &Network {
+        self.write_back();
         self.net.as_ref().expect("present between steps")
     }
 
-    pub fn into_network(self) -> Network {
+    pub fn into_network(mut self) -> Network {
+        self.write_back();
         self.net.expect("present between steps")
+    }
+
+    /// PyTorch names of the weights training as sparse products, sorted.
+    pub fn sparse_layers(&self) -> Vec<&str> {
+        self.sparse.names()
+    }
+
+    /// The sparse layers' values into the network's weights, when they have moved since.
+    fn write_back(&mut self) {
+        if !self.stale {
+            return;
+        }
+        let net = self.net.take().expect("present between steps");
+        let mut dict = net.state_dict();
+        self.sparse.write(&mut dict);
+        self.net = Some(
+            net.load_state_dict(&dict)
+                .expect("a model's own tensors fit it"),
+        );
+        self.stale = false;
     }
 
     /// Moves the schedule to iteration `start` without training: the data order (and the
@@ -342,19 +390,21 @@ impl<'a> Trainer<'a> {
         Ok(())
     }
 
-    /// The loss on the next batch, with the network taken out for the backward pass.
-    fn next_loss(&mut self) -> Result<(Network, Tensor<1>, f32)> {
+    /// The loss on the next batch, with the network taken out for the backward pass; the layers
+    /// in `sparse` run as sparse products.
+    fn next_loss(&mut self, sparse: &SparseLayers) -> Result<(Network, Tensor<1>, f32)> {
         self.fill_batch();
         let [c, h, w] = self.data.train.shape;
         let b = self.cfg.batch_size;
         let x = Tensor::<4>::from_data(
-            TensorData::new(self.pixels.clone(), [b, c, h, w]),
+            // The batch's buffer becomes the tensor's; the next batch allocates its own.
+            TensorData::new(std::mem::take(&mut self.pixels), [b, c, h, w]),
             &self.device,
         );
         let y =
             Tensor::<1, Int>::from_data(TensorData::new(self.labels.clone(), [b]), &self.device);
         let net = self.net.take().expect("present between steps");
-        let loss = self.loss_fn.forward(net.forward(x), y);
+        let loss = self.loss_fn.forward(net.forward_with(x, sparse), y);
         let value: f32 = loss.clone().into_scalar::<f32>();
         if !value.is_finite() {
             // Keep the network: the caller may still want to inspect or save it.
@@ -371,6 +421,8 @@ impl<'a> Trainer<'a> {
     fn fill_batch(&mut self) {
         let data = &self.data.train;
         self.pixels.clear();
+        self.pixels
+            .reserve(self.cfg.batch_size * data.example_len());
         self.labels.clear();
         for &i in self.order.next_batch() {
             if self.cfg.augment {
@@ -390,7 +442,9 @@ impl<'a> Trainer<'a> {
     /// Gradients of the loss on the next batch, by PyTorch name and layout; no step is taken
     /// (SNIP's connection sensitivity). Masked weights are zero in the forward pass.
     pub fn gradients(&mut self) -> Result<crate::tensors::StateDict> {
-        let (net, loss, _) = self.next_loss()?;
+        // Dense, so that every weight has its gradient.
+        self.write_back();
+        let (net, loss, _) = self.next_loss(&SparseLayers::default())?;
         let grads = GradientsParams::from_grads(loss.backward(), &net);
         let (net, dict) = gradients::collect(net, grads);
         self.net = Some(net);
@@ -404,10 +458,20 @@ impl<'a> Trainer<'a> {
 
     /// One optimisation step on the next batch; returns its loss.
     pub fn step(&mut self) -> Result<f32> {
-        let (net, loss, value) = self.next_loss()?;
-        let grads = GradientsParams::from_grads(loss.backward(), &net);
+        let sparse = std::mem::take(&mut self.sparse);
+        let loss = self.next_loss(&sparse);
+        self.sparse = sparse;
+        let (net, loss, value) = loss?;
+        let mut grads = loss.backward();
         let lr = self.cfg.schedule.lr(self.cfg.lr, self.done);
-        self.net = Some(self.opt.step(net, grads, lr, &self.resident));
+        let opt = &mut self.opt;
+        opt.begin_step();
+        self.sparse.step(&mut grads, |id, values, g| {
+            opt.update_tracked(id, values, g, lr, None)
+        });
+        let grads = GradientsParams::from_grads(grads, &net);
+        self.net = Some(opt.step(net, grads, lr, &self.resident));
+        self.stale |= !self.sparse.is_empty();
         self.done += 1;
         Ok(value)
     }
@@ -502,6 +566,8 @@ mod tests {
             cfg.optimizer = optimizer.clone();
             cfg.lr = 1e-3;
             cfg.batch_size = 10;
+            // The masked dense updates are under test, not the sparse layers.
+            cfg.sparse_max_density = 0.0;
             let mut host = Trainer::new(net.clone(), &data, Some(&mask), &cfg, &device).unwrap();
             let mut gpu = Trainer::new(net.clone(), &data, Some(&mask), &cfg, &device).unwrap();
             gpu.opt = Optimizer::new(optimizer.clone(), false);

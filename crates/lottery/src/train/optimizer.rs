@@ -178,7 +178,14 @@ impl Optimizer {
         self.host_updates
     }
 
-    /// Applies one update with learning rate `lr`; parameters without a gradient are untouched.
+    /// Starts a step: updates until the next call use its count (Adam's bias corrections,
+    /// SGD's first step).
+    pub fn begin_step(&mut self) {
+        self.steps += 1;
+    }
+
+    /// Applies the current step's update with learning rate `lr` to `net` (after
+    /// [`Optimizer::begin_step`]); parameters without a gradient are untouched.
     pub fn step(
         &mut self,
         net: Network,
@@ -186,7 +193,6 @@ impl Optimizer {
         lr: f64,
         masks: &ResidentMasks,
     ) -> Network {
-        self.steps += 1;
         let mut mapper = Step {
             opt: self,
             grads,
@@ -210,28 +216,55 @@ impl ModuleMapper for Step<'_> {
         let Some(grad) = self.grads.remove::<D>(id) else {
             return Param::from_mapped_value(id, tensor, mapper);
         };
+        let mask = self.masks.get(&id).map(Vec::as_slice);
+        let updated = self.opt.update_tracked(id, tensor, grad, self.lr, mask);
+        Param::from_mapped_value(id, updated, mapper)
+    }
+}
+
+impl Optimizer {
+    /// The update of one tracked tensor (a parameter, or the kept values of a sparse layer,
+    /// keyed by its weight's id) at the current step: a fresh leaf with the same gradient flag.
+    pub fn update_tracked<const D: usize>(
+        &mut self,
+        id: ParamId,
+        tensor: Tensor<D>,
+        grad: Tensor<D>,
+        lr: f64,
+        mask: Option<&[u8]>,
+    ) -> Tensor<D> {
         let require_grad = tensor.is_require_grad();
-        let device = grad.device();
-        if !self.opt.on_host {
-            let updated = self.device_update(id, tensor.inner(), grad);
-            let updated = Tensor::from_inner(updated);
-            let updated = if require_grad {
-                updated.require_grad()
-            } else {
-                updated
-            };
-            return Param::from_mapped_value(id, updated, mapper);
+        let updated = Tensor::from_inner(self.update(id, tensor.inner(), grad, lr, mask));
+        if require_grad {
+            updated.require_grad()
+        } else {
+            updated
         }
-        self.opt.host_updates += 1;
-        let mut w = tensor.inner().into_data();
-        let g = grad.into_data();
+    }
+
+    /// `w` after one step with gradient `g` (both untracked), on the host or the device.
+    fn update<const D: usize>(
+        &mut self,
+        id: ParamId,
+        w: Tensor<D>,
+        g: Tensor<D>,
+        lr: f64,
+        mask: Option<&[u8]>,
+    ) -> Tensor<D> {
+        if !self.on_host {
+            return self.device_update(id, w, g, lr, mask);
+        }
+        self.host_updates += 1;
+        let device = g.device();
+        let mut w = w.into_data();
+        let g = g.into_data();
         let (ws, gs) = match (w.as_mut_slice::<f32>(), g.as_slice::<f32>()) {
             (Ok(w), Ok(g)) => (w, g),
             _ => panic!("the optimizer works on f32 parameters"),
         };
         let n = ws.len();
-        let uses_second = matches!(self.opt.config, OptimizerConfig::Adam { .. });
-        let (m, v) = self.opt.moments.entry(id).or_insert_with(|| {
+        let uses_second = matches!(self.config, OptimizerConfig::Adam { .. });
+        let (m, v) = self.moments.entry(id).or_insert_with(|| {
             (
                 vec![0.0; n],
                 if uses_second {
@@ -241,19 +274,15 @@ impl ModuleMapper for Step<'_> {
                 },
             )
         });
-        let mask = self.masks.get(&id).map(|m| m.as_slice());
-        let t = self.opt.steps;
-        match (self.opt.config.clone(), mask) {
-            (
-                OptimizerConfig::Adam {
-                    beta1,
-                    beta2,
-                    eps,
-                    weight_decay,
-                },
-                mask,
-            ) => {
-                let (step, inv_bc2) = adam_scales(self.lr, beta1, beta2, t);
+        let t = self.steps;
+        match self.config.clone() {
+            OptimizerConfig::Adam {
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+            } => {
+                let (step, inv_bc2) = adam_scales(lr, beta1, beta2, t);
                 let k = AdamStep {
                     b1: beta1 as f32,
                     b2: beta2 as f32,
@@ -267,16 +296,13 @@ impl ModuleMapper for Step<'_> {
                     None => k.run::<false>(ws, gs, m, v, &[]),
                 }
             }
-            (
-                OptimizerConfig::Sgd {
-                    momentum,
-                    nesterov,
-                    weight_decay,
-                },
-                mask,
-            ) => {
+            OptimizerConfig::Sgd {
+                momentum,
+                nesterov,
+                weight_decay,
+            } => {
                 let k = SgdStep {
-                    lr: self.lr as f32,
+                    lr: lr as f32,
                     mu: momentum as f32,
                     nesterov,
                     wd: weight_decay as f32,
@@ -288,18 +314,9 @@ impl ModuleMapper for Step<'_> {
                 }
             }
         }
-        let updated = Tensor::<D>::from_data(w, &device);
-        let updated = Tensor::from_inner(updated);
-        let updated = if require_grad {
-            updated.require_grad()
-        } else {
-            updated
-        };
-        Param::from_mapped_value(id, updated, mapper)
+        Tensor::<D>::from_data(w, &device)
     }
-}
 
-impl Step<'_> {
     /// The update of one parameter as device tensor ops: the arithmetic of [`AdamStep`] and
     /// [`SgdStep`], with the moments and the mask kept on the device between steps.
     fn device_update<const D: usize>(
@@ -307,38 +324,37 @@ impl Step<'_> {
         id: ParamId,
         w: Tensor<D>,
         g: Tensor<D>,
+        lr: f64,
+        mask: Option<&[u8]>,
     ) -> Tensor<D> {
         let dims = w.dims();
         let n: usize = dims.iter().product();
         let device = w.device();
-        let mask = match self.masks.get(&id) {
-            Some(host) => {
-                let m = self.opt.device_masks.entry(id).or_insert_with(|| {
-                    let ones: Vec<f32> = host.iter().map(|&k| k as f32).collect();
-                    Tensor::<1>::from_data(TensorData::new(ones, [n]), &device)
-                });
-                Some(m.clone().reshape(dims))
-            }
-            None => None,
-        };
+        let mask = mask.map(|host| {
+            let m = self.device_masks.entry(id).or_insert_with(|| {
+                let ones: Vec<f32> = host.iter().map(|&k| k as f32).collect();
+                Tensor::<1>::from_data(TensorData::new(ones, [n]), &device)
+            });
+            m.clone().reshape(dims)
+        });
         let masked = |t: Tensor<D>| match &mask {
             Some(m) => t * m.clone(),
             None => t,
         };
-        let uses_second = matches!(self.opt.config, OptimizerConfig::Adam { .. });
-        let (m, v) = self.opt.device_moments.entry(id).or_insert_with(|| {
+        let uses_second = matches!(self.config, OptimizerConfig::Adam { .. });
+        let (m, v) = self.device_moments.entry(id).or_insert_with(|| {
             let zeros = || Tensor::<1>::zeros([n], &device);
             (zeros(), uses_second.then(zeros))
         });
-        let t = self.opt.steps;
-        let updated = match self.opt.config.clone() {
+        let t = self.steps;
+        let updated = match self.config.clone() {
             OptimizerConfig::Adam {
                 beta1,
                 beta2,
                 eps,
                 weight_decay,
             } => {
-                let (step, inv_bc2) = adam_scales(self.lr, beta1, beta2, t);
+                let (step, inv_bc2) = adam_scales(lr, beta1, beta2, t);
                 let gi = masked(g + w.clone().mul_scalar(weight_decay));
                 let mi =
                     m.clone().reshape(dims).mul_scalar(beta1) + gi.clone().mul_scalar(1.0 - beta1);
@@ -361,7 +377,7 @@ impl Step<'_> {
             } => {
                 let d = masked(g + w.clone().mul_scalar(weight_decay));
                 if momentum == 0.0 {
-                    w - d.mul_scalar(self.lr)
+                    w - d.mul_scalar(lr)
                 } else {
                     let keep = if t == 1 { 0.0 } else { momentum };
                     let b = m.clone().reshape(dims).mul_scalar(keep) + d.clone();
@@ -371,7 +387,7 @@ impl Step<'_> {
                     } else {
                         b
                     };
-                    w - u.mul_scalar(self.lr)
+                    w - u.mul_scalar(lr)
                 }
             }
         };
