@@ -125,7 +125,10 @@ impl SparseLayers {
     ) {
         for (&id, l) in self.layers.iter_mut() {
             if let Some(g) = l.values.grad_remove(grads) {
-                l.values = update(id, l.values.clone(), g);
+                // Taken rather than cloned: with the only handle, the update reuses the buffer.
+                let empty = Tensor::empty([0], &l.values.device());
+                let values = std::mem::replace(&mut l.values, empty);
+                l.values = update(id, values, g);
             }
         }
     }
