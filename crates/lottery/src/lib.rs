@@ -5,6 +5,7 @@
 //! `lottery-sparse` for compaction and sparse inference.
 
 pub mod branch;
+pub mod conv;
 pub mod data;
 pub mod deploy;
 pub mod device;

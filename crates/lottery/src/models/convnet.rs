@@ -10,6 +10,7 @@ use burn::tensor::{Device, Tensor};
 
 use super::mlp::dense_stack;
 use super::{Classify, Family, Network, unknown_model};
+use crate::conv::conv2d;
 use crate::error::{Error, Result};
 use crate::sparse::SparseLayers;
 
@@ -204,7 +205,7 @@ impl ConvNet {
     fn forward_with(&self, x: Tensor<4>, sparse: &SparseLayers) -> Tensor<2> {
         let mut x = x;
         for (i, conv) in self.convs.iter().enumerate() {
-            x = conv.forward(x);
+            x = conv2d(conv, x);
             if let Some(bn) = self.norms.get(i) {
                 x = bn.forward(x);
             }
