@@ -124,8 +124,14 @@ impl Geometry {
                         };
                         let line = &mut plane[ih * self.w + first..];
                         let vals = &row[oh * wo + lo..oh * wo + hi];
-                        for (d, v) in line.iter_mut().step_by(s).zip(vals) {
-                            *d += v;
+                        if s == 1 {
+                            for (d, v) in line[..vals.len()].iter_mut().zip(vals) {
+                                *d += v;
+                            }
+                        } else {
+                            for (d, v) in line.iter_mut().step_by(s).zip(vals) {
+                                *d += v;
+                            }
                         }
                     }
                 }
