@@ -53,6 +53,27 @@ class ConvNet(nn.Module):
         return x
 
 
+class Vgg(nn.Module):
+    """CIFAR VGG as in OpenLTH (and lottery's `vgg16`): 3x3 convs without bias, batch norm, ReLU;
+    a max-pool closing each stage but the last, which closes with a 2x2 average pool; fc 512-10."""
+
+    PER_STAGE = {11: [1, 1, 2, 2, 2], 13: [2, 2, 2, 2, 2], 16: [2, 2, 3, 3, 3], 19: [2, 2, 4, 4, 4]}
+
+    def __init__(self, depth, classes=10):
+        super().__init__()
+        layers, c = [], 3
+        for stage, (n, w) in enumerate(zip(self.PER_STAGE[depth], [64, 128, 256, 512, 512])):
+            for i in range(n):
+                layers += [nn.Conv2d(c, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU()]
+                c = w
+            layers.append(nn.AvgPool2d(2) if stage == 4 else nn.MaxPool2d(2))
+        self.features = nn.Sequential(*layers)
+        self.fc = nn.Linear(512, classes)
+
+    def forward(self, x):
+        return self.fc(self.features(x).flatten(1))
+
+
 class Block(nn.Module):
     """A CIFAR ResNet basic block; a 1x1 projection (with batch norm) where the shape changes."""
 
@@ -99,6 +120,8 @@ def build(name):
         return Mlp(784, [int(w) for w in name[4:].split("_")]), (1, 28, 28)
     if name in ("conv2", "conv4", "conv6"):
         return ConvNet(int(name[-1]) // 2), (3, 32, 32)
+    if name.startswith("vgg"):
+        return Vgg(int(name.removeprefix("vgg").removeprefix("_"))), (3, 32, 32)
     if name.startswith("resnet"):
         return ResNet(int(name.removeprefix("resnet").removeprefix("_"))), (3, 32, 32)
     raise SystemExit(f"unknown model {name}")

@@ -34,3 +34,5 @@ PY
 run "lenet_300_100 adam b60" "$steps" --model lenet_300_100 --optimizer adam --lr 1.2e-3
 run "lenet_300_100 sgd-nesterov b60" "$steps" --model lenet_300_100 --optimizer sgd --lr 0.1 --momentum 0.9 --nesterov
 run "conv2 adam b60 3x32x32" $((steps / 10)) --model conv2 --optimizer adam --lr 2e-4
+run "resnet20 sgd b128 3x32x32" $((steps / 30)) --model resnet20 --optimizer sgd --lr 0.1 --momentum 0.9 --batch-size 128 --warmup-steps 2
+run "vgg16 sgd b128 3x32x32" $((steps / 60)) --model vgg16 --optimizer sgd --lr 0.1 --momentum 0.9 --batch-size 128 --warmup-steps 2
