@@ -1,18 +1,22 @@
-//! 2-D convolutions on the CPU through our own kernels (im2col + a tuned GEMM, images split
-//! across threads) with a hand-written backward, instead of burn-flex's generic 3-D path: the
-//! models call [`conv2d`] where they called `Conv2d::forward`, and it routes every other device,
-//! grouped or dilated convolutions and non-f32 tensors to burn's own.
+//! 2-D convolutions and max-pooling on the CPU through our own kernels (im2col + a tuned GEMM,
+//! images split across threads; pooling with the argmax kept) with hand-written backward steps,
+//! instead of burn-flex's generic 3-D paths: the models call [`conv2d`] and [`max_pool2d`] where
+//! they called burn's modules, which route every other device, grouped or dilated convolutions,
+//! padded pools and non-f32 tensors to burn's own.
 
 mod kernels;
 mod op;
+mod pool;
 
 use burn::backend::Dispatch;
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
+use burn::nn::pool::MaxPool2d;
 use burn::tensor::{DType, Device, Tensor};
 
 pub use kernels::Geometry;
 use op::ConvOps;
+use pool::{PoolOps, Window};
 
 /// `conv` applied to `x [n, c_in, h, w]`.
 pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
@@ -29,6 +33,29 @@ pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
         Some(b) => y + b.val().reshape([1, g.c_out as i32, 1, 1]),
         None => y,
     }
+}
+
+/// `pool` applied to `x [n, c, h, w]`.
+pub fn max_pool2d(pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
+    let [_, _, h, w] = x.dims();
+    let ours = x.device() == Device::flex()
+        && x.dtype() == DType::F32
+        && pool.dilation == [1, 1]
+        && !pool.ceil_mode
+        && matches!(pool.padding, PaddingConfig2d::Valid)
+        && h >= pool.kernel_size[0]
+        && w >= pool.kernel_size[1];
+    if !ours {
+        return pool.forward(x);
+    }
+    let win = Window {
+        kernel: pool.kernel_size,
+        stride: pool.stride,
+    };
+    Tensor::<4>::from_dispatch(<Dispatch as PoolOps>::max_pool2d_fast(
+        x.into_dispatch(),
+        win,
+    ))
 }
 
 /// The convolution's geometry on `x`, when our kernels take it.
@@ -137,6 +164,42 @@ mod tests {
             if let (Some(a), Some(b)) = (db1, db0) {
                 close(&a, &b, &format!("{what}: bias gradient"));
             }
+        }
+    }
+
+    /// Max-pool output and input gradient against burn's, odd sizes and overlapping windows.
+    #[test]
+    fn our_max_pool_matches_burns_with_its_gradient() {
+        use burn::nn::pool::MaxPool2dConfig;
+        let device = Device::flex().autodiff();
+        for (k, s, [h, w], n) in [
+            ([2, 2], [2, 2], [8, 8], 3),
+            ([2, 2], [2, 2], [7, 9], 1),
+            ([3, 3], [2, 2], [9, 7], 2),
+            ([2, 3], [1, 2], [5, 8], 2),
+        ] {
+            let pool = MaxPool2dConfig::new(k).with_strides(s).init();
+            let x = Tensor::<4>::random([n, 3, h, w], Distribution::Default, &device);
+            let r = Tensor::<4>::random(
+                pool.forward(x.clone()).dims(),
+                Distribution::Default,
+                &device,
+            );
+            let run = |ours: bool| {
+                let x = x.clone().detach().require_grad();
+                let y = if ours {
+                    max_pool2d(&pool, x.clone())
+                } else {
+                    pool.forward(x.clone())
+                };
+                let grads = (y.clone() * r.clone()).sum().backward();
+                (host(y), host(x.grad(&grads).unwrap()))
+            };
+            let (y0, dx0) = run(false);
+            let (y1, dx1) = run(true);
+            let what = format!("pool {k:?} stride {s:?} on {h}×{w}");
+            close(&y1, &y0, &format!("{what}: output"));
+            close(&dx1, &dx0, &format!("{what}: input gradient"));
         }
     }
 

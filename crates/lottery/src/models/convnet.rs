@@ -10,7 +10,7 @@ use burn::tensor::{Device, Tensor};
 
 use super::mlp::dense_stack;
 use super::{Classify, Family, Network, unknown_model};
-use crate::conv::conv2d;
+use crate::conv::{conv2d, max_pool2d};
 use crate::error::{Error, Result};
 use crate::sparse::SparseLayers;
 
@@ -211,7 +211,7 @@ impl ConvNet {
             }
             x = relu(x);
             x = match self.pools[i] {
-                Pool::Max => self.max.forward(x),
+                Pool::Max => max_pool2d(&self.max, x),
                 Pool::Avg => self.avg.forward(x),
                 Pool::None => x,
             };

@@ -1,0 +1,182 @@
+//! Max-pooling on the CPU with the argmax of each window kept for the backward step, as a burn
+//! backend extension like the convolution beside it: burn-flex routes 2-D pooling through its
+//! 3-D path (BENCHMARKS.md). Windows without padding or dilation, floor mode: the conv nets'.
+
+use burn::backend::autodiff::Autodiff;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::tensor::{FloatTensor, IntTensor};
+use burn::backend::{AutodiffBackend, Backend, Flex, TensorMetadata, backend_extension};
+use burn::tensor::TensorData;
+
+/// Window and stride, `[height, width]` each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
+}
+
+impl Window {
+    fn out(&self, h: usize, w: usize) -> (usize, usize) {
+        (
+            (h - self.kernel[0]) / self.stride[0] + 1,
+            (w - self.kernel[1]) / self.stride[1] + 1,
+        )
+    }
+}
+
+#[backend_extension(Flex, Autodiff)]
+pub trait PoolOps: Backend {
+    /// The maximum of each window of `x [n, c, h, w]`.
+    fn max_pool2d_fast(x: FloatTensor<Self>, win: Window) -> FloatTensor<Self>;
+
+    /// The maxima and, for each, its position in its input plane (`ih · w + iw`).
+    fn max_pool2d_fast_with_indices(
+        x: FloatTensor<Self>,
+        win: Window,
+    ) -> (FloatTensor<Self>, IntTensor<Self>);
+
+    /// `dx`: each output's gradient added at its maximum; `x` gives only the shape.
+    fn max_pool2d_fast_backward(
+        dy: FloatTensor<Self>,
+        indices: IntTensor<Self>,
+        x: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+}
+
+/// Maxima and their in-plane positions: the first maximum of a window in row-major order.
+fn pool(x: &[f32], [n, c, h, w]: [usize; 4], win: Window) -> (Vec<f32>, Vec<i64>) {
+    let (ho, wo) = win.out(h, w);
+    let mut y = Vec::with_capacity(n * c * ho * wo);
+    let mut idx = Vec::with_capacity(n * c * ho * wo);
+    for plane in x.chunks_exact(h * w) {
+        for oh in 0..ho {
+            for ow in 0..wo {
+                let (mut best, mut at) = (f32::NEG_INFINITY, 0);
+                for i in 0..win.kernel[0] {
+                    let row = (oh * win.stride[0] + i) * w;
+                    for j in 0..win.kernel[1] {
+                        let p = row + ow * win.stride[1] + j;
+                        // A NaN is taken too, and then propagates.
+                        let v = plane[p];
+                        if (i == 0 && j == 0) || v > best || v.is_nan() {
+                            (best, at) = (v, p);
+                        }
+                    }
+                }
+                y.push(best);
+                idx.push(at as i64);
+            }
+        }
+    }
+    (y, idx)
+}
+
+fn dims(t: &FlexTensor) -> [usize; 4] {
+    let s = t.shape();
+    [s[0], s[1], s[2], s[3]]
+}
+
+fn f32s(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
+    match t.as_slice::<f32>() {
+        Some(s) => std::borrow::Cow::Borrowed(s),
+        None => std::borrow::Cow::Owned(
+            t.to_contiguous()
+                .as_slice::<f32>()
+                .expect("the fast max-pool runs on f32 tensors")
+                .to_vec(),
+        ),
+    }
+}
+
+impl PoolOps for Flex {
+    fn max_pool2d_fast(x: FlexTensor, win: Window) -> FlexTensor {
+        Self::max_pool2d_fast_with_indices(x, win).0
+    }
+
+    fn max_pool2d_fast_with_indices(x: FlexTensor, win: Window) -> (FlexTensor, FlexTensor) {
+        let d = dims(&x);
+        let (ho, wo) = win.out(d[2], d[3]);
+        let (y, idx) = pool(&f32s(&x), d, win);
+        let shape = [d[0], d[1], ho, wo];
+        (
+            FlexTensor::from_data(TensorData::new(y, shape)),
+            FlexTensor::from_data(TensorData::new(idx, shape)),
+        )
+    }
+
+    fn max_pool2d_fast_backward(dy: FlexTensor, indices: FlexTensor, x: FlexTensor) -> FlexTensor {
+        let [n, c, h, w] = dims(&x);
+        let dy = f32s(&dy);
+        let indices = indices.to_contiguous();
+        let idx = indices.as_slice::<i64>().expect("indices written as i64");
+        let per = dy.len() / (n * c).max(1);
+        let mut dx = vec![0.0f32; n * c * h * w];
+        for ((plane, g), at) in dx
+            .chunks_exact_mut(h * w)
+            .zip(dy.chunks_exact(per))
+            .zip(idx.chunks_exact(per))
+        {
+            for (&v, &p) in g.iter().zip(at) {
+                plane[p as usize] += v;
+            }
+        }
+        FlexTensor::from_data(TensorData::new(dx, [n, c, h, w]))
+    }
+}
+
+#[derive(Debug)]
+struct MaxPoolBackward;
+
+impl<B: Backend + PoolOps> Backward<B, 1> for MaxPoolBackward {
+    type State = (IntTensor<B>, FloatTensor<B>);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node] = ops.parents;
+        let dy = grads.consume::<B>(&ops.node);
+        let (indices, x) = ops.state;
+        if let Some(node) = node {
+            grads.register::<B>(node.id, B::max_pool2d_fast_backward(dy, indices, x));
+        }
+    }
+}
+
+impl<B: Backend + PoolOps, C: CheckpointStrategy> PoolOps for Autodiff<B, C> {
+    fn max_pool2d_fast(x: FloatTensor<Self>, win: Window) -> FloatTensor<Self> {
+        match MaxPoolBackward
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let x = x.primitive().clone();
+                let (y, indices) = B::max_pool2d_fast_with_indices(x.clone(), win);
+                prep.finish((indices, x), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::max_pool2d_fast(x.into_primitive(), win)),
+        }
+    }
+
+    fn max_pool2d_fast_with_indices(
+        x: FloatTensor<Self>,
+        win: Window,
+    ) -> (FloatTensor<Self>, IntTensor<Self>) {
+        let (y, indices) = B::max_pool2d_fast_with_indices(Self::inner(x), win);
+        (Self::from_inner(y), indices)
+    }
+
+    fn max_pool2d_fast_backward(
+        dy: FloatTensor<Self>,
+        indices: IntTensor<Self>,
+        x: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        Self::from_inner(B::max_pool2d_fast_backward(
+            Self::inner(dy),
+            indices,
+            Self::inner(x),
+        ))
+    }
+}
