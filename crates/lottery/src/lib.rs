@@ -6,6 +6,7 @@
 
 pub mod branch;
 pub mod conv;
+mod cpu;
 pub mod data;
 pub mod deploy;
 pub mod device;

@@ -341,7 +341,7 @@ pub fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     fn values(n: usize, seed: u32) -> Vec<f32> {
@@ -388,7 +388,8 @@ mod tests {
         y
     }
 
-    fn close(a: &[f32], b: &[f32], what: &str) {
+    /// Equal within 1e-4, relative to the expected value's size (absolute below 1).
+    pub(in crate::conv) fn close(a: &[f32], b: &[f32], what: &str) {
         assert_eq!(a.len(), b.len(), "{what}");
         for (i, (p, q)) in a.iter().zip(b).enumerate() {
             assert!(

@@ -96,18 +96,10 @@ mod tests {
     use burn::nn::conv::Conv2dConfig;
     use burn::tensor::{Distribution, TensorData};
 
+    use super::kernels::tests::close;
+
     fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
         t.into_data().try_into_vec::<f32>().unwrap()
-    }
-
-    fn close(a: &[f32], b: &[f32], what: &str) {
-        assert_eq!(a.len(), b.len(), "{what}");
-        for (i, (p, q)) in a.iter().zip(b).enumerate() {
-            assert!(
-                (p - q).abs() <= 1e-4 * (1.0 + q.abs()),
-                "{what}[{i}]: {p} vs {q}"
-            );
-        }
     }
 
     /// Output, input gradient, weight gradient and bias gradient against burn's own

@@ -11,9 +11,9 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{AutodiffBackend, Backend, Flex, TensorMetadata, backend_extension};
-use burn::tensor::TensorData;
 
 use super::kernels::{self, Geometry};
+use crate::cpu::{f32s as host, tensor};
 
 /// A bias-free 2-D convolution of `x [n, c_in, h, w]` with `weight [c_out, c_in, kh, kw]`, and
 /// the two gradients its backward step is made of. Only `conv2d_fast` is differentiated.
@@ -41,21 +41,10 @@ pub trait ConvOps: Backend {
     ) -> FloatTensor<Self>;
 }
 
-/// A flex tensor's f32 elements, contiguous (copied only when they are not).
-fn host(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
-    match t.as_slice::<f32>() {
-        Some(s) => std::borrow::Cow::Borrowed(s),
-        None => std::borrow::Cow::Owned(
-            t.to_contiguous()
-                .as_slice::<f32>()
-                .expect("the fast convolution runs on f32 tensors")
-                .to_vec(),
-        ),
-    }
-}
-
-fn tensor(data: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
-    FlexTensor::from_data(TensorData::new(data, shape))
+/// The four dimensions of an NCHW or OIHW tensor.
+pub(super) fn dims(t: &FlexTensor) -> [usize; 4] {
+    let s = t.shape();
+    [s[0], s[1], s[2], s[3]]
 }
 
 impl ConvOps for Flex {
@@ -63,7 +52,7 @@ impl ConvOps for Flex {
         let n = x.shape()[0];
         let mut y = vec![0.0; n * g.c_out * g.ho() * g.wo()];
         kernels::forward(&g, &host(&x), &host(&weight), &mut y);
-        tensor(y, vec![n, g.c_out, g.ho(), g.wo()])
+        tensor(y, [n, g.c_out, g.ho(), g.wo()])
     }
 
     fn conv2d_fast_input_grad(
@@ -72,10 +61,10 @@ impl ConvOps for Flex {
         x: FlexTensor,
         g: Geometry,
     ) -> FlexTensor {
-        let shape = x.shape().to_vec();
-        let mut dx = vec![0.0; shape.iter().product()];
+        let [n, c, h, w] = dims(&x);
+        let mut dx = vec![0.0; n * c * h * w];
         kernels::input_grad(&g, &host(&dy), &host(&weight), &mut dx);
-        tensor(dx, shape)
+        tensor(dx, [n, c, h, w])
     }
 
     fn conv2d_fast_weight_grad(
@@ -84,10 +73,10 @@ impl ConvOps for Flex {
         weight: FlexTensor,
         g: Geometry,
     ) -> FlexTensor {
-        let shape = weight.shape().to_vec();
-        let mut dw = vec![0.0; shape.iter().product()];
+        let [o, i, kh, kw] = dims(&weight);
+        let mut dw = vec![0.0; o * i * kh * kw];
         kernels::weight_grad(&g, &host(&x), &host(&dy), &mut dw);
-        tensor(dw, shape)
+        tensor(dw, [o, i, kh, kw])
     }
 }
 

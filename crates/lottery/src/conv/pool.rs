@@ -9,8 +9,11 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::{FloatTensor, IntTensor};
-use burn::backend::{AutodiffBackend, Backend, Flex, TensorMetadata, backend_extension};
+use burn::backend::{AutodiffBackend, Backend, Flex, backend_extension};
 use burn::tensor::TensorData;
+
+use super::op::dims;
+use crate::cpu::{f32s, tensor};
 
 /// Window and stride, `[height, width]` each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,23 +78,6 @@ fn pool(x: &[f32], [n, c, h, w]: [usize; 4], win: Window) -> (Vec<f32>, Vec<i64>
     (y, idx)
 }
 
-fn dims(t: &FlexTensor) -> [usize; 4] {
-    let s = t.shape();
-    [s[0], s[1], s[2], s[3]]
-}
-
-fn f32s(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
-    match t.as_slice::<f32>() {
-        Some(s) => std::borrow::Cow::Borrowed(s),
-        None => std::borrow::Cow::Owned(
-            t.to_contiguous()
-                .as_slice::<f32>()
-                .expect("the fast max-pool runs on f32 tensors")
-                .to_vec(),
-        ),
-    }
-}
-
 impl PoolOps for Flex {
     fn max_pool2d_fast(x: FlexTensor, win: Window) -> FlexTensor {
         Self::max_pool2d_fast_with_indices(x, win).0
@@ -103,7 +89,7 @@ impl PoolOps for Flex {
         let (y, idx) = pool(&f32s(&x), d, win);
         let shape = [d[0], d[1], ho, wo];
         (
-            FlexTensor::from_data(TensorData::new(y, shape)),
+            tensor(y, shape),
             FlexTensor::from_data(TensorData::new(idx, shape)),
         )
     }
@@ -124,7 +110,7 @@ impl PoolOps for Flex {
                 plane[p as usize] += v;
             }
         }
-        FlexTensor::from_data(TensorData::new(dx, [n, c, h, w]))
+        tensor(dx, [n, c, h, w])
     }
 }
 

@@ -13,8 +13,9 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{AutodiffBackend, Backend, Flex, TensorMetadata, backend_extension};
-use burn::tensor::TensorData;
 use lottery_sparse::train::{Pattern, transpose};
+
+use crate::cpu::{f32s as host, tensor};
 
 /// The sparse linear product and its two gradients. Only `sparse_linear` is differentiated;
 /// the rest are the steps its forward and backward are made of.
@@ -57,19 +58,6 @@ pub trait SparseLinearOps: Backend {
     ) -> FloatTensor<Self>;
 }
 
-/// A flex tensor's f32 elements, contiguous (copied only when they are not).
-fn host(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
-    match t.as_slice::<f32>() {
-        Some(s) => std::borrow::Cow::Borrowed(s),
-        None => std::borrow::Cow::Owned(
-            t.to_contiguous()
-                .as_slice::<f32>()
-                .expect("sparse training runs on f32 tensors")
-                .to_vec(),
-        ),
-    }
-}
-
 /// A `[batch, len]` example-major tensor as feature-major `len × batch`.
 fn feature_major(t: &FlexTensor) -> (Vec<f32>, usize, usize) {
     let shape = t.shape();
@@ -83,13 +71,13 @@ fn feature_major(t: &FlexTensor) -> (Vec<f32>, usize, usize) {
 fn example_major(t: &[f32], nb: usize, len: usize) -> FlexTensor {
     let mut out = vec![0.0; nb * len];
     transpose(t, len, nb, &mut out);
-    FlexTensor::from_data(TensorData::new(out, [nb, len]))
+    tensor(out, [nb, len])
 }
 
 impl SparseLinearOps for Flex {
     fn feature_major(x: FlexTensor) -> FlexTensor {
         let (xt, nb, len) = feature_major(&x);
-        FlexTensor::from_data(TensorData::new(xt, [len, nb]))
+        tensor(xt, [len, nb])
     }
 
     fn sparse_linear_fm(xt: FlexTensor, values: FlexTensor, pattern: Arc<Pattern>) -> FlexTensor {
@@ -118,7 +106,7 @@ impl SparseLinearOps for Flex {
         let (dyt, nb, _) = feature_major(&dy);
         let mut dval = vec![0.0; pattern.nnz()];
         pattern.values_grad(&dyt, &host(&xt), nb, &mut dval);
-        FlexTensor::from_data(TensorData::new(dval, [pattern.nnz()]))
+        tensor(dval, [pattern.nnz()])
     }
 }
 
