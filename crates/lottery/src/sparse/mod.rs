@@ -67,7 +67,9 @@ impl SparseLayers {
                 continue;
             };
             let kept = m.data.iter().filter(|&&k| k != 0.0).count();
-            if kept as f64 > max_density * m.data.len() as f64 {
+            // A layer pruned away entirely stays dense masked: nothing to gain, and no
+            // zero-length tensors through autodiff and the optimizer.
+            if kept == 0 || kept as f64 > max_density * m.data.len() as f64 {
                 continue;
             }
             let pattern = Pattern::from_mask(rows, cols, &m.data)
