@@ -4,7 +4,7 @@
 use burn::tensor::Device;
 use lottery::data::{self, DatasetKind};
 use lottery::masks::MaskSet;
-use lottery::models::{Architecture, init};
+use lottery::models::{Architecture, Network, init};
 use lottery::rng::Rng;
 use lottery::train::{Length, OptimizerConfig, Schedule, TrainConfig, Trainer};
 
@@ -15,6 +15,21 @@ fn random_mask(set: &mut MaskSet, keep: f64, seed: u64) {
             *x = if rng.uniform() < keep { 1.0 } else { 0.0 };
         }
     }
+}
+
+/// LeNet-300-100 from `seed` (Glorot-normal) and a random mask keeping a tenth of each weight.
+fn lenet_keeping_a_tenth(seed: u64, mask_seed: u64, device: &Device) -> (Network, MaskSet) {
+    let net = init::initialise(
+        Architecture::parse("lenet_300_100")
+            .unwrap()
+            .build([1, 28, 28], 10, device)
+            .unwrap(),
+        init::InitScheme::GlorotNormal,
+        seed,
+    );
+    let mut mask = MaskSet::ones(&net, &net.prunable());
+    random_mask(&mut mask, 0.1, mask_seed);
+    (net, mask)
 }
 
 #[test]
@@ -35,14 +50,7 @@ fn pruned_weights_stay_exactly_zero_under_every_optimizer() {
         .iter()
         .flat_map(|o| [(o.clone(), 0.0), (o.clone(), 0.2)])
     {
-        let arch = Architecture::parse("lenet_300_100").unwrap();
-        let net = init::initialise(
-            arch.build([1, 28, 28], 10, &device).unwrap(),
-            init::InitScheme::GlorotNormal,
-            1,
-        );
-        let mut mask = MaskSet::ones(&net, &net.prunable());
-        random_mask(&mut mask, 0.1, 2);
+        let (net, mask) = lenet_keeping_a_tenth(1, 2, &device);
         let kept = mask.kept();
         assert!((mask.density() - 0.1).abs() < 0.01);
         let cfg = TrainConfig {
@@ -174,16 +182,7 @@ fn every_registered_architecture_builds_and_runs() {
 fn sparse_products_train_what_dense_masked_layers_train() {
     let splits = data::load(DatasetKind::MNIST, &DatasetKind::MNIST.default_dir(), 5000).unwrap();
     let device = Device::flex();
-    let net = init::initialise(
-        Architecture::parse("lenet_300_100")
-            .unwrap()
-            .build([1, 28, 28], 10, &device)
-            .unwrap(),
-        init::InitScheme::GlorotNormal,
-        5,
-    );
-    let mut mask = MaskSet::ones(&net, &net.prunable());
-    random_mask(&mut mask, 0.1, 6);
+    let (net, mask) = lenet_keeping_a_tenth(5, 6, &device);
     let mut cfg = TrainConfig::lenet_paper(200);
     cfg.sparse_max_density = 0.0;
     let mut dense = Trainer::new(net.clone(), &splits, Some(&mask), &cfg, &device).unwrap();
