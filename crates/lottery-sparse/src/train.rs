@@ -17,7 +17,7 @@ pub struct Pattern {
     cols: usize,
     row_start: Vec<u32>,
     col: Vec<u32>,
-    /// The forward kernel adds a bias; training adds its own, so this one is zeros.
+    /// The bias of a layer without one.
     zeros: Vec<f32>,
 }
 
@@ -67,18 +67,29 @@ impl Pattern {
         }
     }
 
-    /// `y = W x` for `nb` feature-major examples: `x` is `cols × nb`, `y` `rows × nb`.
-    pub fn forward(&self, val: &[f32], x: &[f32], nb: usize, y: &mut [f32]) {
+    /// `y = W x + b` for `nb` feature-major examples, through ReLU when `relu`: `x` is
+    /// `cols × nb`, `y` `rows × nb`, `bias` one per row (none: zeros).
+    pub fn forward(
+        &self,
+        val: &[f32],
+        bias: Option<&[f32]>,
+        relu: bool,
+        x: &[f32],
+        nb: usize,
+        y: &mut [f32],
+    ) {
         let m = self.with(val);
+        let bias = bias.unwrap_or(&self.zeros);
         assert!(x.len() == self.cols * nb && y.len() == self.rows * nb);
+        assert_eq!(bias.len(), self.rows, "one bias per output");
         if simd_available() {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: the CPU has AVX2 and FMA; the pattern was checked and the sizes asserted.
             unsafe {
-                return forward_avx2(m, &self.zeros, x, nb, y);
+                return forward_avx2(m, bias, relu, x, nb, y);
             }
         }
-        linear_layer::<false>(m, &self.zeros, false, x, nb, y)
+        linear_layer::<false>(m, bias, relu, x, nb, y)
     }
 
     /// `dx = Wᵀ dy`: `dy` is `rows × nb`, `dx` `cols × nb` (overwritten).
@@ -127,8 +138,8 @@ pub fn transpose(src: &[f32], nb: usize, len: usize, dst: &mut [f32]) {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn forward_avx2(m: CsrRef<'_>, zeros: &[f32], x: &[f32], nb: usize, y: &mut [f32]) {
-    linear_layer::<true>(m, zeros, false, x, nb, y)
+fn forward_avx2(m: CsrRef<'_>, bias: &[f32], relu: bool, x: &[f32], nb: usize, y: &mut [f32]) {
+    linear_layer::<true>(m, bias, relu, x, nb, y)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -309,7 +320,7 @@ mod tests {
             let dy = values(rows * nb, 4);
 
             let mut y = vec![f32::NAN; rows * nb];
-            p.forward(&val, &x, nb, &mut y);
+            p.forward(&val, None, false, &x, nb, &mut y);
             let want: Vec<f32> = (0..rows * nb)
                 .map(|i| {
                     let (r, e) = (i / nb, i % nb);
@@ -317,6 +328,14 @@ mod tests {
                 })
                 .collect();
             close(&y, &want);
+            // With a bias and through ReLU.
+            let bias = values(rows, 5);
+            p.forward(&val, Some(&bias), true, &x, nb, &mut y);
+            let want: Vec<f32> = (want.iter().enumerate())
+                .map(|(i, w)| (w + bias[i / nb]).max(0.0))
+                .collect();
+            close(&y, &want);
+            assert!(want.iter().any(|&w| w == 0.0) && want.iter().any(|&w| w > 0.0));
 
             let mut dx = vec![f32::NAN; cols * nb];
             p.input_grad(&val, &dy, nb, &mut dx);

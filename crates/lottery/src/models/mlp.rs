@@ -2,7 +2,6 @@
 
 use burn::module::Module;
 use burn::nn::{Initializer, Linear, LinearConfig};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use super::{Classify, Family, Network, unknown_model};
@@ -91,8 +90,5 @@ impl Mlp {
 /// Linear layers with ReLU between them (not after the last): the classifier of every model.
 pub fn dense_stack(layers: &[Linear], x: Tensor<2>, sparse: &SparseLayers) -> Tensor<2> {
     let last = layers.len() - 1;
-    layers.iter().enumerate().fold(x, |x, (i, l)| {
-        let y = sparse.linear(l, x);
-        if i == last { y } else { relu(y) }
-    })
+    (layers.iter().enumerate()).fold(x, |x, (i, l)| sparse.linear(l, x, i != last))
 }

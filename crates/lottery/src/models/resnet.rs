@@ -150,6 +150,6 @@ impl ResNet {
         let x = self.blocks.iter().fold(x, |x, b| b.forward(x));
         // Global average pool over H×W.
         let x: Tensor<2> = x.mean_dim(3).mean_dim(2).flatten(1, 3);
-        sparse.linear(&self.fc, x)
+        sparse.linear(&self.fc, x, false)
     }
 }

@@ -102,21 +102,27 @@ impl SparseLayers {
         v
     }
 
-    /// `l` applied to `x`: the sparse product plus the bias when `l` is one of these layers,
-    /// burn's dense layer otherwise.
-    pub fn linear(&self, l: &Linear, x: Tensor<2>) -> Tensor<2> {
+    /// `l` applied to `x`, through ReLU when `relu`: one sparse operation (product, bias,
+    /// ReLU) when `l` is one of these layers, burn's dense layer otherwise.
+    pub fn linear(&self, l: &Linear, x: Tensor<2>, relu: bool) -> Tensor<2> {
         let Some(s) = self.layers.get(&l.weight.id) else {
-            return l.forward(x);
+            let y = l.forward(x);
+            return if relu {
+                burn::tensor::activation::relu(y)
+            } else {
+                y
+            };
         };
-        let y = Tensor::<2>::from_dispatch(<Dispatch as SparseLinearOps>::sparse_linear(
+        Tensor::<2>::from_dispatch(<Dispatch as SparseLinearOps>::sparse_linear(
             x.into_dispatch(),
             s.values.clone().into_dispatch(),
+            match &l.bias {
+                Some(b) => b.val().into_dispatch(),
+                None => Tensor::<1>::zeros([s.pattern.rows()], &s.values.device()).into_dispatch(),
+            },
             s.pattern.clone(),
-        ));
-        match &l.bias {
-            Some(b) => y + b.val().unsqueeze::<2>(),
-            None => y,
-        }
+            relu,
+        ))
     }
 
     /// Each layer's values after `update(weight id, values, their gradient)`, for the layers
@@ -163,9 +169,16 @@ mod tests {
     }
 
     /// The sparse layer's output, input gradient, bias gradient and kept-value gradient against
-    /// burn's dense linear layer with the masked weight, through autodiff.
+    /// burn's dense linear layer with the masked weight, through autodiff: with and without a
+    /// bias, with and without ReLU after it.
     #[test]
     fn sparse_layer_matches_the_dense_masked_layer_and_its_gradients() {
+        for (bias, relu) in [(true, false), (true, true), (false, true), (false, false)] {
+            check_against_dense(bias, relu);
+        }
+    }
+
+    fn check_against_dense(bias: bool, relu: bool) {
         let device = Device::flex().autodiff();
         let (batch, inputs, outputs) = (67, 13, 5);
         let mut rng = Rng::new(4);
@@ -177,7 +190,9 @@ mod tests {
             .zip(&mask)
             .map(|(w, m)| w * m)
             .collect();
-        let mut layer = LinearConfig::new(inputs, outputs).init(&device);
+        let mut layer = LinearConfig::new(inputs, outputs)
+            .with_bias(bias)
+            .init(&device);
         // burn's weight is [in, out]; the state dict's (PyTorch's) is [out, in].
         layer.weight = layer.weight.map(|_| {
             Tensor::<2>::from_data(TensorData::new(w.clone(), [outputs, inputs]), &device)
@@ -216,13 +231,13 @@ mod tests {
         let run = |s: &SparseLayers| {
             let x = Tensor::<2>::from_data(TensorData::new(x.clone(), [batch, inputs]), &device)
                 .require_grad();
-            let y = s.linear(&layer, x.clone());
+            let y = s.linear(&layer, x.clone(), relu);
             let grads = (y.clone() * r.clone()).sum().backward();
             let host = |t: Tensor<2>| t.into_data().try_into_vec::<f32>().unwrap();
             (
                 host(y),
                 host(x.grad(&grads).unwrap()),
-                layer.bias.as_ref().unwrap().val().grad(&grads).unwrap(),
+                (layer.bias.as_ref()).map(|b| b.val().grad(&grads).unwrap().into_data()),
                 layer.weight.val().grad(&grads),
                 grads,
             )
@@ -243,12 +258,14 @@ mod tests {
             }
         };
         close(&y_s, &y_d, "output");
+        if relu {
+            assert!(y_d.contains(&0.0), "some outputs cut off by ReLU");
+        }
         close(&dx_s, &dx_d, "input gradient");
-        close(
-            &db_s.into_data().try_into_vec::<f32>().unwrap(),
-            &db_d.into_data().try_into_vec::<f32>().unwrap(),
-            "bias gradient",
-        );
+        if let (Some(s), Some(d)) = (db_s, db_d) {
+            let f32s = |t: TensorData| t.into_vec::<f32>().unwrap();
+            close(&f32s(s), &f32s(d), "bias gradient");
+        }
         // burn's dense weight gradient [in, out], read at the kept positions.
         let dw_d = dw_d.unwrap().into_data().try_into_vec::<f32>().unwrap();
         let pattern = &sparse.layers[&layer.weight.id].pattern;
