@@ -75,18 +75,29 @@ pub trait SparseLinearOps: Backend {
     fn sparse_linear_bias_grad(dyt: FloatTensor<Self>) -> FloatTensor<Self>;
 }
 
-/// A `[batch, len]` example-major tensor as feature-major `len × batch`.
+/// A `[batch, len]` example-major buffer as feature-major `len × batch`.
 fn feature_major(t: &[f32], nb: usize, len: usize) -> Vec<f32> {
     let mut out = vec![0.0; nb * len];
     transpose(t, nb, len, &mut out);
     out
 }
 
-/// Feature-major `len × nb` back to a `[nb, len]` tensor.
-fn example_major(t: &[f32], nb: usize, len: usize) -> FlexTensor {
-    let mut out = vec![0.0; nb * len];
-    transpose(t, len, nb, &mut out);
-    tensor(out, [nb, len])
+/// A `[batch, len]` tensor's feature-major `len × batch` form, contiguous: free when the tensor
+/// is the transposed view these operations return (so a chain of sparse layers, forward and
+/// backward, never transposes between them), one transpose otherwise.
+fn feature_major_of(t: &FlexTensor) -> FlexTensor {
+    let view = t.transpose(0, 1);
+    if view.as_slice::<f32>().is_some() {
+        return view;
+    }
+    let (nb, len) = dims(t);
+    tensor(feature_major(&host(t), nb, len), [len, nb])
+}
+
+/// A feature-major `len × nb` buffer as the `[nb, len]` tensor burn sees: a transposed view of
+/// it, no copy. burn's own operations read strided tensors as they are.
+fn example_major(t: Vec<f32>, nb: usize, len: usize) -> FlexTensor {
+    tensor(t, [len, nb]).transpose(0, 1)
 }
 
 /// Batch and length of a `[batch, len]` tensor.
@@ -97,8 +108,7 @@ fn dims(t: &FlexTensor) -> (usize, usize) {
 
 impl SparseLinearOps for Flex {
     fn feature_major(x: FlexTensor) -> FlexTensor {
-        let (nb, len) = dims(&x);
-        tensor(feature_major(&host(&x), nb, len), [len, nb])
+        feature_major_of(&x)
     }
 
     fn sparse_linear_fm(
@@ -112,22 +122,21 @@ impl SparseLinearOps for Flex {
         let mut yt = vec![0.0; pattern.rows() * nb];
         let (values, bias, xt) = (host(&values), host(&bias), host(&xt));
         pattern.forward(&values, Some(&bias), relu, &xt, nb, &mut yt);
-        example_major(&yt, nb, pattern.rows())
+        example_major(yt, nb, pattern.rows())
     }
 
     fn sparse_linear_output_grad(dy: FlexTensor, y: FlexTensor, relu: bool) -> FlexTensor {
-        let (nb, len) = dims(&dy);
-        let dy = host(&dy);
-        let dyt = if relu {
-            // ReLU's gradient: through where the output is positive.
-            let masked: Vec<f32> = (dy.iter().zip(host(&y).iter()))
-                .map(|(&g, &o)| if o > 0.0 { g } else { 0.0 })
-                .collect();
-            feature_major(&masked, nb, len)
-        } else {
-            feature_major(&dy, nb, len)
-        };
-        tensor(dyt, [len, nb])
+        let dyt = feature_major_of(&dy);
+        if !relu {
+            return dyt;
+        }
+        // ReLU's gradient: through where the output is positive. Both feature-major, so the
+        // mask is taken element by element.
+        let (len, nb) = dims(&dyt);
+        let masked: Vec<f32> = (host(&dyt).iter().zip(host(&feature_major_of(&y)).iter()))
+            .map(|(&g, &o)| if o > 0.0 { g } else { 0.0 })
+            .collect();
+        tensor(masked, [len, nb])
     }
 
     fn sparse_linear_input_grad(
@@ -138,7 +147,7 @@ impl SparseLinearOps for Flex {
         let nb = dyt.shape()[1];
         let mut dxt = vec![0.0; pattern.cols() * nb];
         pattern.input_grad(&host(&values), &host(&dyt), nb, &mut dxt);
-        example_major(&dxt, nb, pattern.cols())
+        example_major(dxt, nb, pattern.cols())
     }
 
     fn sparse_linear_values_grad(
