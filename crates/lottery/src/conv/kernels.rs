@@ -4,6 +4,7 @@
 //! threads; each thread keeps its own columns buffer and, for the weight gradient, its own sum.
 
 use gemm::{Parallelism, gemm};
+use lottery_sparse::train::transpose;
 
 /// Everything about a convolution but the batch size: NCHW input, OIHW weight, zero padding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -292,7 +293,11 @@ pub fn input_grad(g: &Geometry, dy: &[f32], w: &[f32], dx: &mut [f32]) {
     });
 }
 
-/// `dw = Σ_n dy[n] · im2col(x[n])ᵀ`, `[c_out, c_in, kh, kw]`.
+/// `dw = Σ_n dy[n] · im2col(x[n])ᵀ`, `[c_out, c_in, kh, kw]`. The product sums over output
+/// positions, which both `dy` and the columns hold contiguously — the layout a GEMM packs
+/// slowest (a strided gather per element of the large operand). So the columns are transposed
+/// first (position-major, one cache-blocked pass) and the GEMM reads both operands the way its
+/// kernels want.
 pub fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
     let n = x.len() / g.in_len().max(1);
     assert!(
@@ -315,6 +320,7 @@ pub fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
                 } else {
                     vec![0.0; k * p]
                 };
+                let mut colt = vec![0.0; k * p];
                 for (i, (xi, dyi)) in xs
                     .chunks_exact(g.in_len())
                     .zip(dys.chunks_exact(g.out_len()))
@@ -326,8 +332,16 @@ pub fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
                         g.im2col(xi, &mut col);
                         &col
                     };
-                    let colt = View::transposed(cols, p);
-                    matmul(g.c_out, k, p, View::rows(dyi, p), colt, sum, i > 0);
+                    transpose(cols, k, p, &mut colt);
+                    matmul(
+                        g.c_out,
+                        k,
+                        p,
+                        View::rows(dyi, p),
+                        View::rows(&colt, k),
+                        sum,
+                        i > 0,
+                    );
                 }
             });
         }
