@@ -207,7 +207,7 @@ fn matmul(m: usize, n: usize, k: usize, a: View, b: View, c: &mut [f32], accumul
 
 /// Threads for `n` images: the cores, but never more than the images. The core count is read
 /// once: on Linux it comes from cgroup files, which every layer of every step would read again.
-fn threads(n: usize) -> usize {
+pub(super) fn threads(n: usize) -> usize {
     static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     let cores = *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |t| t.get()));
     cores.min(n).max(1)

@@ -12,6 +12,7 @@ use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{AutodiffBackend, Backend, Flex, backend_extension};
 use burn::tensor::TensorData;
 
+use super::kernels::threads;
 use super::op::dims;
 use crate::cpu::{f32s, tensor};
 
@@ -50,32 +51,57 @@ pub trait PoolOps: Backend {
     ) -> FloatTensor<Self>;
 }
 
-/// Maxima and their in-plane positions: the first maximum of a window in row-major order.
+/// Maxima and their in-plane positions: the first maximum of a window in row-major order. The
+/// planes are split across threads, as the convolutions split images.
 fn pool(x: &[f32], [n, c, h, w]: [usize; 4], win: Window) -> (Vec<f32>, Vec<i64>) {
     let (ho, wo) = win.out(h, w);
-    let mut y = Vec::with_capacity(n * c * ho * wo);
-    let mut idx = Vec::with_capacity(n * c * ho * wo);
-    for plane in x.chunks_exact(h * w) {
-        for oh in 0..ho {
-            for ow in 0..wo {
-                let (mut best, mut at) = (f32::NEG_INFINITY, 0);
-                for i in 0..win.kernel[0] {
-                    let row = (oh * win.stride[0] + i) * w;
-                    for j in 0..win.kernel[1] {
-                        let p = row + ow * win.stride[1] + j;
-                        // A NaN is taken too, and then propagates.
-                        let v = plane[p];
-                        if (i == 0 && j == 0) || v > best || v.is_nan() {
-                            (best, at) = (v, p);
-                        }
+    let planes = n * c;
+    let mut y = vec![0.0f32; planes * ho * wo];
+    let mut idx = vec![0i64; planes * ho * wo];
+    let per = planes.div_ceil(threads(planes)).max(1);
+    std::thread::scope(|s| {
+        let work = (x.chunks(per * h * w))
+            .zip(y.chunks_mut(per * ho * wo))
+            .zip(idx.chunks_mut(per * ho * wo));
+        for ((xs, ys), is) in work {
+            s.spawn(move || {
+                let outs = ys
+                    .chunks_exact_mut(ho * wo)
+                    .zip(is.chunks_exact_mut(ho * wo));
+                for (plane, (y, idx)) in xs.chunks_exact(h * w).zip(outs) {
+                    pool_plane(plane, w, (ho, wo), win, y, idx);
+                }
+            });
+        }
+    });
+    (y, idx)
+}
+
+/// One plane of [`pool`]: `w` its width, `(ho, wo)` the output's size.
+fn pool_plane(
+    plane: &[f32],
+    w: usize,
+    (ho, wo): (usize, usize),
+    win: Window,
+    y: &mut [f32],
+    idx: &mut [i64],
+) {
+    for oh in 0..ho {
+        for ow in 0..wo {
+            let (mut best, mut at) = (f32::NEG_INFINITY, 0);
+            for i in 0..win.kernel[0] {
+                let row = (oh * win.stride[0] + i) * w + ow * win.stride[1];
+                for (j, &v) in plane[row..row + win.kernel[1]].iter().enumerate() {
+                    // A NaN is taken too, and then propagates.
+                    if (i == 0 && j == 0) || v > best || v.is_nan() {
+                        (best, at) = (v, row + j);
                     }
                 }
-                y.push(best);
-                idx.push(at as i64);
             }
+            y[oh * wo + ow] = best;
+            idx[oh * wo + ow] = at as i64;
         }
     }
-    (y, idx)
 }
 
 impl PoolOps for Flex {
@@ -99,17 +125,24 @@ impl PoolOps for Flex {
         let dy = f32s(&dy);
         let indices = indices.to_contiguous();
         let idx = indices.as_slice::<i64>().expect("indices written as i64");
-        let per = dy.len() / (n * c).max(1);
-        let mut dx = vec![0.0f32; n * c * h * w];
-        for ((plane, g), at) in dx
-            .chunks_exact_mut(h * w)
-            .zip(dy.chunks_exact(per))
-            .zip(idx.chunks_exact(per))
-        {
-            for (&v, &p) in g.iter().zip(at) {
-                plane[p as usize] += v;
+        let (planes, per) = (n * c, dy.len() / (n * c).max(1));
+        let mut dx = vec![0.0f32; planes * h * w];
+        let group = planes.div_ceil(threads(planes)).max(1);
+        std::thread::scope(|s| {
+            let work = (dx.chunks_mut(group * h * w))
+                .zip(dy.chunks(group * per))
+                .zip(idx.chunks(group * per));
+            for ((dxs, dys), ats) in work {
+                s.spawn(move || {
+                    let planes = dxs.chunks_exact_mut(h * w);
+                    for ((plane, g), at) in planes.zip(dys.chunks(per)).zip(ats.chunks(per)) {
+                        for (&v, &p) in g.iter().zip(at) {
+                            plane[p as usize] += v;
+                        }
+                    }
+                });
             }
-        }
+        });
         tensor(dx, [n, c, h, w])
     }
 }
