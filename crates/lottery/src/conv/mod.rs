@@ -1,20 +1,23 @@
-//! 2-D convolutions and max-pooling on the CPU through our own kernels (im2col + a tuned GEMM,
-//! images split across threads; pooling with the argmax kept) with hand-written backward steps,
+//! 2-D convolutions, batch norm and max-pooling on the CPU through our own kernels (im2col + a
+//! tuned GEMM, images split across threads; batch norm fused with its ReLU; pooling with the
+//! argmax kept) with hand-written backward steps,
 //! instead of burn-flex's generic 3-D paths: the models call [`conv2d`] and [`max_pool2d`] where
 //! they called burn's modules, which route every other device, grouped or dilated convolutions,
 //! padded pools and non-f32 tensors to burn's own.
 
 mod kernels;
+mod norm;
 mod op;
 mod pool;
 
 use burn::backend::Dispatch;
-use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::MaxPool2d;
+use burn::nn::{BatchNorm, PaddingConfig2d};
 use burn::tensor::{DType, Device, Tensor};
 
 pub use kernels::Geometry;
+use norm::{Norm, NormOps};
 use op::ConvOps;
 use pool::{PoolOps, Window};
 
@@ -55,6 +58,59 @@ pub fn max_pool2d(pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
     Tensor::<4>::from_dispatch(<Dispatch as PoolOps>::max_pool2d_fast(
         x.into_dispatch(),
         win,
+    ))
+}
+
+/// `bn` applied to `x [n, c, h, w]`, then ReLU when `relu` — one operation on the CPU: in
+/// training (an autodiff device, `bn` not frozen) with the batch's statistics, which also
+/// update `bn`'s running ones as burn's would; in evaluation with the running statistics.
+/// Other devices and a frozen `bn` being differentiated go to burn's module.
+pub fn batch_norm(bn: &BatchNorm, x: Tensor<4>, relu: bool) -> Tensor<4> {
+    let device = x.device();
+    let training = device.is_autodiff() && bn.training.is_enabled();
+    // A frozen layer on an autodiff device normalises with fixed statistics, which our
+    // backward (batch statistics) does not differentiate.
+    if device != Device::flex() || x.dtype() != DType::F32 || (device.is_autodiff() && !training) {
+        let y = bn.forward(x);
+        return if relu {
+            burn::tensor::activation::relu(y)
+        } else {
+            y
+        };
+    }
+    let c = bn.gamma.dims()[0];
+    let stats = if training {
+        let stats = Tensor::<2>::from_dispatch(<Dispatch as NormOps>::batch_stats(
+            x.clone().into_dispatch(),
+        ));
+        let batch = |row: usize| stats.clone().slice([row..row + 1, 0..c]).reshape([c]);
+        let m = bn.momentum;
+        let update = |running: Tensor<1>, now: Tensor<1>| {
+            running
+                .mul_scalar(1.0 - m)
+                .add(now.detach().mul_scalar(m))
+                .detach()
+        };
+        let running_mean = bn.running_mean.value_sync().to_device(&device);
+        let running_var = bn.running_var.value_sync().to_device(&device);
+        bn.running_mean.update(update(running_mean, batch(0)));
+        bn.running_var.update(update(running_var, batch(1)));
+        stats
+    } else {
+        let mean = bn.running_mean.value().to_device(&device);
+        let var = bn.running_var.value().to_device(&device);
+        Tensor::stack::<2>(vec![mean, var], 0)
+    };
+    let norm = Norm {
+        eps: bn.epsilon as f32,
+        relu,
+    };
+    Tensor::<4>::from_dispatch(<Dispatch as NormOps>::batch_norm_fast(
+        x.into_dispatch(),
+        bn.gamma.val().into_dispatch(),
+        bn.beta.val().into_dispatch(),
+        stats.into_dispatch(),
+        norm,
     ))
 }
 
@@ -192,6 +248,81 @@ mod tests {
             let what = format!("pool {k:?} stride {s:?} on {h}×{w}");
             close(&y1, &y0, &format!("{what}: output"));
             close(&dx1, &dx0, &format!("{what}: input gradient"));
+        }
+    }
+
+    /// Batch norm (with and without the ReLU) against burn's module through autodiff: output,
+    /// input gradient, γ and β gradients, the running statistics after the step, and the
+    /// evaluation-mode output from them; odd plane sizes and a batch of one.
+    #[test]
+    fn our_batch_norm_matches_burns_with_its_gradients() {
+        use burn::module::Module;
+        use burn::nn::BatchNormConfig;
+        let device = Device::flex().autodiff();
+        for ([n, c, h, w], relu) in [
+            ([4, 3, 5, 7], false),
+            ([4, 3, 5, 7], true),
+            ([1, 5, 3, 3], true),
+            ([6, 2, 1, 1], false),
+        ] {
+            let what = format!("[{n}, {c}, {h}, {w}], relu {relu}");
+            // Not the identity: γ and β away from 1 and 0.
+            let gamma = Tensor::<1>::random([c], Distribution::Uniform(0.5, 1.5), &device);
+            let beta = Tensor::<1>::random([c], Distribution::Default, &device);
+            // A fresh module per run: clones share their running statistics.
+            let init = || {
+                let mut bn = BatchNormConfig::new(c).init(&device);
+                bn.gamma = bn.gamma.map(|_| gamma.clone().require_grad());
+                bn.beta = bn.beta.map(|_| beta.clone().require_grad());
+                bn
+            };
+            let x = Tensor::<4>::random([n, c, h, w], Distribution::Normal(0.3, 2.0), &device);
+            let r = Tensor::<4>::random([n, c, h, w], Distribution::Default, &device);
+            let run = |ours: bool| {
+                let bn = init();
+                let x = x.clone().detach().require_grad();
+                let y = if ours {
+                    batch_norm(&bn, x.clone(), relu)
+                } else {
+                    let y = bn.forward(x.clone());
+                    if relu {
+                        burn::tensor::activation::relu(y)
+                    } else {
+                        y
+                    }
+                };
+                let grads = (y.clone() * r.clone()).sum().backward();
+                let dg = host(bn.gamma.val().grad(&grads).unwrap());
+                let db = host(bn.beta.val().grad(&grads).unwrap());
+                let running = [&bn.running_mean, &bn.running_var].map(|s| host(s.value_sync()));
+                let dx = host(x.grad(&grads).unwrap());
+                let valid = bn.valid();
+                let x = x.inner();
+                let eval = if ours {
+                    batch_norm(&valid, x, relu)
+                } else {
+                    let y = valid.forward(x);
+                    if relu {
+                        burn::tensor::activation::relu(y)
+                    } else {
+                        y
+                    }
+                };
+                (host(y), dx, dg, db, running, host(eval))
+            };
+            let burns = run(false);
+            let ours = run(true);
+            close(&ours.0, &burns.0, &format!("{what}: output"));
+            close(&ours.1, &burns.1, &format!("{what}: input gradient"));
+            close(&ours.2, &burns.2, &format!("{what}: γ gradient"));
+            close(&ours.3, &burns.3, &format!("{what}: β gradient"));
+            close(&ours.4[0], &burns.4[0], &format!("{what}: running mean"));
+            close(
+                &ours.4[1],
+                &burns.4[1],
+                &format!("{what}: running variance"),
+            );
+            close(&ours.5, &burns.5, &format!("{what}: evaluation output"));
         }
     }
 

@@ -10,7 +10,7 @@ use burn::tensor::{Device, Tensor};
 
 use super::mlp::dense_stack;
 use super::{Classify, Family, Network, unknown_model};
-use crate::conv::{conv2d, max_pool2d};
+use crate::conv::{batch_norm, conv2d, max_pool2d};
 use crate::error::{Error, Result};
 use crate::sparse::SparseLayers;
 
@@ -206,10 +206,10 @@ impl ConvNet {
         let mut x = x;
         for (i, conv) in self.convs.iter().enumerate() {
             x = conv2d(conv, x);
-            if let Some(bn) = self.norms.get(i) {
-                x = bn.forward(x);
-            }
-            x = relu(x);
+            x = match self.norms.get(i) {
+                Some(bn) => batch_norm(bn, x, true),
+                None => relu(x),
+            };
             x = match self.pools[i] {
                 Pool::Max => max_pool2d(&self.max, x),
                 Pool::Avg => self.avg.forward(x),

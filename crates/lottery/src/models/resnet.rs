@@ -8,7 +8,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use super::{Classify, Family, Network, unknown_model};
-use crate::conv::conv2d;
+use crate::conv::{batch_norm, conv2d};
 use crate::error::Result;
 use crate::sparse::SparseLayers;
 
@@ -97,10 +97,10 @@ impl Block {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let y = relu(self.bn1.forward(conv2d(&self.conv1, x.clone())));
-        let y = self.bn2.forward(conv2d(&self.conv2, y));
+        let y = batch_norm(&self.bn1, conv2d(&self.conv1, x.clone()), true);
+        let y = batch_norm(&self.bn2, conv2d(&self.conv2, y), false);
         let s = match &self.shortcut {
-            Some(sc) => sc.bn.forward(conv2d(&sc.conv, x)),
+            Some(sc) => batch_norm(&sc.bn, conv2d(&sc.conv, x), false),
             None => x,
         };
         relu(y + s)
@@ -146,7 +146,7 @@ impl ResNet {
     }
 
     fn forward_with(&self, x: Tensor<4>, sparse: &SparseLayers) -> Tensor<2> {
-        let x = relu(self.bn.forward(conv2d(&self.conv, x)));
+        let x = batch_norm(&self.bn, conv2d(&self.conv, x), true);
         let x = self.blocks.iter().fold(x, |x, b| b.forward(x));
         // Global average pool over H×W.
         let x: Tensor<2> = x.mean_dim(3).mean_dim(2).flatten(1, 3);
