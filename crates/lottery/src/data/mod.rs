@@ -5,6 +5,7 @@ pub mod cifar;
 pub mod download;
 pub mod idx;
 pub mod mnist;
+pub mod series;
 
 use std::path::{Path, PathBuf};
 

@@ -263,7 +263,7 @@ mod tests {
         }
         close(&dx_s, &dx_d, "input gradient");
         if let (Some(s), Some(d)) = (db_s, db_d) {
-            let f32s = |t: TensorData| t.into_vec::<f32>().unwrap();
+            let f32s = |t: TensorData| t.try_into_vec::<f32>().unwrap();
             close(&f32s(s), &f32s(d), "bias gradient");
         }
         // burn's dense weight gradient [in, out], read at the kept positions.
