@@ -134,15 +134,9 @@ fn per_image(p: Planes, out: &mut [f32], f: impl Fn(usize, &mut [f32]) + Sync) {
 fn stats(x: &[f32], p: Planes) -> Vec<f32> {
     let m = p.per_channel() as f64;
     let both = per_channel(p.c, |ch| {
-        let sum: f64 = p
-            .channel(x, ch)
-            .map(|v| sums(v, v, v, |a, _, _| (a, 0.0)).0)
-            .sum();
+        let sum: f64 = p.channel(x, ch).map(|v| plane_sum::<1>(v, 0.0)).sum();
         let mean = (sum / m) as f32;
-        let sq: f64 = p
-            .channel(x, ch)
-            .map(|v| sums(v, v, v, |a, _, _| ((a - mean) * (a - mean), 0.0)).0)
-            .sum();
+        let sq: f64 = p.channel(x, ch).map(|v| plane_sum::<2>(v, mean)).sum();
         (mean, (sq / m) as f32)
     });
     both.iter()
@@ -151,30 +145,49 @@ fn stats(x: &[f32], p: Planes) -> Vec<f32> {
         .collect()
 }
 
-/// The two sums of `f(x, y, g)` over a plane (three equal-length slices), in f64. Eight partial
-/// sums per quantity let the loop vectorise, where one running sum would serialise it.
-#[inline(always)]
-fn sums(x: &[f32], y: &[f32], g: &[f32], f: impl Fn(f32, f32, f32) -> (f32, f32)) -> (f64, f64) {
-    const L: usize = 8;
-    let (mut a, mut b) = ([0.0f32; L], [0.0f32; L]);
-    let lanes = x
-        .chunks_exact(L)
-        .zip(y.chunks_exact(L))
-        .zip(g.chunks_exact(L));
-    for ((xs, ys), gs) in lanes {
+/// Eight partial sums per quantity, in f32 within a plane and f64 across planes: the loops
+/// below then vectorise, where one running sum would serialise every addition.
+const L: usize = 8;
+
+fn total(s: [f32; L]) -> f64 {
+    s.iter().map(|&v| v as f64).sum()
+}
+
+/// `Σ (x − shift)^P` over a plane, for `P` 1 or 2.
+fn plane_sum<const P: i32>(x: &[f32], shift: f32) -> f64 {
+    let mut a = [0.0f32; L];
+    let (xs, tail) = x.as_chunks::<L>();
+    for xs in xs {
         for l in 0..L {
-            let (u, v) = f(xs[l], ys[l], gs[l]);
-            a[l] += u;
-            b[l] += v;
+            a[l] += (xs[l] - shift).powi(P);
         }
     }
-    let tail = x.len() / L * L;
-    let (mut ta, mut tb) = (0.0f64, 0.0f64);
-    for ((&xv, &yv), &gv) in x[tail..].iter().zip(&y[tail..]).zip(&g[tail..]) {
-        let (u, v) = f(xv, yv, gv);
-        (ta, tb) = (ta + u as f64, tb + v as f64);
+    total(a)
+        + tail
+            .iter()
+            .map(|&v| (v - shift).powi(P) as f64)
+            .sum::<f64>()
+}
+
+/// `(Σ g, Σ g·(x − mean))` over a plane, `g` the output gradient through the ReLU when `RELU`
+/// (zero where the output `y` is not positive).
+fn gradient_sums<const RELU: bool>(x: &[f32], y: &[f32], g: &[f32], mean: f32) -> (f64, f64) {
+    let gate = |y: f32, g: f32| if RELU && y <= 0.0 { 0.0 } else { g };
+    let (mut a, mut b) = ([0.0f32; L], [0.0f32; L]);
+    let ((xs, xt), (ys, yt), (gs, gt)) =
+        (x.as_chunks::<L>(), y.as_chunks::<L>(), g.as_chunks::<L>());
+    for ((xs, ys), gs) in xs.iter().zip(ys).zip(gs) {
+        for l in 0..L {
+            let g = gate(ys[l], gs[l]);
+            a[l] += g;
+            b[l] += g * (xs[l] - mean);
+        }
     }
-    let total = |s: [f32; L]| s.iter().map(|&v| v as f64).sum::<f64>();
+    let (mut ta, mut tb) = (0.0f64, 0.0f64);
+    for ((&xv, &yv), &gv) in xt.iter().zip(yt).zip(gt) {
+        let g = gate(yv, gv) as f64;
+        (ta, tb) = (ta + g, tb + g * (xv - mean) as f64);
+    }
     (total(a) + ta, total(b) + tb)
 }
 
@@ -237,10 +250,10 @@ fn param_grads(t: Saved, dy: &[f32], p: Planes, norm: Norm) -> Vec<f32> {
             .zip(p.channel(dy, ch));
         let (mut sg, mut sgx) = (0.0f64, 0.0f64);
         for ((xs, ys), gs) in planes {
-            let (a, b) = sums(xs, ys, gs, |xv, yv, g| {
-                let g = gate(norm.relu, yv, g);
-                (g, g * (xv - mean))
-            });
+            let (a, b) = match norm.relu {
+                true => gradient_sums::<true>(xs, ys, gs, mean),
+                false => gradient_sums::<false>(xs, ys, gs, mean),
+            };
             (sg, sgx) = (sg + a, sgx + b);
         }
         let (sg, sgx) = (sg as f32, sgx as f32 * inv[ch]);
