@@ -41,7 +41,7 @@ pub fn run(a: DataArgs) -> Result<()> {
                 s.train.len(),
                 s.test.len(),
                 s.train.shape,
-                s.train.classes
+                s.train.outputs()
             ),
             Err(e) => {
                 // Missing data is a state to report (CIFAR-10 is not bundled), never a failure;

@@ -71,6 +71,13 @@ pub fn run(a: InferArgs) -> Result<()> {
     let data = lottery::data::load(kind, &dir, 0)
         .with_context(|| format!("cannot load {} from {}", kind.name(), dir.display()))?;
     let test = &data.test;
+    let Some(labels) = test.targets.labels() else {
+        bail!(
+            "{}: infer reports accuracy, and {} holds values to predict",
+            a.model.display(),
+            kind.name()
+        );
+    };
     let mut engine = Engine::new(model)?;
     if let Some(t) = a.threads {
         engine = engine.with_threads(t);
@@ -85,7 +92,7 @@ pub fn run(a: InferArgs) -> Result<()> {
     let predicted: Vec<usize> = logits.chunks(classes).map(argmax).collect();
     let correct = predicted
         .iter()
-        .zip(&test.labels)
+        .zip(labels)
         .filter(|(p, l)| **p == **l as usize)
         .count();
     outln!(

@@ -129,7 +129,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
     let data = cfg.load_data()?;
     cfg.train.validate_for(&data)?;
     let mut net = lottery::models::init::initialise(
-        Architecture::parse(&cfg.model)?.build(data.train.shape, data.train.classes, &device)?,
+        Architecture::parse(&cfg.model)?.build(data.train.shape, data.train.outputs(), &device)?,
         cfg.init,
         cfg.seed,
     );

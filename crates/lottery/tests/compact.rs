@@ -130,9 +130,8 @@ fn a_pruned_conv_net_compacts_to_the_same_function() {
     let n = 64;
     let first = Dataset {
         images: splits.test.images[..n * 784].to_vec(),
-        labels: splits.test.labels[..n].to_vec(),
+        targets: splits.test.targets.subset(&(0..n).collect::<Vec<_>>()),
         shape: splits.test.shape,
-        classes: splits.test.classes,
     };
     let dense = &net.logits(&first);
     let sparse = Engine::new(model)
@@ -184,12 +183,8 @@ fn a_pruned_vgg_with_batch_norm_compacts_to_the_same_function() {
 
     let n = 8;
     let mut rng = lottery::rng::Rng::new(9);
-    let set = Dataset {
-        images: (0..n * 3 * 32 * 32).map(|_| rng.normal() as f32).collect(),
-        labels: vec![0; n],
-        shape: [3, 32, 32],
-        classes: 10,
-    };
+    let images = (0..n * 3 * 32 * 32).map(|_| rng.normal() as f32).collect();
+    let set = Dataset::classified(images, vec![0; n], [3, 32, 32], 10);
     let dense = net.logits(&set);
     let sparse = Engine::new(model).unwrap().forward(&set.images, n);
     let worst = agree(&sparse, &dense, 10);

@@ -22,7 +22,7 @@ fn lenet_trains_on_wgpu_as_on_the_cpu_and_pruned_weights_stay_zero() {
     let gpu = device::parse("wgpu").unwrap();
     let net = Architecture::parse("lenet_300_100")
         .unwrap()
-        .build(data.train.shape, data.train.classes, &cpu)
+        .build(data.train.shape, data.train.outputs(), &cpu)
         .unwrap();
     let net = initialise(net, InitScheme::GlorotNormal, 0);
     // Every tenth weight kept.

@@ -41,11 +41,14 @@ fn median(mut xs: Vec<f64>) -> f64 {
 fn synthetic(shape: [usize; 3], train: usize, test: usize) -> Splits {
     let mut rng = Rng::new(7);
     let per: usize = shape.iter().product();
-    let set = |n: usize, rng: &mut Rng| Dataset {
-        images: (0..n * per).map(|_| rng.normal() as f32).collect(),
-        labels: (0..n).map(|_| rng.below(10) as u32).collect(),
-        shape,
-        classes: 10,
+    let set = |n: usize, rng: &mut Rng| {
+        let images = (0..n * per).map(|_| rng.normal() as f32).collect();
+        Dataset::classified(
+            images,
+            (0..n).map(|_| rng.below(10) as u32).collect(),
+            shape,
+            10,
+        )
     };
     Splits {
         kind: DatasetKind::MNIST,

@@ -104,7 +104,7 @@ impl Branch for Transfer {
                 train.shape[0],
                 train.shape[1],
                 train.shape[2],
-                train.classes,
+                train.outputs(),
                 setup.config.model,
                 shape(init.get(*first)),
                 shape(fresh.get(*first)),

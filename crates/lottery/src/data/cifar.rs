@@ -88,11 +88,14 @@ fn load_cifar10(dir: &Path) -> Result<(Dataset, Dataset)> {
     let ((trp, trl), (tep, tel)) = read_cifar10(dir)?;
     const MEAN: [f32; 3] = [0.4914, 0.4822, 0.4465];
     const STD: [f32; 3] = [0.2470, 0.2435, 0.2616];
-    let make = |px: Vec<u8>, lb: Vec<u8>| Dataset {
-        images: super::normalise(&px, &MEAN, &STD, 3 * 32 * 32),
-        labels: lb.iter().map(|&l| l as u32).collect(),
-        shape: [3, 32, 32],
-        classes: 10,
+    let make = |px: Vec<u8>, lb: Vec<u8>| {
+        let images = super::normalise(&px, &MEAN, &STD, 3 * 32 * 32);
+        Dataset::classified(
+            images,
+            lb.iter().map(|&l| l as u32).collect(),
+            [3, 32, 32],
+            10,
+        )
     };
     Ok((make(trp, trl), make(tep, tel)))
 }

@@ -132,11 +132,14 @@ fn load_idx(dir: &Path, stats: Option<(f32, f32)>) -> Result<(Dataset, Dataset)>
     let classes = trl.data.iter().chain(&tel.data).copied().max().unwrap_or(0) as usize + 1;
     let (mean, std) = stats.unwrap_or_else(|| mean_std(&tri.data));
     let shape = [1, tri.dims[1], tri.dims[2]];
-    let make = |im: idx::IdxArray, lb: idx::IdxArray| Dataset {
-        images: normalise(&im.data, &[mean], &[std], shape.iter().product()),
-        labels: lb.data.iter().map(|&l| l as u32).collect(),
-        shape,
-        classes,
+    let make = |im: idx::IdxArray, lb: idx::IdxArray| {
+        let images = normalise(&im.data, &[mean], &[std], shape.iter().product());
+        Dataset::classified(
+            images,
+            lb.data.iter().map(|&l| l as u32).collect(),
+            shape,
+            classes,
+        )
     };
     Ok((make(tri, trl), make(tei, tel)))
 }

@@ -6,6 +6,7 @@ pub mod download;
 pub mod idx;
 pub mod mnist;
 pub mod series;
+pub mod targets;
 
 use std::path::{Path, PathBuf};
 
@@ -13,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::rng::Rng;
+pub use targets::{Metric, Targets};
 
 /// A dataset format: the files a directory holds and how they become training and test sets.
 /// Each format lives in its own file and is one line of [`FORMATS`].
@@ -139,23 +141,42 @@ impl<'de> Deserialize<'de> for DatasetKind {
     }
 }
 
-/// Images stored normalised, one example after another in C×H×W order.
+/// Examples stored normalised, one after another in C×H×W order (a series window is
+/// `[channels, 1, window]`), and their targets.
 #[derive(Debug, Clone)]
 pub struct Dataset {
     pub images: Vec<f32>,
-    pub labels: Vec<u32>,
+    pub targets: Targets,
     /// (channels, height, width)
     pub shape: [usize; 3],
-    pub classes: usize,
 }
 
 impl Dataset {
+    /// A classification set: `labels` out of `classes`.
+    pub fn classified(
+        images: Vec<f32>,
+        labels: Vec<u32>,
+        shape: [usize; 3],
+        classes: usize,
+    ) -> Self {
+        Dataset {
+            images,
+            targets: Targets::Classes { labels, classes },
+            shape,
+        }
+    }
+
     pub fn len(&self) -> usize {
-        self.labels.len()
+        self.targets.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.labels.is_empty()
+        self.targets.is_empty()
+    }
+
+    /// The network's outputs per example: classes, or 1 for a value to predict.
+    pub fn outputs(&self) -> usize {
+        self.targets.outputs()
     }
 
     pub fn example_len(&self) -> usize {
@@ -175,9 +196,8 @@ impl Dataset {
         }
         Dataset {
             images,
-            labels: indices.iter().map(|&i| self.labels[i]).collect(),
+            targets: self.targets.subset(indices),
             shape: self.shape,
-            classes: self.classes,
         }
     }
 }
@@ -200,7 +220,7 @@ impl Splits {
         for set in [&self.train, &self.val, &self.test] {
             set.shape.iter().for_each(|&d| mix(d as u32));
             set.images.iter().for_each(|v| mix(v.to_bits()));
-            set.labels.iter().for_each(|&l| mix(l));
+            set.targets.bits().into_iter().for_each(&mut mix);
         }
         crate::layout::DataId {
             name: self.kind.name().to_string(),

@@ -31,9 +31,11 @@ impl<'a> Setup<'a> {
 
     /// The network initialised from `seed` with the configured scheme.
     pub fn fresh(&self, seed: u64) -> Result<Network> {
-        let net = self
-            .arch
-            .build(self.data.train.shape, self.data.train.classes, self.device)?;
+        let net = self.arch.build(
+            self.data.train.shape,
+            self.data.train.outputs(),
+            self.device,
+        )?;
         Ok(init::initialise(net, self.config.init, seed))
     }
 

@@ -158,7 +158,7 @@ impl Network {
         let device = self.devices().into_iter().next().unwrap_or_default();
         let [c, h, w] = set.shape;
         let per = set.example_len();
-        let mut out = Vec::with_capacity(set.len() * set.classes);
+        let mut out = Vec::with_capacity(set.len() * set.outputs());
         for start in (0..set.len()).step_by(BATCH) {
             let b = (set.len() - start).min(BATCH);
             let x = Tensor::<4>::from_data(

@@ -135,58 +135,8 @@ fn sparse_logits(engine: &Engine, set: &Dataset) -> Vec<f32> {
     out
 }
 
-/// Mean cross-entropy and accuracy of `logits` (`[example][class]`) against `set`'s labels.
-pub fn score(logits: &[f32], set: &Dataset) -> (f64, f64) {
-    let (mut loss, mut correct) = (0.0f64, 0usize);
-    for (row, &label) in logits.chunks_exact(set.classes).zip(&set.labels) {
-        let (l, hit) = cross_entropy(row, label as usize);
-        loss += l;
-        correct += hit as usize;
-    }
-    let n = set.len().max(1) as f64;
-    (loss / n, correct as f64 / n)
-}
-
-/// Cross-entropy of one row of logits, and whether its arg-max is the label.
-fn cross_entropy(row: &[f32], label: usize) -> (f64, bool) {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-    let lse = max
-        + row
-            .iter()
-            .map(|&z| (z as f64 - max).exp())
-            .sum::<f64>()
-            .ln();
-    let argmax = row
-        .iter()
-        .enumerate()
-        .fold(0, |best, (i, &z)| if z > row[best] { i } else { best });
-    (lse - row[label] as f64, argmax == label)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cross_entropy_of_uniform_logits_is_ln_k() {
-        let (l, _) = cross_entropy(&[0.0; 10], 3);
-        assert!((l - 10f64.ln()).abs() < 1e-12);
-        let (l, hit) = cross_entropy(&[0.0, 100.0, 0.0], 1);
-        assert!(l < 1e-9 && hit);
-    }
-
-    #[test]
-    fn score_averages_over_examples() {
-        let set = Dataset {
-            images: vec![0.0; 3],
-            labels: vec![0, 1, 1],
-            shape: [1, 1, 1],
-            classes: 2,
-        };
-        // Rows: right (uniform, ties go to class 0), wrong, right.
-        let (loss, acc) = score(&[0.0, 0.0, 5.0, 0.0, 0.0, 5.0], &set);
-        let l = |z: f64| (1.0 + (-z).exp()).ln();
-        assert!((loss - (2f64.ln() + l(-5.0) + l(5.0)) / 3.0).abs() < 1e-12);
-        assert!((acc - 2.0 / 3.0).abs() < 1e-12);
-    }
+/// Mean loss and the metric (accuracy, or squared error) of `outputs` (`[example][output]`)
+/// against `set`'s targets.
+pub fn score(outputs: &[f32], set: &Dataset) -> (f64, f64) {
+    set.targets.score(outputs)
 }

@@ -6,11 +6,11 @@ pub mod optimizer;
 pub mod schedule;
 
 use burn::module::Module;
-use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::GradientsParams;
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
+use crate::data::targets::Batch;
 use crate::data::{BatchOrder, Splits, augment_into};
 use crate::error::{Error, Result};
 use crate::masks::MaskSet;
@@ -271,11 +271,10 @@ pub struct Trainer<'a> {
     /// is behind (written back before anyone reads the network).
     sparse: SparseLayers,
     stale: bool,
-    loss_fn: burn::nn::loss::CrossEntropyLoss,
     iterations: usize,
     done: usize,
     pixels: Vec<f32>,
-    labels: Vec<i64>,
+    targets: Batch,
 }
 
 impl<'a> Trainer<'a> {
@@ -305,7 +304,6 @@ impl<'a> Trainer<'a> {
             }
             None => Default::default(),
         };
-        let loss_fn = CrossEntropyLossConfig::new().init(&device);
         let per_batch = cfg.batch_size * data.train.example_len();
         Ok(Trainer {
             net: Some(net),
@@ -319,10 +317,9 @@ impl<'a> Trainer<'a> {
             resident,
             sparse,
             stale: false,
-            loss_fn,
             done: 0,
             pixels: Vec::with_capacity(per_batch),
-            labels: Vec::with_capacity(cfg.batch_size),
+            targets: Batch::default(),
         })
     }
 
@@ -401,10 +398,8 @@ impl<'a> Trainer<'a> {
             TensorData::new(std::mem::take(&mut self.pixels), [b, c, h, w]),
             &self.device,
         );
-        let y =
-            Tensor::<1, Int>::from_data(TensorData::new(self.labels.clone(), [b]), &self.device);
         let net = self.net.take().expect("present between steps");
-        let loss = self.loss_fn.forward(net.forward_with(x, sparse), y);
+        let loss = self.targets.loss(net.forward_with(x, sparse), &self.device);
         let value: f32 = loss.clone().into_scalar::<f32>();
         if !value.is_finite() {
             // Keep the network: the caller may still want to inspect or save it.
@@ -423,7 +418,7 @@ impl<'a> Trainer<'a> {
         self.pixels.clear();
         self.pixels
             .reserve(self.cfg.batch_size * data.example_len());
-        self.labels.clear();
+        self.targets.clear();
         for &i in self.order.next_batch() {
             if self.cfg.augment {
                 augment_into(
@@ -435,7 +430,7 @@ impl<'a> Trainer<'a> {
             } else {
                 self.pixels.extend_from_slice(data.image(i));
             }
-            self.labels.push(data.labels[i] as i64);
+            self.targets.push(&data.targets, i);
         }
     }
 
@@ -483,11 +478,14 @@ mod tests {
     use crate::data::{Dataset, DatasetKind};
 
     fn splits(n: usize) -> Splits {
-        let set = |n: usize| Dataset {
-            images: (0..n * 3 * 8 * 8).map(|i| (i % 251) as f32).collect(),
-            labels: (0..n).map(|i| (i % 10) as u32).collect(),
-            shape: [3, 8, 8],
-            classes: 10,
+        let set = |n: usize| {
+            let images = (0..n * 3 * 8 * 8).map(|i| (i % 251) as f32).collect();
+            Dataset::classified(
+                images,
+                (0..n).map(|i| (i % 10) as u32).collect(),
+                [3, 8, 8],
+                10,
+            )
         };
         Splits {
             kind: DatasetKind::CIFAR10,
@@ -520,7 +518,7 @@ mod tests {
         }
         skipped.fill_batch();
         walked.fill_batch();
-        assert_eq!(skipped.labels, walked.labels);
+        assert_eq!(skipped.targets, walked.targets);
         assert_eq!(
             skipped.pixels, walked.pixels,
             "augmentation draws continue too"
