@@ -1,6 +1,7 @@
 //! The model registry: architectures by name (each family one file and one line of
 //! [`registry!`]), PyTorch-style parameter names, and which tensors are prunable.
 
+pub mod cnn1d;
 pub mod convnet;
 pub mod init;
 pub mod mlp;
@@ -14,6 +15,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use crate::error::{Error, Result};
 use crate::sparse::SparseLayers;
 use crate::tensors::{HostTensor, StateDict};
+use cnn1d::Cnn1d;
 use convnet::ConvNet;
 use mlp::Mlp;
 use resnet::ResNet;
@@ -60,6 +62,9 @@ macro_rules! registry {
         /// Every family, in the order names are tried.
         pub static FAMILIES: &[&dyn Family] = &[$($($family),+),+];
 
+        /// The variants' names, which burn reports as the first module of a path.
+        const VARIANTS: &[&str] = &[$(stringify!($variant)),+];
+
         impl Network {
             /// Logits for a batch of images `[batch, channels, height, width]`.
             pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
@@ -80,6 +85,7 @@ registry! {
     Mlp(Mlp) <= [&mlp::MlpFamily],
     Conv(ConvNet) <= [&convnet::LthConv, &convnet::Vgg],
     ResNet(ResNet) <= [&resnet::ResNetFamily],
+    Cnn1d(Cnn1d) <= [&cnn1d::Cnn1dFamily],
 }
 
 /// Names the registry accepts, for help texts and error messages.
@@ -339,7 +345,7 @@ pub fn torch_name(path: &[String]) -> String {
 
 /// Strips the enum variant burn reports when entering a `Network`.
 fn push_path(path: &mut Vec<String>, name: &str, _container: &str) {
-    let is_variant = path.is_empty() && ["Mlp", "Conv", "ResNet"].contains(&name);
+    let is_variant = path.is_empty() && VARIANTS.contains(&name);
     path.push(if is_variant {
         String::new()
     } else {
