@@ -93,10 +93,8 @@ pub fn run(a: BranchArgs) -> Result<()> {
         dir.display(),
         out.root().display()
     );
-    let replicates =
-        lottery::files::read_json::<lottery::experiment::ExperimentConfig>(&exp.config())?
-            .replicates;
-    let mut live = LevelTable::new(None, replicates);
+    let config = lottery::files::read_json::<lottery::experiment::ExperimentConfig>(&exp.config())?;
+    let mut live = LevelTable::new(None, config.replicates).with_metric(config.dataset.metric());
     let summary = b.run(&exp, settings, &opts, &mut live).with_context(|| {
         format!(
             "branch {} in {} (finished trainings are kept; rerun to resume)",
@@ -105,9 +103,12 @@ pub fn run(a: BranchArgs) -> Result<()> {
         )
     })?;
     let variants = report::variants(&summary);
-    outln!("\nsummary:\n{}", report::table_header(&variants));
+    outln!(
+        "\nsummary:\n{}",
+        report::table_header(&variants, summary.metric)
+    );
     for l in &summary.levels {
-        outln!("{}", report::table_row(l, &variants));
+        outln!("{}", report::table_row(l, &variants, summary.metric));
     }
     let measures = report::measures_table(&summary);
     if !measures.is_empty() {

@@ -2,6 +2,7 @@
 //! level table `run` and `branch` print above it.
 
 use indicatif::{ProgressBar, ProgressStyle};
+use lottery::data::Metric;
 use lottery::experiment::Observer;
 use lottery::report;
 use lottery::results::LevelSummary;
@@ -66,6 +67,8 @@ pub struct LevelTable {
     /// The columns; `None` until the first row shows them (the header is printed then).
     variants: Option<Vec<String>>,
     replicates: usize,
+    /// What the accuracy columns hold.
+    metric: Metric,
     /// Trainings in the whole job, when known, for an estimate of the time left.
     total: Option<usize>,
     /// Trainings finished (trained now or read back), and those trained now.
@@ -77,11 +80,17 @@ pub struct LevelTable {
 impl LevelTable {
     /// With `variants`, the caller has printed the header; without, the first row decides the
     /// columns and the header is printed above it.
+    /// Tables of `metric` (accuracy unless said).
+    pub fn with_metric(self, metric: Metric) -> Self {
+        LevelTable { metric, ..self }
+    }
+
     pub fn new(variants: Option<Vec<String>>, replicates: usize) -> Self {
         LevelTable {
             bar: Bar::new(""),
             variants,
             replicates,
+            metric: Metric::default(),
             total: None,
             finished: 0,
             trained: 0,
@@ -161,13 +170,17 @@ impl Observer for LevelTable {
                 let mut v: Vec<String> = s.variants.keys().cloned().collect();
                 v.sort_by_key(|n| (n != "ticket", n.clone()));
                 let indent = if self.replicates > 1 { "    " } else { "" };
-                let header = format!("{indent}{}", report::table_header(&v));
+                let header = format!("{indent}{}", report::table_header(&v, self.metric));
                 self.variants = Some(v);
                 Some(header)
             }
         };
         let variants = self.variants.as_deref().unwrap_or_default();
-        let row = format!("{}{}", self.tag(replicate), report::table_row(s, variants));
+        let row = format!(
+            "{}{}",
+            self.tag(replicate),
+            report::table_row(s, variants, self.metric)
+        );
         // Other replicates finish levels while this bar runs: print above it.
         self.bar.suspend(|| {
             if let Some(h) = header {

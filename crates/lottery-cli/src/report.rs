@@ -104,9 +104,9 @@ fn seconds(dir: &RunDir, level: usize, variant: &str) -> Option<f64> {
 fn print_table(title: &str, s: &Summary) {
     let variants = report::variants(s);
     outln!("{title}");
-    outln!("{}", report::table_header(&variants));
+    outln!("{}", report::table_header(&variants, s.metric));
     for l in &s.levels {
-        outln!("{}", report::table_row(l, &variants));
+        outln!("{}", report::table_row(l, &variants, s.metric));
     }
     outln!();
 }

@@ -104,10 +104,13 @@ pub fn run(a: RunArgs) -> Result<()> {
         outln!("note: {w}");
     }
     let indent = if replicates > 1 { "    " } else { "" };
-    outln!("{indent}{}", report::table_header(&variants));
+    let metric = exp.config.dataset.metric();
+    outln!("{indent}{}", report::table_header(&variants, metric));
     // Level 0 trains the ticket alone; every later level the ticket and each control.
     let total = (1 + exp.config.levels * variants.len()) * replicates;
-    let mut live = LevelTable::new(Some(variants.clone()), replicates).with_total(total);
+    let mut live = LevelTable::new(Some(variants.clone()), replicates)
+        .with_total(total)
+        .with_metric(metric);
     let started = std::time::Instant::now();
     let summary = exp.run(&mut live).with_context(|| {
         format!(
@@ -117,9 +120,9 @@ pub fn run(a: RunArgs) -> Result<()> {
     })?;
     if replicates > 1 {
         outln!("\nmean over {replicates} replicates (± half the min–max spread):");
-        outln!("{}", report::table_header(&variants));
+        outln!("{}", report::table_header(&variants, metric));
         for l in &summary.levels {
-            outln!("{}", report::table_row(l, &variants));
+            outln!("{}", report::table_row(l, &variants, metric));
         }
     }
     let secs = started.elapsed().as_secs();

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use lottery::data::series::SeriesConfig;
 use lottery::data::{DatasetKind, Splits};
 use lottery::experiment::presets;
 use lottery::files::{read_json, stable_hash, write_json, write_jsonl};
@@ -50,6 +51,8 @@ pub struct TrainJob {
     #[serde(default)]
     pub data_dir: Option<PathBuf>,
     pub val_size: usize,
+    #[serde(default, skip_serializing_if = "SeriesConfig::is_default")]
+    pub series: SeriesConfig,
     pub train: TrainConfig,
     #[serde(default)]
     pub mask: Option<PathBuf>,
@@ -68,6 +71,7 @@ impl Default for TrainJob {
             dataset: p.dataset,
             data_dir: None,
             val_size: p.val_size,
+            series: p.series,
             train: p.train,
             mask: None,
             from: None,
@@ -77,9 +81,14 @@ impl Default for TrainJob {
 
 impl TrainJob {
     fn load_data(&self) -> Result<Splits> {
-        let dir = self.dataset.dir(self.data_dir.as_deref())?;
-        lottery::data::load(self.dataset, &dir, self.val_size)
-            .with_context(|| format!("cannot load {} from {}", self.dataset.name(), dir.display()))
+        let dir = self.data_dir.as_deref();
+        lottery::data::load_for(self.dataset, dir, self.val_size, &self.series).with_context(|| {
+            let from = match dir {
+                Some(d) => format!(" from {}", d.display()),
+                None => String::new(),
+            };
+            format!("cannot load {}{from}", self.dataset.name())
+        })
     }
 }
 
@@ -118,9 +127,9 @@ pub fn run(a: TrainArgs) -> Result<()> {
         && let Ok(s) = read_json::<Summary>(&out.summary())
     {
         outln!(
-            "already trained in {} (same settings): test accuracy {:.2}%",
+            "already trained in {} (same settings): test {}",
             out.root().display(),
-            s.result.test_accuracy * 100.0
+            cfg.dataset.metric().describe(s.result.test_accuracy)
         );
         return Ok(());
     }
@@ -192,16 +201,17 @@ pub fn run(a: TrainArgs) -> Result<()> {
     };
     write_json(&out.summary(), &summary)?;
 
+    let metric = cfg.dataset.metric();
     outln!(
-        "test accuracy {:.2}% after {} iterations ({seconds:.1} s)",
-        last.test_accuracy * 100.0,
+        "test {} after {} iterations ({seconds:.1} s)",
+        metric.describe(last.test_accuracy),
         last.iteration
     );
     if let Some(b) = best {
         outln!(
-            "minimum validation loss at iteration {}: test accuracy there {:.2}%",
+            "minimum validation loss at iteration {}: test {} there",
             b.iteration,
-            b.test_accuracy * 100.0
+            metric.describe(b.test_accuracy)
         );
     }
     outln!("wrote {}", out.root().display());

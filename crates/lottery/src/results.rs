@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::Metric;
 use crate::train;
 
 /// One variant's result at one level.
@@ -55,6 +56,10 @@ pub struct LevelSummary {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     pub levels: Vec<LevelSummary>,
+    /// What the `test_accuracy…` numbers are: accuracy unless named here (`"mse"`: the mean
+    /// squared error of a series prediction, lower is better).
+    #[serde(default, skip_serializing_if = "Metric::is_accuracy")]
+    pub metric: Metric,
 }
 
 /// Means over replicates, with min and max of the test accuracy.
@@ -114,7 +119,10 @@ pub fn aggregate(reps: &[Vec<LevelSummary>]) -> Summary {
             }
         })
         .collect();
-    Summary { levels }
+    Summary {
+        levels,
+        metric: Metric::default(),
+    }
 }
 
 #[cfg(test)]

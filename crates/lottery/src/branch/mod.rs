@@ -304,7 +304,10 @@ impl<B: Branch> AnyBranch for B {
             }
             per_replicate.push(rows);
         }
-        let summary = aggregate(&per_replicate);
+        let summary = Summary {
+            metric: exp.dataset.metric(),
+            ..aggregate(&per_replicate)
+        };
         write_json(&out.summary(), &summary)?;
         crate::report::plot_dir(&out, &[(Branch::name(self).to_string(), summary.clone())])?;
         self.plots(&cfg, &out, &summary)?;

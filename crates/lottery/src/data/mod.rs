@@ -35,10 +35,19 @@ pub trait Format: Sync {
     fn load(&self, dir: &Path) -> Result<(Dataset, Dataset)>;
     /// Fetches the files into `dir` (users with internet access only; never in tests).
     fn download(&self, dir: &Path) -> Result<()>;
+    /// What evaluation reports beside the loss on this kind of data.
+    fn metric(&self) -> Metric {
+        Metric::Accuracy
+    }
 }
 
 /// Every dataset format. A new one: a file in `data/` and a line here.
-pub static FORMATS: &[&dyn Format] = &[&mnist::Mnist, &mnist::MnistFormat, &cifar::Cifar10];
+pub static FORMATS: &[&dyn Format] = &[
+    &mnist::Mnist,
+    &mnist::MnistFormat,
+    &cifar::Cifar10,
+    &series::SeriesFormat,
+];
 
 /// Which dataset format to read from a directory; in configs, its name.
 #[derive(Clone, Copy)]
@@ -51,6 +60,9 @@ impl DatasetKind {
     /// own training images' mean and standard deviation.
     pub const MNIST_FORMAT: DatasetKind = DatasetKind(&mnist::MnistFormat);
     pub const CIFAR10: DatasetKind = DatasetKind(&cifar::Cifar10);
+    /// A time series (generated, or a user's CSV) as windows and values to predict, split by
+    /// time; its settings are a config's `series` table.
+    pub const SERIES: DatasetKind = DatasetKind(&series::SeriesFormat);
 
     pub fn parse(name: &str) -> Result<Self> {
         FORMATS
@@ -76,6 +88,10 @@ impl DatasetKind {
 
     pub fn format(self) -> &'static dyn Format {
         self.0
+    }
+
+    pub fn metric(self) -> Metric {
+        self.0.metric()
     }
 
     /// `[channels, height, width]` of one example, and the number of classes.
@@ -232,6 +248,20 @@ impl Splits {
 /// Fixed so that every seed and replicate sees the same validation images; variation between
 /// replicates then comes from initialisation and data order only.
 const SPLIT_SEED: u64 = 0x5eed;
+
+/// The splits a config names: a series from its `series` table (split by time), any other
+/// dataset from `data_dir` (or its default directory) with `val_size` examples held out.
+pub fn load_for(
+    kind: DatasetKind,
+    data_dir: Option<&Path>,
+    val_size: usize,
+    series: &series::SeriesConfig,
+) -> Result<Splits> {
+    if kind == DatasetKind::SERIES {
+        return series.splits();
+    }
+    load(kind, &kind.dir(data_dir)?, val_size)
+}
 
 /// Loads a dataset, normalises it and holds `val_size` training examples out for validation.
 pub fn load(kind: DatasetKind, dir: &Path, val_size: usize) -> Result<Splits> {

@@ -7,10 +7,11 @@
 //! example reads or predicts a value from the validation or test period (a validation or test
 //! example may read the past before its period, as a forecast does).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::{Dataset, DatasetKind, Format, Metric, Splits, Targets};
 use crate::error::{Error, Result};
 use crate::rng::Rng;
 
@@ -202,16 +203,14 @@ impl Series {
     }
 }
 
-/// How a series becomes examples: `window` past values of every channel predict the `target`
-/// channel `horizon` steps after the window's last value; the last `test_fraction` of the series
-/// is the test period and the `val_fraction` before it the validation period.
+/// How a series becomes examples: `window` past values of every channel predict one channel
+/// `horizon` steps after the window's last value; the last `test_fraction` of the series is the
+/// test period and the `val_fraction` before it the validation period.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Windowing {
     pub window: usize,
     pub horizon: usize,
-    /// The channel to predict (index into the series' columns).
-    pub target: usize,
     pub val_fraction: f64,
     pub test_fraction: f64,
 }
@@ -221,7 +220,6 @@ impl Default for Windowing {
         Windowing {
             window: 32,
             horizon: 1,
-            target: 0,
             val_fraction: 0.1,
             test_fraction: 0.2,
         }
@@ -277,17 +275,16 @@ impl Windowing {
         (val, test)
     }
 
-    fn validate(&self, series: &Series) -> Result<()> {
+    fn validate(&self, series: &Series, target: usize) -> Result<()> {
         let bad = |field: &str, message: String| Err(Error::config(field, message));
         if self.window == 0 || self.horizon == 0 {
             return bad("window", "the window and the horizon are at least 1".into());
         }
-        if self.target >= series.columns.len() {
+        if target >= series.columns.len() {
             return bad(
-                "column",
+                "target",
                 format!(
-                    "channel {} to predict, of a series with {} column(s)",
-                    self.target,
+                    "channel {target} to predict, of a series with {} column(s)",
                     series.columns.len()
                 ),
             );
@@ -329,10 +326,10 @@ impl Windowing {
         Ok(())
     }
 
-    /// The series windowed, split by time and normalised with the training period's mean and
-    /// standard deviation per channel.
-    pub fn split(&self, series: &Series) -> Result<SeriesSplits> {
-        self.validate(series)?;
+    /// The series windowed to predict channel `target`, split by time and normalised with the
+    /// training period's mean and standard deviation per channel.
+    pub fn split(&self, series: &Series, target: usize) -> Result<SeriesSplits> {
+        self.validate(series, target)?;
         let (val, test) = self.boundaries(series.len());
         let (mean, std): (Vec<f32>, Vec<f32>) =
             series.columns.iter().map(|c| mean_std(&c[..val])).unzip();
@@ -346,14 +343,14 @@ impl Windowing {
                 inputs: Vec::with_capacity(targets.len() * norm.len() * self.window),
                 targets: Vec::with_capacity(targets.len()),
                 shape: [norm.len(), 1, self.window],
-                target: self.target,
+                target,
             };
             for t in targets {
                 let start = t - lead;
                 for c in &norm {
                     w.inputs.extend_from_slice(&c[start..start + self.window]);
                 }
-                w.targets.push(norm[self.target][t]);
+                w.targets.push(norm[target][t]);
             }
             w
         };
@@ -364,6 +361,100 @@ impl Windowing {
             mean,
             std,
         })
+    }
+}
+
+/// Where a series comes from and how it becomes examples: the `series` table of an experiment's
+/// or a training job's config (left out of it while it holds these defaults).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SeriesConfig {
+    /// A CSV file of the user's own series; without one, the generator's series.
+    pub file: Option<PathBuf>,
+    /// Columns of `file` to read, by header name (or 0-based index without a header); every
+    /// column when empty.
+    pub columns: Vec<String>,
+    /// The column to predict; the first one read when absent.
+    pub target: Option<String>,
+    pub generator: Generator,
+    pub window: Windowing,
+}
+
+impl SeriesConfig {
+    pub fn is_default(&self) -> bool {
+        *self == SeriesConfig::default()
+    }
+
+    /// The series, from the file or the generator.
+    pub fn series(&self) -> Result<Series> {
+        match &self.file {
+            Some(path) => Series::read_csv(path, &self.columns),
+            None => self.generator.generate(),
+        }
+    }
+
+    /// The windowed, chronologically split series as training, validation and test sets of
+    /// values to predict.
+    pub fn splits(&self) -> Result<Splits> {
+        let series = self.series()?;
+        let target = match &self.target {
+            None => 0,
+            Some(name) => series.names.iter().position(|n| n == name).ok_or_else(|| {
+                Error::config(
+                    "target",
+                    format!(
+                        "`{name}` is not one of the columns read ({})",
+                        series.names.join(", ")
+                    ),
+                )
+            })?,
+        };
+        let parts = self.window.split(&series, target)?;
+        let scale = parts.std[target];
+        let set = |w: Windows| Dataset {
+            images: w.inputs,
+            targets: Targets::Values {
+                values: w.targets,
+                scale,
+            },
+            shape: w.shape,
+        };
+        Ok(Splits {
+            kind: DatasetKind::SERIES,
+            train: set(parts.train),
+            val: set(parts.val),
+            test: set(parts.test),
+        })
+    }
+}
+
+/// The `series` dataset kind: its data comes from the config's `series` table, not a directory.
+pub struct SeriesFormat;
+
+impl Format for SeriesFormat {
+    fn name(&self) -> &'static str {
+        "series"
+    }
+    fn example_shape(&self) -> ([usize; 3], usize) {
+        ([1, 1, Windowing::default().window], 1)
+    }
+    fn folder(&self) -> Option<&'static str> {
+        None
+    }
+    fn load(&self, _: &Path) -> Result<(Dataset, Dataset)> {
+        Err(Error::config(
+            "dataset",
+            "series data is generated, or read with --data-file; it has no directory",
+        ))
+    }
+    fn download(&self, _: &Path) -> Result<()> {
+        Err(Error::config(
+            "dataset",
+            "series data is generated, or read with --data-file: there is nothing to download",
+        ))
+    }
+    fn metric(&self) -> Metric {
+        Metric::Mse
     }
 }
 
@@ -575,12 +666,11 @@ mod tests {
         let w = Windowing {
             window: 5,
             horizon: 3,
-            target: 1,
             val_fraction: 0.1,
             test_fraction: 0.2,
         };
         let series = ramp(100, 2);
-        let s = w.split(&series).unwrap();
+        let s = w.split(&series, 1).unwrap();
         // Back to time steps: channel 1 is 2t, normalised with the training period's statistics.
         let time = |v: f32| ((v * s.std[1] + s.mean[1]) / 2.0).round() as usize;
         let (val, test) = (70, 80);
@@ -625,13 +715,20 @@ mod tests {
     fn windowing_settings_are_checked() {
         let series = ramp(40, 1);
         let ok = Windowing::default();
+        let e = Windowing {
+            window: 4,
+            ..ok.clone()
+        }
+        .split(&series, 1)
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            e,
+            "invalid target: channel 1 to predict, of a series with 1 column(s)"
+        );
         let cases = [
             Windowing {
                 window: 0,
-                ..ok.clone()
-            },
-            Windowing {
-                target: 1,
                 ..ok.clone()
             },
             Windowing {
@@ -651,10 +748,13 @@ mod tests {
             ok,
         ];
         for w in cases {
-            let e = w.split(&series).unwrap_err().to_string();
+            let e = w.split(&series, 0).unwrap_err().to_string();
             assert!(e.starts_with("invalid ") && !e.contains('\n'), "{e}");
         }
-        let e = Windowing::default().split(&series).unwrap_err().to_string();
+        let e = Windowing::default()
+            .split(&series, 0)
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             e,
             "invalid window: a series of 40 values is too short for a window of 32 and horizon 1 \

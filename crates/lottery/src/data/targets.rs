@@ -5,6 +5,7 @@
 
 use burn::nn::loss::{CrossEntropyLossConfig, MseLoss, Reduction};
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
 
 /// The targets of a set's examples, in example order.
 #[derive(Debug, Clone, PartialEq)]
@@ -101,15 +102,78 @@ impl Targets {
     }
 }
 
-/// The number evaluation reports beside the loss.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The number evaluation reports beside the loss. Result files keep it under the `accuracy`
+/// keys they have always had, and name it in a `metric` key when it is not accuracy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Metric {
+    #[default]
     Accuracy,
     /// Mean squared error in the data's units.
     Mse,
 }
 
 impl Metric {
+    pub fn is_accuracy(&self) -> bool {
+        *self == Metric::Accuracy
+    }
+
+    /// A value as tables show it: accuracy in percent, an error with four significant digits.
+    pub fn cell(self, v: f64) -> String {
+        match self {
+            Metric::Accuracy => format!("{:.2}", v * 100.0),
+            Metric::Mse => format!("{v:.3e}"),
+        }
+    }
+
+    /// A table column's title for `what` (`ticket acc%`, `ticket MSE`).
+    pub fn column(self, what: &str) -> String {
+        match self {
+            Metric::Accuracy => format!("{what} acc%"),
+            Metric::Mse => format!("{what} MSE"),
+        }
+    }
+
+    /// `accuracy 97.12%` or `MSE 1.631e-3`, for a sentence.
+    pub fn describe(self, v: f64) -> String {
+        match self {
+            Metric::Accuracy => format!("accuracy {}%", self.cell(v)),
+            Metric::Mse => format!("MSE {}", self.cell(v)),
+        }
+    }
+
+    /// A value as plots draw it: accuracy in percent, an error as it is.
+    pub fn plotted(self, v: f64) -> f64 {
+        match self {
+            Metric::Accuracy => v * 100.0,
+            Metric::Mse => v,
+        }
+    }
+
+    /// The plots' axis title.
+    pub fn axis(self) -> &'static str {
+        match self {
+            Metric::Accuracy => "test accuracy (%)",
+            Metric::Mse => "test MSE (lower is better)",
+        }
+    }
+
+    /// `Test accuracy` or `Test MSE`, to begin a plot's title.
+    pub fn title(self) -> &'static str {
+        match self {
+            Metric::Accuracy => "Test accuracy",
+            Metric::Mse => "Test MSE",
+        }
+    }
+
+    /// The spread `(max − min) / 2` as tables show it.
+    pub fn half_spread(self, min: f64, max: f64) -> String {
+        match self {
+            Metric::Accuracy => format!("{:.2}", (max - min) * 50.0),
+            Metric::Mse => format!("{:.1e}", (max - min) / 2.0),
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Metric::Accuracy => "accuracy",

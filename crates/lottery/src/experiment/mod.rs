@@ -16,6 +16,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::series::SeriesConfig;
 use crate::data::{self, DatasetKind, Splits};
 use crate::device::Device;
 use crate::error::{Error, Result};
@@ -78,6 +79,9 @@ pub struct ExperimentConfig {
     #[serde(default)]
     pub data_dir: Option<PathBuf>,
     pub val_size: usize,
+    /// With `dataset = "series"`: the series and its windows.
+    #[serde(default, skip_serializing_if = "SeriesConfig::is_default")]
+    pub series: SeriesConfig,
     pub train: TrainConfig,
     pub prune: PruneConfig,
     /// Pruning levels after the dense one.
@@ -225,7 +229,10 @@ impl Experiment {
                 run_replicate(&runner, obs)
             },
         )?;
-        let summary = aggregate(&per_replicate);
+        let summary = Summary {
+            metric: c.dataset.metric(),
+            ..aggregate(&per_replicate)
+        };
         write_json(&self.dir.summary(), &summary)?;
         crate::report::plot_dir(
             &self.dir,
@@ -238,8 +245,7 @@ impl Experiment {
 
 /// The data an experiment's config names, from its directory or the default one.
 pub fn load_data(c: &ExperimentConfig) -> Result<Splits> {
-    let dir = c.dataset.dir(c.data_dir.as_deref())?;
-    data::load(c.dataset, &dir, c.val_size)
+    data::load_for(c.dataset, c.data_dir.as_deref(), c.val_size, &c.series)
 }
 
 /// What a report can show of an experiment directory: the summary, finished or not, and what
@@ -327,11 +333,15 @@ pub fn so_far(dir: &RunDir) -> Result<SoFar> {
             left.push(format!("levels {}", list.join(", ")))
         }
     }
-    let summary = if per_replicate[0].is_empty() {
-        Summary { levels: vec![] }
+    let mut summary = if per_replicate[0].is_empty() {
+        Summary {
+            levels: vec![],
+            metric: Default::default(),
+        }
     } else {
         aggregate(&per_replicate)
     };
+    summary.metric = c.dataset.metric();
     Ok(SoFar { summary, left })
 }
 

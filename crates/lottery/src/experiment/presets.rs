@@ -2,12 +2,13 @@
 
 use super::{ExperimentConfig, Rewind};
 use crate::data::DatasetKind;
+use crate::data::series::SeriesConfig;
 use crate::error::{Error, Result};
 use crate::models::init::InitScheme;
 use crate::prune::PruneConfig;
 use crate::train::{Length, OptimizerConfig, Schedule, TrainConfig};
 
-pub const NAMES: &str = "quick, lenet-mnist-paper, lenet-mnist-openlth, conv2-cifar10, conv4-cifar10, conv6-cifar10, resnet20-cifar10, vgg16-cifar10";
+pub const NAMES: &str = "quick, lenet-mnist-paper, lenet-mnist-openlth, conv2-cifar10, conv4-cifar10, conv6-cifar10, resnet20-cifar10, vgg16-cifar10, ts-cnn";
 
 /// The LTH paper's LeNet-300-100 / MNIST setting, `iterations` long.
 fn lenet_paper(iterations: usize, levels: usize) -> ExperimentConfig {
@@ -18,6 +19,7 @@ fn lenet_paper(iterations: usize, levels: usize) -> ExperimentConfig {
         dataset: DatasetKind::MNIST,
         data_dir: None,
         val_size: 5000,
+        series: SeriesConfig::default(),
         train: TrainConfig::lenet_paper(iterations),
         prune: PruneConfig {
             output_rate: Some(0.1),
@@ -95,6 +97,30 @@ fn openlth_cifar(
     }
 }
 
+/// The users' time-series question: `cnn1d_3x32` predicting the next value of the generated
+/// series (exponential trend + sines + random walk) from the 32 before it, the last 20% of the
+/// series held out for test and the 10% before it for validation (early stopping on its loss).
+fn ts_cnn() -> ExperimentConfig {
+    ExperimentConfig {
+        model: "cnn1d_3x32".into(),
+        dataset: DatasetKind::SERIES,
+        val_size: 0,
+        train: TrainConfig {
+            optimizer: OptimizerConfig::adam(),
+            lr: 1e-3,
+            batch_size: 32,
+            length: Length::Iterations(3000),
+            eval_every: 100,
+            ..TrainConfig::lenet_paper(3000)
+        },
+        prune: PruneConfig {
+            output_rate: Some(0.1),
+            ..PruneConfig::layerwise(0.2)
+        },
+        ..lenet_paper(3000, 8)
+    }
+}
+
 pub fn preset(name: &str) -> Result<ExperimentConfig> {
     Ok(match name {
         // The default job: minutes on 2 cores, down to ~9% of the weights.
@@ -125,6 +151,7 @@ pub fn preset(name: &str) -> Result<ExperimentConfig> {
         "conv6-cifar10" => cifar_conv("conv6", 3e-4, 30_000, 0.15),
         "resnet20-cifar10" => openlth_cifar("resnet20", "fc.weight", 160, [80, 120], 1e-4),
         "vgg16-cifar10" => openlth_cifar("vgg16", "fc1.weight", 160, [80, 120], 1e-4),
+        "ts-cnn" => ts_cnn(),
         _ => {
             return Err(Error::config(
                 "preset",

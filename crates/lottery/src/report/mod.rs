@@ -7,6 +7,7 @@ pub mod svg;
 use std::fmt::Write;
 use std::path::Path;
 
+use crate::data::Metric;
 use crate::error::Result;
 use crate::files::{read_jsonl, write_atomic};
 use crate::layout::RunDir;
@@ -14,16 +15,16 @@ use crate::results::{LevelSummary, Summary, VariantResult};
 use chart::{Chart, Point, Series, XAxis};
 
 /// The header and one row per level, as printed live and by `lottery report`.
-pub fn table_header(variants: &[String]) -> String {
+pub fn table_header(variants: &[String], metric: Metric) -> String {
     let mut s = format!("{:>5} {:>9} {:>9}", "level", "weights%", "params%");
     for v in variants {
-        let _ = write!(s, " {:>w$}", format!("{v} acc%"), w = width(v));
+        let _ = write!(s, " {:>w$}", metric.column(v), w = width(v));
     }
-    let _ = write!(s, " {:>10} {:>9}", "stop iter", "stop acc%");
+    let _ = write!(s, " {:>10} {:>9}", "stop iter", metric.column("stop"));
     s
 }
 
-pub fn table_row(l: &LevelSummary, variants: &[String]) -> String {
+pub fn table_row(l: &LevelSummary, variants: &[String], metric: Metric) -> String {
     let mut s = format!(
         "{:>5} {:>9.2} {:>9.2}",
         l.level,
@@ -34,12 +35,12 @@ pub fn table_row(l: &LevelSummary, variants: &[String]) -> String {
         let cell = match l.variants.get(v) {
             Some(r) if r.test_accuracy_max > r.test_accuracy_min => {
                 format!(
-                    "{:.2}±{:.2}",
-                    r.test_accuracy * 100.0,
-                    (r.test_accuracy_max - r.test_accuracy_min) * 50.0
+                    "{}±{}",
+                    metric.cell(r.test_accuracy),
+                    metric.half_spread(r.test_accuracy_min, r.test_accuracy_max)
                 )
             }
-            Some(r) => format!("{:.2}", r.test_accuracy * 100.0),
+            Some(r) => metric.cell(r.test_accuracy),
             None => "-".into(),
         };
         let _ = write!(s, " {cell:>w$}", w = width(v));
@@ -51,7 +52,7 @@ pub fn table_row(l: &LevelSummary, variants: &[String]) -> String {
         .map_or("-".into(), |i| i.to_string());
     let stop_acc = ticket
         .and_then(|t| t.test_accuracy_at_best_val)
-        .map_or("-".into(), |a| format!("{:.2}", a * 100.0));
+        .map_or("-".into(), |a| metric.cell(a));
     let _ = write!(s, " {stop:>10} {stop_acc:>9}");
     s
 }
@@ -145,6 +146,7 @@ pub fn variants(summary: &Summary) -> Vec<String> {
 /// runs.
 pub fn plot_dir(dir: &RunDir, runs: &[(String, Summary)]) -> Result<()> {
     let plots = dir.plots();
+    let metric = runs.first().map_or(Metric::default(), |(_, s)| s.metric);
     let mut acc = Vec::new();
     let mut stop = Vec::new();
     for (label, s) in runs {
@@ -173,9 +175,9 @@ pub fn plot_dir(dir: &RunDir, runs: &[(String, Summary)]) -> Result<()> {
                 name: name.clone(),
                 points: pts(&|r| {
                     Some((
-                        r.test_accuracy * 100.0,
-                        r.test_accuracy_min * 100.0,
-                        r.test_accuracy_max * 100.0,
+                        metric.plotted(r.test_accuracy),
+                        metric.plotted(r.test_accuracy_min),
+                        metric.plotted(r.test_accuracy_max),
                     ))
                 }),
             });
@@ -188,9 +190,9 @@ pub fn plot_dir(dir: &RunDir, runs: &[(String, Summary)]) -> Result<()> {
     save_chart(
         &plots.join("accuracy"),
         &Chart {
-            title: "Test accuracy at the end of training",
+            title: &format!("{} at the end of training", metric.title()),
             xlabel: "weights remaining (%)",
-            ylabel: "test accuracy (%)",
+            ylabel: metric.axis(),
             axis: XAxis::Remaining,
             series: &acc,
         },
@@ -254,7 +256,7 @@ pub fn learning_curves(dir: &RunDir, summary: &Summary) -> Result<()> {
             points: records
                 .iter()
                 .map(|r| {
-                    let y = r.test_accuracy * 100.0;
+                    let y = summary.metric.plotted(r.test_accuracy);
                     Point {
                         x: r.iteration as f64,
                         y,
@@ -268,9 +270,9 @@ pub fn learning_curves(dir: &RunDir, summary: &Summary) -> Result<()> {
     save_chart(
         &dir.plots().join("learning_curves"),
         &Chart {
-            title: "Test accuracy during training",
+            title: &format!("{} during training", summary.metric.title()),
             xlabel: "training iteration",
-            ylabel: "test accuracy (%)",
+            ylabel: summary.metric.axis(),
             axis: XAxis::Iterations,
             series: &series,
         },
