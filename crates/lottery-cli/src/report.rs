@@ -108,6 +108,9 @@ fn print_table(title: &str, s: &Summary) {
     for l in &s.levels {
         outln!("{}", report::table_row(l, &variants, s.metric));
     }
+    if let Some(line) = report::baseline_line(s) {
+        outln!("{line}");
+    }
     outln!();
 }
 

@@ -125,6 +125,9 @@ pub fn run(a: RunArgs) -> Result<()> {
             outln!("{}", report::table_row(l, &variants, metric));
         }
     }
+    if let Some(line) = report::baseline_line(&summary) {
+        outln!("{line}");
+    }
     let secs = started.elapsed().as_secs();
     outln!(
         "wrote {}/summary.json and plots/ in {} min {} s",

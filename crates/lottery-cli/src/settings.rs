@@ -213,6 +213,98 @@ pub const LENGTH: &[Flag] = &[
     ),
 ];
 
+/// A time series (`--dataset series`): where it comes from and how it becomes examples (keys
+/// under `series`, a table configs leave out while it holds its defaults).
+pub const SERIES: &[Flag] = &[
+    flag(
+        "data-file",
+        &["series.file"],
+        Kind::Value,
+        "A CSV file of your own series (header optional); without it, the generated series",
+    ),
+    flag(
+        "column",
+        &["series.columns"],
+        Kind::Strings,
+        "Columns of --data-file to read, by header name or 0-based index (comma-separated; default: all)",
+    ),
+    flag(
+        "target",
+        &["series.target"],
+        Kind::Value,
+        "The column to predict (default: the first read)",
+    ),
+    flag(
+        "window",
+        &["series.window.window"],
+        Kind::Value,
+        "Past values each prediction reads",
+    ),
+    flag(
+        "horizon",
+        &["series.window.horizon"],
+        Kind::Value,
+        "Steps ahead of the window's last value to predict",
+    ),
+    flag(
+        "val-fraction",
+        &["series.window.val_fraction"],
+        Kind::Value,
+        "Fraction of the series before the test period held out for validation",
+    ),
+    flag(
+        "test-fraction",
+        &["series.window.test_fraction"],
+        Kind::Value,
+        "Fraction at the end of the series held out for test",
+    ),
+    flag(
+        "series-length",
+        &["series.generator.length"],
+        Kind::Value,
+        "Generated series: values",
+    ),
+    flag(
+        "trend-scale",
+        &["series.generator.trend_scale"],
+        Kind::Value,
+        "Generated series: the exponential trend's value at the start",
+    ),
+    flag(
+        "trend-rate",
+        &["series.generator.trend_rate"],
+        Kind::Value,
+        "Generated series: the trend grows by exp(this) over the series",
+    ),
+    flag(
+        "amplitudes",
+        &["series.generator.amplitudes"],
+        Kind::Numbers,
+        "Generated series: one sine per amplitude (comma-separated)",
+    ),
+    flag(
+        "periods",
+        &["series.generator.periods"],
+        Kind::Numbers,
+        "Generated series: the sines' periods in steps (one per amplitude)",
+    ),
+    flag(
+        "walk-std",
+        &["series.generator.walk_std"],
+        Kind::Value,
+        "Generated series: standard deviation of each random-walk step",
+    ),
+    flag(
+        "series-seed",
+        &["series.generator.seed"],
+        Kind::Value,
+        "Generated series: seed of the random walk",
+    ),
+];
+
+/// Tables a config leaves out while they hold their defaults: a flag may add them.
+const OPTIONAL_TABLES: &[&str] = &["series"];
+
 /// Pruning, rewinding and controls (keys of an experiment config).
 pub const EXPERIMENT: &[Flag] = &[
     flag(
@@ -385,7 +477,10 @@ impl<T: Tables> Overrides<T> {
                 Kind::Parse(p) => p(raw.trim())?,
             };
             for key in f.keys {
-                set(json, key, value.clone(), false)
+                let optional = OPTIONAL_TABLES
+                    .iter()
+                    .any(|t| key.starts_with(&format!("{t}.")));
+                set(json, key, value.clone(), optional)
                     .with_context(|| format!("invalid --{name}"))?;
             }
         }
@@ -541,7 +636,7 @@ fn help_preset() -> String {
 #[derive(Debug, Clone)]
 pub struct ExperimentFlags;
 impl Tables for ExperimentFlags {
-    const TABLES: &'static [&'static [Flag]] = &[MODEL, OPTIM, LENGTH, EXPERIMENT];
+    const TABLES: &'static [&'static [Flag]] = &[MODEL, SERIES, OPTIM, LENGTH, EXPERIMENT];
     fn defaults_from() -> String {
         help_preset()
     }
@@ -555,7 +650,7 @@ impl Tables for ExperimentFlags {
 #[derive(Debug, Clone)]
 pub struct TrainFlags;
 impl Tables for TrainFlags {
-    const TABLES: &'static [&'static [Flag]] = &[MODEL, OPTIM, LENGTH];
+    const TABLES: &'static [&'static [Flag]] = &[MODEL, SERIES, OPTIM, LENGTH];
     fn defaults_from() -> String {
         "default".into()
     }

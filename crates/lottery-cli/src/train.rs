@@ -108,6 +108,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         ..a.settings.apply(&TrainJob::default())?
     };
     Architecture::parse(&cfg.model)?;
+    cfg.series.validate_for(cfg.dataset)?;
     cfg.train.validate()?;
     if let Some(w) = cfg.train.rare_evaluation() {
         // On stdout with the results: stderr carries errors only, one line each.
@@ -212,6 +213,13 @@ pub fn run(a: TrainArgs) -> Result<()> {
             "minimum validation loss at iteration {}: test {} there",
             b.iteration,
             metric.describe(b.test_accuracy)
+        );
+    }
+    if let Some(naive) = data.test.targets.baseline() {
+        outln!(
+            "naive forecast (repeat the last value): test {}; this network's is {:.3}× that",
+            metric.describe(naive),
+            last.test_accuracy / naive
         );
     }
     outln!("wrote {}", out.root().display());

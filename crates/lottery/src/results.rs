@@ -60,6 +60,10 @@ pub struct Summary {
     /// squared error of a series prediction, lower is better).
     #[serde(default, skip_serializing_if = "Metric::is_accuracy")]
     pub metric: Metric,
+    /// For values to predict: the naive forecast's test metric (repeating a series' last
+    /// value), which a model that learned anything beats.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<f64>,
 }
 
 /// Means over replicates, with min and max of the test accuracy.
@@ -122,6 +126,7 @@ pub fn aggregate(reps: &[Vec<LevelSummary>]) -> Summary {
     Summary {
         levels,
         metric: Metric::default(),
+        baseline: None,
     }
 }
 

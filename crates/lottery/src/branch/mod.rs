@@ -306,6 +306,7 @@ impl<B: Branch> AnyBranch for B {
         }
         let summary = Summary {
             metric: exp.dataset.metric(),
+            baseline: data.test.targets.baseline(),
             ..aggregate(&per_replicate)
         };
         write_json(&out.summary(), &summary)?;

@@ -385,6 +385,20 @@ impl SeriesConfig {
         *self == SeriesConfig::default()
     }
 
+    /// Series settings mean nothing for other data: say so rather than ignore them.
+    pub fn validate_for(&self, dataset: DatasetKind) -> Result<()> {
+        if dataset != DatasetKind::SERIES && !self.is_default() {
+            return Err(Error::config(
+                "dataset",
+                format!(
+                    "series settings (--data-file, --window, …) apply to --dataset series, not {}",
+                    dataset.name()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// The series, from the file or the generator.
     pub fn series(&self) -> Result<Series> {
         match &self.file {
@@ -412,11 +426,12 @@ impl SeriesConfig {
         let parts = self.window.split(&series, target)?;
         let scale = parts.std[target];
         let set = |w: Windows| Dataset {
-            images: w.inputs,
             targets: Targets::Values {
+                naive: w.naive(),
                 values: w.targets,
                 scale,
             },
+            images: w.inputs,
             shape: w.shape,
         };
         Ok(Splits {

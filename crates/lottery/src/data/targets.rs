@@ -13,8 +13,13 @@ pub enum Targets {
     /// A class per example, out of `classes`; the network outputs one logit per class.
     Classes { labels: Vec<u32>, classes: usize },
     /// A value per example, normalised; the network outputs it. `scale` turns a normalised
-    /// error back into the data's units (the target's standard deviation).
-    Values { values: Vec<f32>, scale: f32 },
+    /// error back into the data's units (the target's standard deviation); `naive` is each
+    /// example's naive forecast (for a series: its last value), the baseline a model must beat.
+    Values {
+        values: Vec<f32>,
+        scale: f32,
+        naive: Vec<f32>,
+    },
 }
 
 impl Targets {
@@ -45,6 +50,14 @@ impl Targets {
         }
     }
 
+    /// The metric of the naive forecast (a series' last value), for values to predict.
+    pub fn baseline(&self) -> Option<f64> {
+        match self {
+            Targets::Classes { .. } => None,
+            Targets::Values { naive, .. } => Some(self.score(naive).1),
+        }
+    }
+
     /// What the second number of [`Targets::score`] is.
     pub fn metric(&self) -> Metric {
         match self {
@@ -60,9 +73,14 @@ impl Targets {
                 labels: indices.iter().map(|&i| labels[i]).collect(),
                 classes: *classes,
             },
-            Targets::Values { values, scale } => Targets::Values {
+            Targets::Values {
+                values,
+                scale,
+                naive,
+            } => Targets::Values {
                 values: indices.iter().map(|&i| values[i]).collect(),
                 scale: *scale,
+                naive: indices.iter().map(|&i| naive[i]).collect(),
             },
         }
     }
@@ -71,9 +89,13 @@ impl Targets {
     pub fn bits(&self) -> Vec<u32> {
         match self {
             Targets::Classes { labels, .. } => labels.clone(),
-            Targets::Values { values, scale } => {
-                values.iter().chain([scale]).map(|v| v.to_bits()).collect()
-            }
+            Targets::Values {
+                values,
+                scale,
+                naive,
+            } => (values.iter().chain([scale]).chain(naive))
+                .map(|v| v.to_bits())
+                .collect(),
         }
     }
 
@@ -91,7 +113,7 @@ impl Targets {
                 }
                 (loss / n, correct as f64 / n)
             }
-            Targets::Values { values, scale } => {
+            Targets::Values { values, scale, .. } => {
                 let sq: f64 = (outputs.iter().zip(values))
                     .map(|(&o, &t)| (o as f64 - t as f64).powi(2))
                     .sum();
@@ -267,7 +289,9 @@ mod tests {
         let t = Targets::Values {
             values: vec![1.0, -1.0],
             scale: 3.0,
+            naive: vec![0.0, 0.0],
         };
+        assert!((t.baseline().unwrap() - 9.0).abs() < 1e-12);
         let (loss, mse) = t.score(&[1.5, 0.0]);
         assert!((loss - (0.25 + 1.0) / 2.0).abs() < 1e-12);
         assert!((mse - 9.0 * 0.625).abs() < 1e-12);
@@ -288,6 +312,7 @@ mod tests {
             Targets::Values {
                 values: vec![0.1, -0.4, 0.9, 2.0, 0.0, -1.0],
                 scale: 2.0,
+                naive: vec![0.0; 6],
             },
         ] {
             let mut batch = Batch::default();

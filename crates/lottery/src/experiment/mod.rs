@@ -116,6 +116,7 @@ impl ExperimentConfig {
 
     pub fn validate(&self) -> Result<()> {
         Architecture::parse(&self.model)?;
+        self.series.validate_for(self.dataset)?;
         self.train.validate()?;
         self.prune.validate()?;
         if self.replicates == 0 {
@@ -231,6 +232,7 @@ impl Experiment {
         )?;
         let summary = Summary {
             metric: c.dataset.metric(),
+            baseline: data.test.targets.baseline(),
             ..aggregate(&per_replicate)
         };
         write_json(&self.dir.summary(), &summary)?;
@@ -337,6 +339,7 @@ pub fn so_far(dir: &RunDir) -> Result<SoFar> {
         Summary {
             levels: vec![],
             metric: Default::default(),
+            baseline: None,
         }
     } else {
         aggregate(&per_replicate)

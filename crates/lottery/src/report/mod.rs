@@ -14,6 +14,18 @@ use crate::layout::RunDir;
 use crate::results::{LevelSummary, Summary, VariantResult};
 use chart::{Chart, Point, Series, XAxis};
 
+/// For values to predict, the line that says whether the network learned anything: the naive
+/// forecast's test metric and the dense ticket's as a multiple of it.
+pub fn baseline_line(s: &Summary) -> Option<String> {
+    let naive = s.baseline?;
+    let dense = s.levels.first()?.variants.get("ticket")?.test_accuracy;
+    Some(format!(
+        "naive forecast (repeat the last value): test {}; the dense network's is {:.3}× that",
+        s.metric.describe(naive),
+        dense / naive
+    ))
+}
+
 /// The header and one row per level, as printed live and by `lottery report`.
 pub fn table_header(variants: &[String], metric: Metric) -> String {
     let mut s = format!("{:>5} {:>9} {:>9}", "level", "weights%", "params%");
