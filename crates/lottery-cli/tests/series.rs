@@ -1,0 +1,138 @@
+//! End-to-end tests of time-series prediction: `lottery run --preset ts-cnn` (shortened) on the
+//! generated series, `lottery train` on a user's CSV file, and the errors of bad series input.
+
+mod common;
+
+use common::{assert_clean_error, lottery, stdout, temp};
+
+/// The test MSE of the ticket at each level, and the naive forecast's, from `summary.json`.
+fn mses(dir: &std::path::Path) -> (Vec<f64>, f64) {
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["metric"], "mse", "the summary names its metric");
+    let levels = s["levels"].as_array().unwrap();
+    let ticket = levels
+        .iter()
+        .map(|l| l["ticket"]["test_accuracy"].as_f64().unwrap())
+        .collect();
+    (ticket, s["baseline"].as_f64().unwrap())
+}
+
+#[test]
+fn ts_cnn_learns_the_series_and_its_tickets_keep_up() {
+    let out = temp("ts-cnn");
+    let o = lottery(&[
+        "run",
+        "--preset",
+        "ts-cnn",
+        "--model",
+        "cnn1d_2x16",
+        "--iterations",
+        "400",
+        "--levels",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let text = stdout(&o);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    assert!(
+        text.contains("ticket MSE") && text.contains("reinit MSE") && !text.contains("acc%"),
+        "{text}"
+    );
+    assert!(
+        text.contains("naive forecast (repeat the last value): test MSE"),
+        "{text}"
+    );
+    let (ticket, naive) = mses(&out);
+    assert_eq!(ticket.len(), 3);
+    // Far better than repeating the last value, dense and pruned.
+    for (level, mse) in ticket.iter().enumerate() {
+        assert!(
+            *mse < 0.5 * naive,
+            "level {level}: MSE {mse} vs naive {naive}"
+        );
+    }
+    let plots = out.join("plots");
+    let svg = std::fs::read_to_string(plots.join("accuracy.svg")).unwrap();
+    assert!(
+        svg.contains("test MSE (lower is better)"),
+        "the plot names the metric"
+    );
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
+fn train_on_a_users_csv_column() {
+    let dir = temp("csv");
+    let csv = dir.join("prices.csv");
+    let mut text = String::from("day,price,volume\n");
+    for t in 0..400 {
+        let v = (t as f64 / 6.0).sin() + 0.002 * t as f64;
+        text.push_str(&format!("d{t},{v:.5},{}\n", 100 + t % 7));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let out = dir.join("run");
+    let o = lottery(&[
+        "train",
+        "--dataset",
+        "series",
+        "--data-file",
+        csv.to_str().unwrap(),
+        "--column",
+        "price,volume",
+        "--target",
+        "price",
+        "--window",
+        "16",
+        "--model",
+        "cnn1d_1x8",
+        "--iterations",
+        "200",
+        "--batch-size",
+        "16",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let text = stdout(&o);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    assert!(
+        text.contains("test MSE") && text.contains("naive forecast"),
+        "{text}"
+    );
+    let config = std::fs::read_to_string(out.join("config.json")).unwrap();
+    assert!(config.contains("\"target\": \"price\""), "{config}");
+
+    // Bad input: one line that says what and where.
+    let bad = dir.join("bad.csv");
+    std::fs::write(&bad, "price\n1.0\n2.0\nabc\n").unwrap();
+    let bad_run = dir.join("bad-run");
+    let run = |extra: &[&str]| {
+        let mut args = vec!["train", "--dataset", "series", "--model", "cnn1d_1x8"];
+        args.extend(extra);
+        args.extend(["--out", bad_run.to_str().unwrap()]);
+        lottery(&args)
+    };
+    let o = run(&["--data-file", bad.to_str().unwrap()]);
+    assert_clean_error(&o, &["bad.csv", "line 4", "`abc` is not a number"]);
+    let o = run(&["--data-file", csv.to_str().unwrap(), "--column", "cost"]);
+    assert_clean_error(&o, &["no column `cost`", "day, price, volume"]);
+    let o = run(&[
+        "--data-file",
+        csv.to_str().unwrap(),
+        "--column",
+        "price",
+        "--window",
+        "300",
+    ]);
+    assert_clean_error(&o, &["too short", "window of 300"]);
+    let o = lottery(&[
+        "train",
+        "--window",
+        "8",
+        "--out",
+        dir.join("x").to_str().unwrap(),
+    ]);
+    assert_clean_error(&o, &["apply to --dataset series"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
