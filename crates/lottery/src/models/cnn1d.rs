@@ -139,4 +139,69 @@ mod tests {
             .unwrap_err();
         assert!(e.to_string().contains("series windows"), "{e}");
     }
+    /// The gradient of the squared-error loss through both convolutions and the head against
+    /// central finite differences (in f64 sums of an f32 network, so a loose tolerance).
+    #[test]
+    fn gradients_match_finite_differences() {
+        use crate::data::Targets;
+        use crate::data::targets::Batch;
+        use crate::models::init::{InitScheme, initialise};
+        use burn::module::Module;
+        use burn::optim::GradientsParams;
+        use burn::tensor::Distribution;
+
+        let device = Device::flex().autodiff();
+        let arch = Architecture::parse("cnn1d_2x3").unwrap();
+        let net = initialise(
+            arch.build([2, 1, 9], 1, &device).unwrap(),
+            InitScheme::KaimingNormal,
+            5,
+        );
+        let x = Tensor::<4>::random([4, 2, 1, 9], Distribution::Normal(0.0, 1.0), &device);
+        let targets = Targets::Values {
+            values: vec![0.5, -1.0, 0.25, 2.0],
+            scale: 1.0,
+            naive: vec![0.0; 4],
+        };
+        let mut batch = Batch::default();
+        (0..4).for_each(|i| batch.push(&targets, i));
+        let loss_of = |net: &Network| -> f64 {
+            let out = net.forward(x.clone().inner());
+            let data = out.into_data().try_into_vec::<f32>().unwrap();
+            targets.score(&data).0
+        };
+        let loss = batch.loss(net.forward(x.clone()), &device);
+        let grads = GradientsParams::from_grads(loss.backward(), &net);
+        let dict = net.state_dict();
+        let ids = net.param_ids();
+        let valid = net.valid();
+        // burn keeps a linear weight as [in, out]; with one output, in PyTorch's order.
+        let flat = |name: &str| -> Vec<f32> {
+            let id = ids[name];
+            let data = match dict[name].shape.len() {
+                3 => grads.get::<3>(id).unwrap().into_data(),
+                2 => grads.get::<2>(id).unwrap().into_data(),
+                _ => grads.get::<1>(id).unwrap().into_data(),
+            };
+            data.try_into_vec::<f32>().unwrap()
+        };
+        for name in ["conv1.weight", "conv2.weight", "conv1.bias", "fc1.weight"] {
+            let g = flat(name);
+            assert_eq!(g.len(), dict[name].data.len());
+            for k in [0, dict[name].data.len() / 2, dict[name].data.len() - 1] {
+                let eps = 1e-2f32;
+                let at = |delta: f32| {
+                    let mut d = dict.clone();
+                    d.get_mut(name).unwrap().data[k] += delta;
+                    loss_of(&valid.clone().load_state_dict(&d).unwrap())
+                };
+                let numeric = (at(eps) - at(-eps)) / (2.0 * eps as f64);
+                let analytic = g[k] as f64;
+                assert!(
+                    (numeric - analytic).abs() <= 2e-3 + 2e-2 * analytic.abs(),
+                    "{name}[{k}]: finite differences {numeric}, gradient {analytic}"
+                );
+            }
+        }
+    }
 }
