@@ -203,6 +203,14 @@ impl Metric {
         }
     }
 
+    /// Its name in files (`summary.json`'s `metric`, CSV columns).
+    pub fn key(self) -> &'static str {
+        match self {
+            Metric::Accuracy => "accuracy",
+            Metric::Mse => "mse",
+        }
+    }
+
     pub fn higher_is_better(self) -> bool {
         self == Metric::Accuracy
     }

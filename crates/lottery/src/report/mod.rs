@@ -70,10 +70,12 @@ pub fn table_row(l: &LevelSummary, variants: &[String], metric: Metric) -> Strin
 }
 
 /// The table as CSV, one row per level and variant, for a user's own tools: accuracies as
-/// fractions, `seconds` of training where the variant recorded it (empty otherwise).
+/// fractions (or, for a series, squared errors in its units, in `test_mse…` columns), `seconds`
+/// of training where the variant recorded it (empty otherwise).
 pub fn csv(summary: &Summary, seconds: &dyn Fn(usize, &str) -> Option<f64>) -> String {
-    let mut out = String::from(
-        "level,weights_remaining,params_remaining,variant,test_accuracy,test_accuracy_min,test_accuracy_max,best_val_iteration,test_accuracy_at_best_val,seconds\n",
+    let m = summary.metric.key();
+    let mut out = format!(
+        "level,weights_remaining,params_remaining,variant,test_{m},test_{m}_min,test_{m}_max,best_val_iteration,test_{m}_at_best_val,seconds\n",
     );
     let opt = |x: Option<String>| x.unwrap_or_default();
     for l in &summary.levels {
