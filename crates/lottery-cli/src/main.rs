@@ -33,6 +33,7 @@ mod prune;
 mod prune_any;
 mod report;
 mod run;
+mod seeds;
 mod settings;
 mod ticket;
 mod train;
@@ -57,6 +58,9 @@ struct Cli {
 enum Command {
     /// Find a winning ticket: iterative magnitude pruning with rewinding, with controls.
     Run(run::RunArgs),
+    /// The init lottery: one experiment from many initial seeds, the spread of their dense
+    /// networks, and whether better and worse initialisations give tickets alike.
+    Seeds(seeds::SeedsArgs),
     /// Run a study on an experiment's levels (a control after the fact, …); --list shows them.
     Branch(branch::BranchArgs),
     /// Print the level table of finished experiments and redraw their plots (compared if several).
@@ -103,6 +107,7 @@ fn main() -> ExitCode {
     alloc::keep_freed_memory();
     let result = match cli.command {
         Command::Run(a) => run::run(a),
+        Command::Seeds(a) => seeds::run(a),
         Command::Branch(a) => branch::run(a),
         Command::Report(a) => report::run(a),
         Command::Train(a) => train::run(a),

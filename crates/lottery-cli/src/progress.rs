@@ -11,6 +11,7 @@ use lottery::train::{EvalRecord, Progress};
 pub struct Bar {
     bar: ProgressBar,
     label: String,
+    metric: Metric,
 }
 
 impl Bar {
@@ -18,7 +19,13 @@ impl Bar {
         Bar {
             bar: ProgressBar::hidden(),
             label: label.into(),
+            metric: Metric::default(),
         }
+    }
+
+    /// A bar whose evaluations are `metric` (accuracy unless said).
+    pub fn with_metric(self, metric: Metric) -> Self {
+        Bar { metric, ..self }
     }
 
     /// Runs `f` (which prints) with the bar cleared, then redraws it.
@@ -45,14 +52,15 @@ impl Progress for Bar {
     }
 
     fn eval(&mut self, r: &EvalRecord) {
+        let m = self.metric;
         let val = r
             .val_accuracy
-            .map(|a| format!("val {:.2}%  ", a * 100.0))
+            .map(|a| format!("val {}  ", m.describe(a)))
             .unwrap_or_default();
         self.bar.set_message(format!(
-            "loss {:.4}  {val}test {:.2}%",
+            "loss {:.4}  {val}test {}",
             r.train_loss,
-            r.test_accuracy * 100.0
+            m.describe(r.test_accuracy)
         ));
     }
 
@@ -148,7 +156,8 @@ impl Observer for LevelTable {
     fn begin(&mut self, replicate: usize, level: usize, variant: &str) {
         let tag = self.tag(replicate);
         let overall = self.overall();
-        self.bar = Bar::new(format!("{tag}level {level} {variant:<12}{overall}"));
+        self.bar =
+            Bar::new(format!("{tag}level {level} {variant:<12}{overall}")).with_metric(self.metric);
     }
 
     fn finished(&mut self, replicate: usize, level: usize, variant: &str, resumed: bool) {

@@ -16,33 +16,33 @@ pub struct RunArgs {
     /// conv4-cifar10, conv6-cifar10, resnet20-cifar10, vgg16-cifar10. The flags below show the
     /// values of the preset named with them (`--preset P --help`), quick by default.
     #[arg(long, default_value = "quick")]
-    preset: String,
+    pub(crate) preset: String,
     /// A TOML file with any settings (as `--print-config` shows them); applied over the preset.
     #[arg(long)]
-    config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
     /// Print the effective settings as TOML and exit.
     #[arg(long)]
-    print_config: bool,
+    pub(crate) print_config: bool,
     /// Output directory (default: runs/<preset>-<hash of the settings>).
     #[arg(long)]
-    out: Option<PathBuf>,
+    pub(crate) out: Option<PathBuf>,
     /// cpu, wgpu or cuda (the last two need the matching build feature).
     #[arg(long, default_value = "cpu")]
-    device: String,
+    pub(crate) device: String,
     /// Trainings at once (default: the number of cores). The ticket and its controls always
     /// train side by side; replicates run side by side while the jobs cover them all.
     /// Changes the wall time, never a result.
     #[arg(long)]
-    jobs: Option<usize>,
+    pub(crate) jobs: Option<usize>,
 
     /// Settings: every key of the experiment config, as named flags or --set KEY=VALUE,
     /// applied over the preset and --config in command-line order.
     #[command(flatten)]
-    settings: Overrides<ExperimentFlags>,
+    pub(crate) settings: Overrides<ExperimentFlags>,
 }
 
 impl RunArgs {
-    fn config(&self) -> Result<ExperimentConfig> {
+    pub(crate) fn config(&self) -> Result<ExperimentConfig> {
         let mut c = presets::preset(&self.preset)?;
         if let Some(path) = &self.config {
             let text = std::fs::read_to_string(path)

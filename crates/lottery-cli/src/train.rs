@@ -174,7 +174,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         &cfg.train,
         &device,
         Segment::default(),
-        &mut Bar::new(&cfg.model),
+        &mut Bar::new(&cfg.model).with_metric(cfg.dataset.metric()),
     )
     .with_context(|| {
         format!(

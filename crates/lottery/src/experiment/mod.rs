@@ -10,6 +10,7 @@ pub mod level;
 mod parallel;
 pub mod presets;
 pub mod runner;
+pub mod seeds;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
