@@ -136,3 +136,74 @@ fn train_on_a_users_csv_column() {
     assert_clean_error(&o, &["apply to --dataset series"]);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn seeds_study_spreads_and_splits_the_initialisations() {
+    let out = temp("seeds");
+    let o = lottery(&[
+        "seeds",
+        "--preset",
+        "ts-cnn",
+        "--n",
+        "3",
+        "--model",
+        "cnn1d_1x8",
+        "--iterations",
+        "200",
+        "--levels",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let text = stdout(&o);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    assert!(text.contains("dense test MSE over 3 seeds"), "{text}");
+    assert!(
+        text.contains("better ticket MSE") && text.contains("worse reinit MSE"),
+        "{text}"
+    );
+    let study: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("seeds.json")).unwrap()).unwrap();
+    let runs = study["runs"].as_array().unwrap();
+    let mut seeds: Vec<u64> = runs.iter().map(|r| r["seed"].as_u64().unwrap()).collect();
+    seeds.sort_unstable();
+    assert_eq!(seeds, [0, 1, 2], "seeds 0, 1, 2 of the preset's seed 0");
+    // One better and two worse seeds, together all of them.
+    let halves: Vec<usize> = (0..2)
+        .map(|g| study["groups"][g]["seeds"].as_array().unwrap().len())
+        .collect();
+    assert_eq!(halves, [1, 2]);
+    // The seeds differ in their initial weights only: the data order is the preset's.
+    for s in &seeds {
+        let config = std::fs::read_to_string(out.join(format!("seed-{s}/config.json"))).unwrap();
+        let c: serde_json::Value = serde_json::from_str(&config).unwrap();
+        assert_eq!(c["seed"].as_u64().unwrap(), *s);
+        assert_eq!(c["train"]["data_seed"].as_u64().unwrap(), 0);
+    }
+    for plot in ["seeds.svg", "seeds_halves.png"] {
+        assert!(out.join(plot).is_file(), "{plot}");
+    }
+    // Rerun: every seed's experiment resumes (finished: read back) to the same study.
+    let again = lottery(&[
+        "seeds",
+        "--preset",
+        "ts-cnn",
+        "--n",
+        "3",
+        "--model",
+        "cnn1d_1x8",
+        "--iterations",
+        "200",
+        "--levels",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(again.status.success(), "{}", common::stderr(&again));
+    let reread: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("seeds.json")).unwrap()).unwrap();
+    assert_eq!(reread, study, "a rerun gives the same study");
+    let o = lottery(&["seeds", "--n", "1"]);
+    assert_clean_error(&o, &["--n", "at least 2"]);
+    std::fs::remove_dir_all(&out).unwrap();
+}
