@@ -148,7 +148,6 @@ mod tests {
         use crate::models::init::{InitScheme, initialise};
         use burn::module::Module;
         use burn::optim::GradientsParams;
-        use burn::tensor::Distribution;
 
         let device = Device::flex().autodiff();
         let arch = Architecture::parse("cnn1d_2x3").unwrap();
@@ -157,7 +156,10 @@ mod tests {
             InitScheme::KaimingNormal,
             5,
         );
-        let x = Tensor::<4>::random([4, 2, 1, 9], Distribution::Normal(0.0, 1.0), &device);
+        // Fixed inputs, so that no ReLU sits within a finite-difference step of its kink by chance.
+        let mut rng = crate::rng::Rng::new(11);
+        let xs: Vec<f32> = (0..4 * 2 * 9).map(|_| rng.normal() as f32).collect();
+        let x = Tensor::<4>::from_data(burn::tensor::TensorData::new(xs, [4, 2, 1, 9]), &device);
         let targets = Targets::Values {
             values: vec![0.5, -1.0, 0.25, 2.0],
             scale: 1.0,
@@ -189,7 +191,7 @@ mod tests {
             let g = flat(name);
             assert_eq!(g.len(), dict[name].data.len());
             for k in [0, dict[name].data.len() / 2, dict[name].data.len() - 1] {
-                let eps = 1e-2f32;
+                let eps = 1e-3f32;
                 let at = |delta: f32| {
                     let mut d = dict.clone();
                     d.get_mut(name).unwrap().data[k] += delta;

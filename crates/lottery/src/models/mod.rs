@@ -6,6 +6,7 @@ pub mod convnet;
 pub mod init;
 pub mod mlp;
 pub mod resnet;
+pub mod vit;
 
 use std::collections::BTreeMap;
 
@@ -19,6 +20,7 @@ use cnn1d::Cnn1d;
 use convnet::ConvNet;
 use mlp::Mlp;
 use resnet::ResNet;
+use vit::Vit;
 
 /// A family of architectures: the names it answers to and how to build them. Each family lives
 /// in its own file and is one line of the [`registry!`] below.
@@ -86,6 +88,7 @@ registry! {
     Conv(ConvNet) <= [&convnet::LthConv, &convnet::Vgg],
     ResNet(ResNet) <= [&resnet::ResNetFamily],
     Cnn1d(Cnn1d) <= [&cnn1d::Cnn1dFamily],
+    Vit(Vit) <= [&vit::VitFamily],
 }
 
 /// Names the registry accepts, for help texts and error messages.
@@ -291,8 +294,10 @@ pub struct TensorInfo {
 }
 
 impl TensorInfo {
+    /// A convolution's or linear layer's weight: what magnitude pruning touches by default.
+    /// Embeddings (a transformer's patch embedding) are left out, as are norms and biases.
     pub fn is_weight(&self) -> bool {
-        self.name.ends_with(".weight") && self.shape.len() >= 2
+        self.name.ends_with(".weight") && self.shape.len() >= 2 && !self.name.contains("embed")
     }
 
     pub fn torch_shape(&self) -> Vec<usize> {
