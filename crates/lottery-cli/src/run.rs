@@ -13,8 +13,9 @@ use crate::settings::{ExperimentFlags, Overrides};
 #[derive(Args, Debug)]
 pub struct RunArgs {
     /// Starting settings: quick, lenet-mnist-paper, lenet-mnist-openlth, conv2-cifar10,
-    /// conv4-cifar10, conv6-cifar10, resnet20-cifar10, vgg16-cifar10. The flags below show the
-    /// values of the preset named with them (`--preset P --help`), quick by default.
+    /// conv4-cifar10, conv6-cifar10, resnet20-cifar10, vgg16-cifar10, ts-cnn (time series),
+    /// vit-mnist (attention). The flags below show the values of the preset named with them
+    /// (`--preset P --help`), quick by default.
     #[arg(long, default_value = "quick")]
     pub(crate) preset: String,
     /// A TOML file with any settings (as `--print-config` shows them); applied over the preset.

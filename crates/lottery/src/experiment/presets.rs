@@ -8,7 +8,7 @@ use crate::models::init::InitScheme;
 use crate::prune::PruneConfig;
 use crate::train::{Length, OptimizerConfig, Schedule, TrainConfig};
 
-pub const NAMES: &str = "quick, lenet-mnist-paper, lenet-mnist-openlth, conv2-cifar10, conv4-cifar10, conv6-cifar10, resnet20-cifar10, vgg16-cifar10, ts-cnn";
+pub const NAMES: &str = "quick, lenet-mnist-paper, lenet-mnist-openlth, conv2-cifar10, conv4-cifar10, conv6-cifar10, resnet20-cifar10, vgg16-cifar10, ts-cnn, vit-mnist";
 
 /// The LTH paper's LeNet-300-100 / MNIST setting, `iterations` long.
 fn lenet_paper(iterations: usize, levels: usize) -> ExperimentConfig {
@@ -121,6 +121,25 @@ fn ts_cnn() -> ExperimentConfig {
     }
 }
 
+/// The users' attention question: `vit_tiny` on MNIST (Adam 1e-3, batch 128, 4,000 iterations),
+/// pruned globally 20% per level over its linear weights (qkv, attention output, MLP, head), so
+/// the per-layer fractions show which parts IMP prunes first.
+fn vit_mnist() -> ExperimentConfig {
+    ExperimentConfig {
+        model: "vit_tiny".into(),
+        train: TrainConfig {
+            optimizer: OptimizerConfig::adam(),
+            lr: 1e-3,
+            batch_size: 128,
+            length: Length::Iterations(4000),
+            eval_every: 500,
+            ..TrainConfig::lenet_paper(4000)
+        },
+        prune: PruneConfig::global(0.2),
+        ..lenet_paper(4000, 8)
+    }
+}
+
 pub fn preset(name: &str) -> Result<ExperimentConfig> {
     Ok(match name {
         // The default job: minutes on 2 cores, down to ~9% of the weights.
@@ -152,6 +171,7 @@ pub fn preset(name: &str) -> Result<ExperimentConfig> {
         "resnet20-cifar10" => openlth_cifar("resnet20", "fc.weight", 160, [80, 120], 1e-4),
         "vgg16-cifar10" => openlth_cifar("vgg16", "fc1.weight", 160, [80, 120], 1e-4),
         "ts-cnn" => ts_cnn(),
+        "vit-mnist" => vit_mnist(),
         _ => {
             return Err(Error::config(
                 "preset",
