@@ -248,6 +248,80 @@ mod tests {
     use super::*;
     use crate::models::Architecture;
 
+    /// One attention layer against the definition, computed on the host from its state dict:
+    /// timm's qkv layout (`[3·dim, dim]`, queries then keys then values, heads contiguous
+    /// within each), softmax(q kᵀ / √hd) v per head, then the output projection.
+    #[test]
+    fn attention_follows_its_definition() {
+        use crate::models::init::{InitScheme, initialise};
+        let device = Device::flex();
+        let Network::Vit(vit) = initialise(
+            Architecture::parse("vit_1x4h2")
+                .unwrap()
+                .build([1, 8, 8], 2, &device)
+                .unwrap(),
+            InitScheme::GlorotNormal,
+            3,
+        ) else {
+            unreachable!("a vit")
+        };
+        let attn = &vit.blocks[0].attn;
+        let (n, d, h) = (3usize, 4usize, 2usize);
+        let hd = d / h;
+        let mut rng = crate::rng::Rng::new(9);
+        let xs: Vec<f32> = (0..n * d).map(|_| rng.normal() as f32).collect();
+        let x = Tensor::<3>::from_data(
+            burn::tensor::TensorData::new(xs.clone(), [1, n, d]),
+            &device,
+        );
+        let got = attn
+            .forward(x, &SparseLayers::default())
+            .into_data()
+            .try_into_vec::<f32>()
+            .unwrap();
+
+        let host = |t: Tensor<2>| t.into_data().try_into_vec::<f32>().unwrap();
+        let lin = |l: &Linear, v: &[f32]| -> Vec<f32> {
+            // burn's weight is [in, out].
+            let [i, o] = l.weight.dims();
+            let (w, b) = (
+                host(l.weight.val()),
+                host(l.bias.as_ref().unwrap().val().unsqueeze()),
+            );
+            (0..o)
+                .map(|k| b[k] + (0..i).map(|j| v[j] * w[j * o + k]).sum::<f32>())
+                .collect()
+        };
+        let qkv: Vec<Vec<f32>> = (0..n)
+            .map(|t| lin(&attn.qkv, &xs[t * d..(t + 1) * d]))
+            .collect();
+        let mut heads_out = vec![vec![0.0f32; d]; n];
+        for head in 0..h {
+            let at = |t: usize, which: usize, k: usize| qkv[t][which * d + head * hd + k];
+            for t in 0..n {
+                let scores: Vec<f32> = (0..n)
+                    .map(|u| {
+                        (0..hd).map(|k| at(t, 0, k) * at(u, 1, k)).sum::<f32>() / (hd as f32).sqrt()
+                    })
+                    .collect();
+                let max = scores.iter().copied().fold(f32::MIN, f32::max);
+                let e: Vec<f32> = scores.iter().map(|s| (s - max).exp()).collect();
+                let z: f32 = e.iter().sum();
+                for k in 0..hd {
+                    heads_out[t][head * hd + k] = (0..n).map(|u| e[u] / z * at(u, 2, k)).sum();
+                }
+            }
+        }
+        let want: Vec<f32> = heads_out.iter().flat_map(|o| lin(&attn.proj, o)).collect();
+        assert_eq!(got.len(), want.len());
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!(
+                (g - w).abs() <= 1e-5 * (1.0 + w.abs()),
+                "attention[{i}]: {g} vs {w}"
+            );
+        }
+    }
+
     #[test]
     fn names_shapes_and_what_is_pruned() {
         let device = Device::flex();
