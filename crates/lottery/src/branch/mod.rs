@@ -8,6 +8,7 @@
 //! Each branch is one file and one line of [`REGISTRY`]; every control
 //! ([`crate::experiment::controls`]) is a branch too.
 
+pub mod attention;
 pub mod control;
 pub mod signs;
 pub mod stability;
@@ -200,6 +201,7 @@ pub static REGISTRY: &[&dyn AnyBranch] = &[
     &supermask::Supermask,
     &stability::Stability,
     &transfer::Transfer,
+    &attention::Attention,
 ];
 
 /// The registry's branches, then one per control.
