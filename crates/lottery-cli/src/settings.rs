@@ -302,7 +302,7 @@ pub const SERIES: &[Flag] = &[
     ),
 ];
 
-/// Tables a config leaves out while they hold their defaults: a flag may add them.
+/// Tables only some configs have (`series`, for series data): a flag may add them.
 const OPTIONAL_TABLES: &[&str] = &["series"];
 
 /// Pruning, rewinding and controls (keys of an experiment config).

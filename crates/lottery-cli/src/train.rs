@@ -51,8 +51,8 @@ pub struct TrainJob {
     #[serde(default)]
     pub data_dir: Option<PathBuf>,
     pub val_size: usize,
-    #[serde(default, skip_serializing_if = "SeriesConfig::is_default")]
-    pub series: SeriesConfig,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub series: Option<SeriesConfig>,
     pub train: TrainConfig,
     #[serde(default)]
     pub mask: Option<PathBuf>,
@@ -82,13 +82,14 @@ impl Default for TrainJob {
 impl TrainJob {
     fn load_data(&self) -> Result<Splits> {
         let dir = self.data_dir.as_deref();
-        lottery::data::load_for(self.dataset, dir, self.val_size, &self.series).with_context(|| {
-            let from = match dir {
-                Some(d) => format!(" from {}", d.display()),
-                None => String::new(),
-            };
-            format!("cannot load {}{from}", self.dataset.name())
-        })
+        lottery::data::load_for(self.dataset, dir, self.val_size, self.series.as_ref())
+            .with_context(|| {
+                let from = match dir {
+                    Some(d) => format!(" from {}", d.display()),
+                    None => String::new(),
+                };
+                format!("cannot load {}{from}", self.dataset.name())
+            })
     }
 }
 
@@ -108,7 +109,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         ..a.settings.apply(&TrainJob::default())?
     };
     Architecture::parse(&cfg.model)?;
-    cfg.series.validate_for(cfg.dataset)?;
+    SeriesConfig::validate_for(cfg.series.as_ref(), cfg.dataset)?;
     cfg.train.validate()?;
     if let Some(w) = cfg.train.rare_evaluation() {
         // On stdout with the results: stderr carries errors only, one line each.

@@ -255,10 +255,10 @@ pub fn load_for(
     kind: DatasetKind,
     data_dir: Option<&Path>,
     val_size: usize,
-    series: &series::SeriesConfig,
+    series: Option<&series::SeriesConfig>,
 ) -> Result<Splits> {
     if kind == DatasetKind::SERIES {
-        return series.splits();
+        return series.cloned().unwrap_or_default().splits();
     }
     load(kind, &kind.dir(data_dir)?, val_size)
 }

@@ -365,7 +365,7 @@ impl Windowing {
 }
 
 /// Where a series comes from and how it becomes examples: the `series` table of an experiment's
-/// or a training job's config (left out of it while it holds these defaults).
+/// or a training job's config (present only in configs of series data).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SeriesConfig {
@@ -381,13 +381,9 @@ pub struct SeriesConfig {
 }
 
 impl SeriesConfig {
-    pub fn is_default(&self) -> bool {
-        *self == SeriesConfig::default()
-    }
-
     /// Series settings mean nothing for other data: say so rather than ignore them.
-    pub fn validate_for(&self, dataset: DatasetKind) -> Result<()> {
-        if dataset != DatasetKind::SERIES && !self.is_default() {
+    pub fn validate_for(series: Option<&SeriesConfig>, dataset: DatasetKind) -> Result<()> {
+        if dataset != DatasetKind::SERIES && series.is_some() {
             return Err(Error::config(
                 "dataset",
                 format!(

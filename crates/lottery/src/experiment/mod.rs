@@ -80,9 +80,9 @@ pub struct ExperimentConfig {
     #[serde(default)]
     pub data_dir: Option<PathBuf>,
     pub val_size: usize,
-    /// With `dataset = "series"`: the series and its windows.
-    #[serde(default, skip_serializing_if = "SeriesConfig::is_default")]
-    pub series: SeriesConfig,
+    /// With `dataset = "series"`: the series and its windows (the defaults when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub series: Option<SeriesConfig>,
     pub train: TrainConfig,
     pub prune: PruneConfig,
     /// Pruning levels after the dense one.
@@ -117,7 +117,7 @@ impl ExperimentConfig {
 
     pub fn validate(&self) -> Result<()> {
         Architecture::parse(&self.model)?;
-        self.series.validate_for(self.dataset)?;
+        SeriesConfig::validate_for(self.series.as_ref(), self.dataset)?;
         self.train.validate()?;
         self.prune.validate()?;
         if self.replicates == 0 {
@@ -248,7 +248,12 @@ impl Experiment {
 
 /// The data an experiment's config names, from its directory or the default one.
 pub fn load_data(c: &ExperimentConfig) -> Result<Splits> {
-    data::load_for(c.dataset, c.data_dir.as_deref(), c.val_size, &c.series)
+    data::load_for(
+        c.dataset,
+        c.data_dir.as_deref(),
+        c.val_size,
+        c.series.as_ref(),
+    )
 }
 
 /// What a report can show of an experiment directory: the summary, finished or not, and what

@@ -19,7 +19,7 @@ fn lenet_paper(iterations: usize, levels: usize) -> ExperimentConfig {
         dataset: DatasetKind::MNIST,
         data_dir: None,
         val_size: 5000,
-        series: SeriesConfig::default(),
+        series: None,
         train: TrainConfig::lenet_paper(iterations),
         prune: PruneConfig {
             output_rate: Some(0.1),
@@ -104,6 +104,7 @@ fn ts_cnn() -> ExperimentConfig {
     ExperimentConfig {
         model: "cnn1d_3x32".into(),
         dataset: DatasetKind::SERIES,
+        series: Some(SeriesConfig::default()),
         val_size: 0,
         train: TrainConfig {
             optimizer: OptimizerConfig::adam(),
