@@ -206,7 +206,7 @@ fn plot(out: &std::path::Path, s: &Study) -> Result<()> {
     let mut halves = Vec::new();
     for g in &s.groups {
         halves.push(Series {
-            name: format!("{} half: ticket", g.name),
+            name: format!("{}: ticket", g.name),
             points: g
                 .levels
                 .iter()
@@ -214,7 +214,7 @@ fn plot(out: &std::path::Path, s: &Study) -> Result<()> {
                 .collect(),
         });
         halves.push(Series {
-            name: format!("{} half: reinit", g.name),
+            name: format!("{}: reinit", g.name),
             points: (g.levels.iter())
                 .filter_map(|l| Some(point(l.remaining * 100.0, m.plotted(l.reinit?))))
                 .collect(),

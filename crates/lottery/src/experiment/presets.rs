@@ -122,7 +122,7 @@ fn ts_cnn() -> ExperimentConfig {
     }
 }
 
-/// The users' attention question: `vit_tiny` on MNIST (Adam 1e-3, batch 128, 4,000 iterations),
+/// The users' attention question: `vit_tiny` on MNIST (Adam 1e-3, batch 128, 6,000 iterations),
 /// pruned globally 20% per level over its linear weights (qkv, attention output, MLP, head), so
 /// the per-layer fractions show which parts IMP prunes first.
 fn vit_mnist() -> ExperimentConfig {
@@ -132,12 +132,12 @@ fn vit_mnist() -> ExperimentConfig {
             optimizer: OptimizerConfig::adam(),
             lr: 1e-3,
             batch_size: 128,
-            length: Length::Iterations(4000),
+            length: Length::Iterations(6000),
             eval_every: 500,
-            ..TrainConfig::lenet_paper(4000)
+            ..TrainConfig::lenet_paper(6000)
         },
         prune: PruneConfig::global(0.2),
-        ..lenet_paper(4000, 8)
+        ..lenet_paper(6000, 8)
     }
 }
 

@@ -75,7 +75,7 @@ pub const HEIGHT: f64 = 440.0;
 
 impl Chart<'_> {
     pub fn draw(&self, c: &mut dyn Canvas) {
-        let (w, h, left, right, top, bottom) = (WIDTH, HEIGHT, 70.0, 170.0, 40.0, 50.0);
+        let (w, h, right, top, bottom) = (WIDTH, HEIGHT, 170.0, 40.0, 50.0);
         let pts = self.series.iter().flat_map(|s| &s.points);
         let xmin = pts
             .clone()
@@ -97,6 +97,12 @@ impl Chart<'_> {
             .max(ymax.abs().max(ymin.abs()) * 0.05)
             .max(1e-6);
         let (ymin, ymax) = (ymin - pad, ymax + pad);
+        // Room for the widest tick label (about 7 px a character) beside the axis title.
+        let widest = (0..=5)
+            .map(|i| fmt(ymin + (ymax - ymin) * i as f64 / 5.0, (ymax - ymin) / 5.0).len())
+            .max()
+            .unwrap_or(0);
+        let left = 70.0f64.max(32.0 + 7.0 * widest as f64);
         let (pw, ph) = (w - left - right, h - top - bottom);
         let axis = self.axis;
         let sx = |x: f64| match axis {
@@ -148,7 +154,8 @@ impl Chart<'_> {
             let y = ymin + (ymax - ymin) * i as f64 / 5.0;
             let py = sy(y);
             c.line((left, py), (left + pw, py), GRID_Y, 1.0);
-            c.text((left - 6.0, py + 4.0), &fmt(y), Anchor::End, 12.0, false);
+            let label = fmt(y, (ymax - ymin) / 5.0);
+            c.text((left - 6.0, py + 4.0), &label, Anchor::End, 12.0, false);
         }
         c.rect(left, top, pw, ph, None, Some(FRAME));
         c.text(
@@ -199,17 +206,32 @@ impl Chart<'_> {
     }
 }
 
-fn fmt(y: f64) -> String {
+/// A y tick, with as many decimals as the ticks' `step` needs to tell them apart: two for
+/// accuracies in percent, five for squared errors near 1e-3.
+fn fmt(y: f64, step: f64) -> String {
     if y.abs() >= 100.0 {
-        format!("{y:.0}")
-    } else {
-        format!("{y:.2}")
+        return format!("{y:.0}");
     }
+    let decimals = (1.0 - step.abs().max(1e-12).log10().floor()).clamp(2.0, 8.0) as usize;
+    format!("{y:.decimals$}")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn y_ticks_have_the_decimals_their_step_needs() {
+        assert_eq!(fmt(97.5, 0.5), "97.50");
+        assert_eq!(fmt(250.0, 50.0), "250");
+        assert_eq!(fmt(0.00086, 0.0002), "0.00086");
+        let labels: Vec<String> = (0..=5)
+            .map(|i| fmt(0.0008 + 0.0002 * i as f64, 0.0002))
+            .collect();
+        let mut distinct = labels.clone();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 6, "{labels:?}");
+    }
 
     /// Records what a chart draws.
     #[derive(Default)]
