@@ -217,6 +217,9 @@ pub fn run(a: TrainArgs) -> Result<()> {
         );
     }
     if let Some(naive) = data.test.targets.baseline() {
+        let outputs = lottery::train::eval::outputs_valid(&outcome.network, &data.test);
+        let mae = data.test.targets.mae(&outputs).unwrap_or(f64::NAN);
+        outln!("test MAE {mae:.3e} (the series' units)");
         outln!(
             "naive forecast (repeat the last value): test {}; this network's is {:.3}× that",
             metric.describe(naive),

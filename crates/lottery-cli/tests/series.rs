@@ -97,7 +97,7 @@ fn train_on_a_users_csv_column() {
     let text = stdout(&o);
     assert!(o.status.success(), "{}", common::stderr(&o));
     assert!(
-        text.contains("test MSE") && text.contains("naive forecast"),
+        text.contains("test MSE") && text.contains("test MAE") && text.contains("naive forecast"),
         "{text}"
     );
     let config = std::fs::read_to_string(out.join("config.json")).unwrap();

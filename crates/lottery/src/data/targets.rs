@@ -50,6 +50,19 @@ impl Targets {
         }
     }
 
+    /// The mean absolute error of `outputs` in the data's units, for values to predict.
+    pub fn mae(&self, outputs: &[f32]) -> Option<f64> {
+        match self {
+            Targets::Classes { .. } => None,
+            Targets::Values { values, scale, .. } => {
+                let sum: f64 = (outputs.iter().zip(values))
+                    .map(|(&o, &t)| (o as f64 - t as f64).abs())
+                    .sum();
+                Some(sum / values.len().max(1) as f64 * *scale as f64)
+            }
+        }
+    }
+
     /// The metric of the naive forecast (a series' last value), for values to predict.
     pub fn baseline(&self) -> Option<f64> {
         match self {
@@ -300,6 +313,8 @@ mod tests {
             naive: vec![0.0, 0.0],
         };
         assert!((t.baseline().unwrap() - 9.0).abs() < 1e-12);
+        // |0.5| and |1.0| in normalised units, ×3 in the data's.
+        assert!((t.mae(&[1.5, 0.0]).unwrap() - 3.0 * 0.75).abs() < 1e-12);
         let (loss, mse) = t.score(&[1.5, 0.0]);
         assert!((loss - (0.25 + 1.0) / 2.0).abs() < 1e-12);
         assert!((mse - 9.0 * 0.625).abs() < 1e-12);

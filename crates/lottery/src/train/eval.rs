@@ -104,6 +104,11 @@ pub fn evaluate(net: &Network, set: &Dataset) -> (f64, f64) {
     score(&net.logits(set), set)
 }
 
+/// The outputs (`[example][output]`) of a network as training builds it, on `set`.
+pub fn outputs_valid(net: &Network, set: &Dataset) -> Vec<f32> {
+    net.valid().logits(set)
+}
+
 /// [`evaluate`] for a network as training builds it (with autodiff): its inference copy on `set`.
 pub fn evaluate_valid(net: &Network, set: &Dataset) -> (f64, f64) {
     evaluate(&net.valid(), set)
