@@ -220,11 +220,9 @@ pub fn run(a: TrainArgs) -> Result<()> {
         let outputs = lottery::train::eval::outputs_valid(&outcome.network, &data.test);
         let mae = data.test.targets.mae(&outputs).unwrap_or(f64::NAN);
         outln!("test MAE {mae:.3e} (the series' units)");
-        outln!(
-            "naive forecast (repeat the last value): test {}; this network's is {:.3}× that",
-            metric.describe(naive),
-            last.test_accuracy / naive
-        );
+        let line =
+            lottery::report::versus_naive(metric, naive, "this network's", last.test_accuracy);
+        outln!("{line}");
     }
     outln!("wrote {}", out.root().display());
     Ok(())

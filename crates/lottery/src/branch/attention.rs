@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Branch, LevelContext};
+use super::{Branch, LevelContext, evaluate};
 use crate::error::{Error, Result};
 use crate::experiment::Setup;
 use crate::layout::RunDir;
@@ -23,7 +23,6 @@ use crate::report::chart::{Chart, Point, Series, XAxis};
 use crate::report::save_chart;
 use crate::results::{Summary, VariantResult};
 use crate::tensors::StateDict;
-use crate::train::eval::evaluate_valid;
 
 pub struct Attention;
 
@@ -62,19 +61,6 @@ fn kept(mask: &MaskSet) -> BTreeMap<String, f64> {
         out.insert(format!("kept/{p}"), k as f64 / n.max(1) as f64);
     }
     out
-}
-
-fn evaluate(setup: &Setup, weights: &StateDict) -> Result<VariantResult> {
-    let net = setup.network(weights)?;
-    let (loss, metric) = evaluate_valid(&net, &setup.data.test);
-    Ok(VariantResult {
-        test_accuracy: metric,
-        test_loss: loss,
-        best_val_iteration: None,
-        test_accuracy_at_best_val: None,
-        test_accuracy_min: metric,
-        test_accuracy_max: metric,
-    })
 }
 
 impl Branch for Attention {

@@ -195,6 +195,21 @@ pub trait AnyBranch: Sync {
     ) -> Result<Summary>;
 }
 
+/// The test result of `weights` evaluated as they are (nothing trains): what branches that
+/// only evaluate report per variant.
+pub fn evaluate(setup: &Setup, weights: &StateDict) -> Result<VariantResult> {
+    let net = setup.network(weights)?;
+    let (loss, metric) = crate::train::eval::evaluate_valid(&net, &setup.data.test);
+    Ok(VariantResult {
+        test_accuracy: metric,
+        test_loss: loss,
+        best_val_iteration: None,
+        test_accuracy_at_best_val: None,
+        test_accuracy_min: metric,
+        test_accuracy_max: metric,
+    })
+}
+
 /// Every branch by name, beyond the controls. A new one: a file here and a line in this list.
 pub static REGISTRY: &[&dyn AnyBranch] = &[
     &signs::Signs,

@@ -23,7 +23,6 @@ use crate::masks::MaskSet;
 use crate::prune;
 use crate::results::VariantResult;
 use crate::tensors::{HostTensor, StateDict};
-use crate::train::eval::evaluate_valid;
 
 pub struct Supermask;
 
@@ -172,14 +171,5 @@ pub fn untrained(
         _ => start.clone(),
     };
     mask.apply(&mut weights);
-    let net = setup.network(&weights)?;
-    let (loss, accuracy) = evaluate_valid(&net, &setup.data.test);
-    Ok(VariantResult {
-        test_accuracy: accuracy,
-        test_loss: loss,
-        best_val_iteration: None,
-        test_accuracy_at_best_val: None,
-        test_accuracy_min: accuracy,
-        test_accuracy_max: accuracy,
-    })
+    super::evaluate(setup, &weights)
 }

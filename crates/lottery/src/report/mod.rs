@@ -19,11 +19,16 @@ use chart::{Chart, Point, Series, XAxis};
 pub fn baseline_line(s: &Summary) -> Option<String> {
     let naive = s.baseline?;
     let dense = s.levels.first()?.variants.get("ticket")?.test_accuracy;
-    Some(format!(
-        "naive forecast (repeat the last value): test {}; the dense network's is {:.3}× that",
-        s.metric.describe(naive),
-        dense / naive
-    ))
+    Some(versus_naive(s.metric, naive, "the dense network's", dense))
+}
+
+/// `naive forecast (repeat the last value): test MSE …; <whose> is 0.023× that`.
+pub fn versus_naive(metric: Metric, naive: f64, whose: &str, value: f64) -> String {
+    format!(
+        "naive forecast (repeat the last value): test {}; {whose} is {:.3}× that",
+        metric.describe(naive),
+        value / naive
+    )
 }
 
 /// The header and one row per level, as printed live and by `lottery report`.
