@@ -18,7 +18,7 @@ pub struct CompactArgs {
 pub fn run(a: CompactArgs) -> Result<()> {
     a.out.check()?;
     let t = ticket::load(&a.source)?;
-    let (input, _) = t.shape();
+    let (input, _) = t.shape()?;
     let source = ticket::provenance(&t);
     let (model, report) = lottery::deploy::compact(&t.net, t.mask.as_ref(), &source, input)
         .with_context(|| format!("compacting {}", t.weights.display()))?;

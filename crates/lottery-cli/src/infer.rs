@@ -15,7 +15,8 @@ use crate::ticket::{self, SourceArgs};
 pub struct InferArgs {
     /// A compact model written by `lottery compact`.
     pub model: PathBuf,
-    /// Dataset whose test split to classify: mnist, mnist-format, cifar10.
+    /// Dataset whose test split to run on: mnist, mnist-format, cifar10, series (the
+    /// generated series; a run's own series settings come with --reference).
     #[arg(long, default_value = "mnist")]
     pub dataset: String,
     /// Directory holding the dataset files (default: the bundled data/ or $LOTTERY_DATA).
@@ -57,27 +58,25 @@ pub fn run(a: InferArgs) -> Result<()> {
     }
     let model = format::load(&a.model)?;
     let kind = DatasetKind::parse(&a.dataset)?;
-    let (shape, classes) = kind.example_shape();
+    // The reference also says how a series was windowed, so it is read before the data.
+    let reference = match &a.reference {
+        Some(r) => Some(load_reference(&a, r, &model.source, kind)?),
+        None => None,
+    };
+    let series = reference.as_ref().and_then(|t| t.series.as_ref());
+    let (shape, classes) = ticket::example_shape(kind, series)?;
     if model.input != shape || model.classes() != classes {
         bail!(
-            "{}: the model reads {:?} and writes {} classes; {} is {shape:?} with {classes}",
+            "{}: the model reads {:?} and writes {} outputs; {} examples are {shape:?} with {classes}",
             a.model.display(),
             model.input,
             model.classes(),
             kind.name()
         );
     }
-    let dir = kind.dir(a.data_dir.as_deref())?;
-    let data = lottery::data::load(kind, &dir, 0)
-        .with_context(|| format!("cannot load {} from {}", kind.name(), dir.display()))?;
+    let data = lottery::data::load_for(kind, a.data_dir.as_deref(), 0, series)
+        .with_context(|| format!("cannot load the {} data", kind.name()))?;
     let test = &data.test;
-    let Some(labels) = test.targets.labels() else {
-        bail!(
-            "{}: infer reports accuracy, and {} holds values to predict",
-            a.model.display(),
-            kind.name()
-        );
-    };
     let mut engine = Engine::new(model)?;
     if let Some(t) = a.threads {
         engine = engine.with_threads(t);
@@ -89,38 +88,18 @@ pub fn run(a: InferArgs) -> Result<()> {
         logits.extend(engine.forward(chunk, chunk.len() / per));
     }
     let seconds = started.elapsed().as_secs_f64();
-    let predicted: Vec<usize> = logits.chunks(classes).map(argmax).collect();
-    let correct = predicted
-        .iter()
-        .zip(labels)
-        .filter(|(p, l)| **p == **l as usize)
-        .count();
     outln!(
-        "{} ({}, {} live weights): test accuracy {:.2}% ({correct}/{}), {:.0} examples/s on {} threads{}",
+        "{} ({}, {} live weights): {}, {:.0} examples/s on {} threads{}",
         a.model.display(),
         engine.model().source,
         engine.model().nnz(),
-        correct as f64 / test.len() as f64 * 100.0,
-        test.len(),
+        describe(test, &logits),
         test.len() as f64 / seconds,
         engine.threads(),
         if engine.simd() { " with AVX2/FMA" } else { "" }
     );
 
-    if let Some(reference) = &a.reference {
-        let recorded = ticket::parse_provenance(&engine.model().source);
-        let t = ticket::load(&SourceArgs {
-            source: reference.clone(),
-            level: a.level.or(recorded.as_ref().map(|r| r.0)),
-            variant: a
-                .variant
-                .clone()
-                .or(recorded.map(|r| r.1))
-                .unwrap_or_else(|| "ticket".into()),
-            mask: None,
-            model: None,
-            dataset: Some(kind.name().into()),
-        })?;
+    if let Some(t) = reference {
         let mut dict = t.net.state_dict();
         if let Some(m) = &t.mask {
             m.apply(&mut dict);
@@ -138,16 +117,69 @@ pub fn run(a: InferArgs) -> Result<()> {
                 worst = worst.max((x - y).abs() / y.abs().max(1.0));
             }
         }
+        let classes_agree = if test.targets.labels().is_some() {
+            format!("same class on {same}/{} examples, ", test.len())
+        } else {
+            String::new()
+        };
         outln!(
-            "against the dense masked network ({}): same class on {same}/{} images, largest relative logit difference {worst:.2e}",
+            "against the dense masked network ({}): {classes_agree}largest relative output difference {worst:.2e}",
             t.weights.display(),
-            test.len()
         );
         if same != test.len() || worst > TOLERANCE {
             bail!("the compact model does not reproduce its reference (tolerance {TOLERANCE:e})");
         }
     }
     Ok(())
+}
+
+/// The dense masked network `reference` names, at the level and variant the model records
+/// unless the flags say otherwise.
+fn load_reference(
+    a: &InferArgs,
+    reference: &std::path::Path,
+    source: &str,
+    kind: DatasetKind,
+) -> Result<ticket::Ticket> {
+    let recorded = ticket::parse_provenance(source);
+    ticket::load(&SourceArgs {
+        source: reference.to_path_buf(),
+        level: a.level.or(recorded.as_ref().map(|r| r.0)),
+        variant: a
+            .variant
+            .clone()
+            .or(recorded.map(|r| r.1))
+            .unwrap_or_else(|| "ticket".into()),
+        mask: None,
+        model: None,
+        dataset: Some(kind.name().into()),
+    })
+}
+
+/// Test accuracy, or for values to predict the squared and absolute errors in the data's
+/// units and how the naive forecast does.
+fn describe(test: &lottery::data::Dataset, outputs: &[f32]) -> String {
+    let (_, metric) = test.targets.score(outputs);
+    let kind = test.targets.metric();
+    match (test.targets.labels(), test.targets.baseline()) {
+        (Some(_), _) => format!(
+            "test accuracy {:.2}% ({}/{})",
+            metric * 100.0,
+            (metric * test.len() as f64).round(),
+            test.len()
+        ),
+        (None, naive) => {
+            let mae = test.targets.mae(outputs).unwrap_or(f64::NAN);
+            let mut s = format!("test {}, MAE {mae:.3e}", kind.describe(metric));
+            if let Some(naive) = naive {
+                s += &format!(
+                    " ({})",
+                    lottery::report::versus_naive(kind, naive, "the model's", metric)
+                );
+            }
+            s
+        }
+    }
 }
 
 fn argmax(row: &[f32]) -> usize {

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use lottery::data::DatasetKind;
+use lottery::data::series::SeriesConfig;
 use lottery::experiment::ExperimentConfig;
 use lottery::layout::RunDir;
 use lottery::masks::MaskSet;
@@ -63,6 +64,9 @@ pub struct Ticket {
     pub mask: Option<MaskSet>,
     pub model: String,
     pub dataset: DatasetKind,
+    /// The series settings of a run on `--dataset series` (its window and columns fix the
+    /// network's input); `None` for other data, or for the default series.
+    pub series: Option<SeriesConfig>,
     /// The weights file it was read from, for messages.
     pub weights: PathBuf,
     /// The experiment level and variant, when it came from an experiment directory.
@@ -70,9 +74,23 @@ pub struct Ticket {
 }
 
 impl Ticket {
-    pub fn shape(&self) -> ([usize; 3], usize) {
-        self.dataset.example_shape()
+    /// One example's shape and the network's outputs.
+    pub fn shape(&self) -> Result<([usize; 3], usize)> {
+        example_shape(self.dataset, self.series.as_ref())
     }
+}
+
+/// The input shape and outputs of a network on `dataset`; a series' own settings decide its
+/// window and columns.
+pub fn example_shape(
+    dataset: DatasetKind,
+    series: Option<&SeriesConfig>,
+) -> Result<([usize; 3], usize)> {
+    let (shape, outputs) = dataset.example_shape();
+    Ok(match series {
+        Some(s) if dataset == DatasetKind::SERIES => (s.example_shape()?, outputs),
+        _ => (shape, outputs),
+    })
 }
 
 /// What a directory says about the network in it.
@@ -81,6 +99,7 @@ struct Found {
     mask: Option<PathBuf>,
     model: Option<String>,
     dataset: Option<DatasetKind>,
+    series: Option<SeriesConfig>,
     /// The experiment level and variant, when it came from an experiment directory.
     origin: Option<(usize, String)>,
 }
@@ -101,6 +120,7 @@ pub fn load(a: &SourceArgs) -> Result<Ticket> {
             mask: None,
             model: None,
             dataset: None,
+            series: None,
             origin: None,
         }
     } else {
@@ -115,7 +135,7 @@ pub fn load(a: &SourceArgs) -> Result<Ticket> {
         Some(d) => DatasetKind::parse(d)?,
         None => found.dataset.unwrap_or(DatasetKind::MNIST),
     };
-    let (shape, classes) = dataset.example_shape();
+    let (shape, classes) = example_shape(dataset, found.series.as_ref())?;
     let device = lottery::device::Device::flex();
     let net = Architecture::parse(&model)?.build(shape, classes, &device)?;
     let (dict, _) = tensors::load(&found.weights)?;
@@ -139,6 +159,7 @@ pub fn load(a: &SourceArgs) -> Result<Ticket> {
         mask,
         model,
         dataset,
+        series: found.series,
         weights: found.weights,
         origin: found.origin,
     })
@@ -154,6 +175,7 @@ fn in_dir(a: &SourceArgs) -> Result<Found> {
             mask: Some(files.mask()),
             model: Some(info.model),
             dataset: Some(info.dataset),
+            series: None,
             origin: None,
         });
     }
@@ -193,6 +215,7 @@ fn in_dir(a: &SourceArgs) -> Result<Found> {
             mask: Some(vdir.mask()),
             model: Some(cfg.model),
             dataset: Some(cfg.dataset),
+            series: cfg.series,
             origin: Some((level, a.variant.clone())),
         });
     }
@@ -202,11 +225,19 @@ fn in_dir(a: &SourceArgs) -> Result<Found> {
         Some(d) => Some(DatasetKind::parse(d)?),
         None => None,
     };
+    let series = match raw.get("series").filter(|s| !s.is_null()) {
+        Some(s) => Some(
+            serde_json::from_value(s.clone())
+                .with_context(|| format!("{}: unreadable series settings", config.display()))?,
+        ),
+        None => None,
+    };
     Ok(Found {
         weights: dir.as_variant().weights(),
         mask: raw["mask"].as_str().map(PathBuf::from),
         model,
         dataset,
+        series,
         origin: None,
     })
 }

@@ -59,6 +59,35 @@ fn ts_cnn_learns_the_series_and_its_tickets_keep_up() {
         svg.contains("test MSE (lower is better)"),
         "the plot names the metric"
     );
+
+    // The last ticket deploys: compacted, run on the series' test windows, and equal to the
+    // masked network it came from.
+    let lsm = out.join("ticket.lsm");
+    let o = lottery(&[
+        "compact",
+        out.to_str().unwrap(),
+        "-o",
+        lsm.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let o = lottery(&[
+        "infer",
+        lsm.to_str().unwrap(),
+        "--dataset",
+        "series",
+        "--reference",
+        out.to_str().unwrap(),
+    ]);
+    let text = stdout(&o);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    assert!(
+        text.contains("test MSE") && text.contains("naive forecast") && text.contains("MAE"),
+        "{text}"
+    );
+    assert!(
+        text.contains("against the dense masked network") && !text.contains("same class"),
+        "{text}"
+    );
     std::fs::remove_dir_all(&out).unwrap();
 }
 
@@ -102,6 +131,28 @@ fn train_on_a_users_csv_column() {
     );
     let config = std::fs::read_to_string(out.join("config.json")).unwrap();
     assert!(config.contains("\"target\": \"price\""), "{config}");
+    // Two columns of 16 steps: the run's own settings shape the compact model's input.
+    let lsm = dir.join("csv.lsm");
+    let o = lottery(&[
+        "compact",
+        out.to_str().unwrap(),
+        "-o",
+        lsm.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let o = lottery(&[
+        "infer",
+        lsm.to_str().unwrap(),
+        "--dataset",
+        "series",
+        "--reference",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    assert!(stdout(&o).contains("largest relative output difference"));
+    // Without the run, the default series (one column of 32) does not fit this model.
+    let o = lottery(&["infer", lsm.to_str().unwrap(), "--dataset", "series"]);
+    assert_clean_error(&o, &["csv.lsm", "[2, 1, 16]", "[1, 1, 32]"]);
 
     // Bad input: one line that says what and where.
     let bad = dir.join("bad.csv");

@@ -16,7 +16,7 @@ use crate::model::{CompactModel, ConvLayer, Layer, LinearLayer, Pool};
 #[derive(Debug, Clone)]
 pub struct DenseLayer {
     pub kind: DenseKind,
-    /// `[outputs, inputs]` for linear, `[out, in, k, k]` for conv, row-major.
+    /// `[outputs, inputs]` for linear, `[out, in, kh, kw]` for conv, row-major.
     pub weight: Vec<f32>,
     pub bias: Vec<f32>,
     pub outputs: usize,
@@ -27,8 +27,10 @@ pub struct DenseLayer {
 pub enum DenseKind {
     Linear,
     Conv {
-        kernel: usize,
-        padding: usize,
+        /// `[height, width]`.
+        kernel: [usize; 2],
+        /// `[rows, columns]` of zeros on each side.
+        padding: [usize; 2],
         pool: Pool,
     },
 }
@@ -73,7 +75,7 @@ impl DenseModel {
         for (i, l) in self.layers.iter().enumerate() {
             let fan_in = match l.kind {
                 DenseKind::Linear => shape.iter().product::<usize>(),
-                DenseKind::Conv { kernel, .. } => shape[0] * kernel * kernel,
+                DenseKind::Conv { kernel, .. } => shape[0] * kernel[0] * kernel[1],
             };
             if l.weight.len() != l.outputs * fan_in || l.bias.len() != l.outputs {
                 return Err(format!(
@@ -95,8 +97,8 @@ impl DenseModel {
                         return Err(format!("layer {i}: a convolution after a linear layer"));
                     }
                     let (h, w) = (
-                        (shape[1] + 2 * padding + 1).saturating_sub(kernel),
-                        (shape[2] + 2 * padding + 1).saturating_sub(kernel),
+                        (shape[1] + 2 * padding[0] + 1).saturating_sub(kernel[0]),
+                        (shape[2] + 2 * padding[1] + 1).saturating_sub(kernel[1]),
                     );
                     let d = if pool == Pool::None { 1 } else { 2 };
                     [l.outputs, h / d, w / d]
@@ -116,8 +118,8 @@ fn columns_of(next: &DenseLayer, unit: usize, prev_shape: [usize; 3]) -> Vec<usi
             (unit * plane..(unit + 1) * plane).collect()
         }
         DenseKind::Conv { kernel, .. } => {
-            let k2 = kernel * kernel;
-            (unit * k2..(unit + 1) * k2).collect()
+            let taps = kernel[0] * kernel[1];
+            (unit * taps..(unit + 1) * taps).collect()
         }
     }
 }
@@ -221,10 +223,10 @@ fn build(
                 padding,
                 pool,
             } => {
-                let k2 = kernel * kernel;
+                let taps = kernel[0] * kernel[1];
                 let cols: Vec<usize> = prev_kept
                     .iter()
-                    .flat_map(|&c| c * k2..(c + 1) * k2)
+                    .flat_map(|&c| c * taps..(c + 1) * taps)
                     .collect();
                 let dense = select(w, fan_in, &kept, &cols);
                 Layer::Conv(ConvLayer {

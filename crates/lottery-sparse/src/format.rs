@@ -11,8 +11,11 @@
 //!   input         3 × u32              channels, height, width
 //!   layer count   u32
 //!   per layer
-//!     kind u8 (1 conv, 2 linear) · relu u8 (0/1) · pool u8 (0 none, 1 max, 2 avg) · encoding u8
-//!     conv only:   in_channels, height, width, kernel, padding   5 × u32
+//!     kind u8 (1 conv, 2 linear, 3 conv with a non-square kernel or padding)
+//!       · relu u8 (0/1) · pool u8 (0 none, 1 max, 2 avg) · encoding u8
+//!     kind 1:      in_channels, height, width, kernel, padding   5 × u32
+//!     kind 3:      in_channels, height, width, kernel height, kernel width,
+//!                  padding rows, padding columns                 7 × u32
 //!     linear only: gather count u32 (0xFFFFFFFF: no gather), then that many u32
 //!     rows u32 · cols u32 · nnz u32
 //!     bias  rows × f32
@@ -23,6 +26,9 @@
 //!       2 csr32     (rows+1) × u32 row starts, nnz × u32 columns, nnz × f32 values
 //!       3 bitmask   ⌈rows·cols/8⌉ bytes (row-major, least significant bit first), nnz × f32
 //! ```
+//!
+//! Square convolutions are written as kind 1, so files of the image nets read in any version;
+//! kinds added later (3) are refused by older readers as unknown kinds, never misread.
 //!
 //! The writer picks, per layer, the encoding with the fewest bytes. The reader checks every
 //! length against the bytes present before allocating, then the whole model with
@@ -104,10 +110,18 @@ pub fn to_bytes(model: &CompactModel) -> Vec<u8> {
                     Pool::Max => 1,
                     Pool::Avg => 2,
                 };
-                p.extend([1, c.relu as u8, pool, enc as u8]);
-                for d in [c.in_channels, c.height, c.width, c.kernel, c.padding] {
-                    put_u32(&mut p, d);
-                }
+                let ([kh, kw], [ph, pw]) = (c.kernel, c.padding);
+                let square = kh == kw && ph == pw;
+                p.extend([if square { 1 } else { 3 }, c.relu as u8, pool, enc as u8]);
+                put_u32(&mut p, c.in_channels);
+                put_u32(&mut p, c.height);
+                put_u32(&mut p, c.width);
+                let shape = if square {
+                    &[kh, ph][..]
+                } else {
+                    &[kh, kw, ph, pw]
+                };
+                shape.iter().for_each(|&d| put_u32(&mut p, d));
             }
             Layer::Linear(l) => {
                 p.extend([2, l.relu as u8, 0, enc as u8]);
@@ -233,17 +247,21 @@ fn parse_payload(r: &mut Reader<'_>) -> Result<CompactModel, Problem> {
             e => return Err(at(&format!("unknown weight encoding {e}"))),
         };
         enum Head {
-            Conv([usize; 5]),
+            /// Input `[channels, height, width]`, kernel, padding.
+            Conv([usize; 3], [usize; 2], [usize; 2]),
             Linear(Option<Vec<u32>>),
         }
         let head = match kind {
-            1 => Head::Conv([
-                r.dim("conv")?,
-                r.dim("conv")?,
-                r.dim("conv")?,
-                r.dim("conv")?,
-                r.dim("conv")?,
-            ]),
+            1 | 3 => {
+                let input = [r.dim("conv")?, r.dim("conv")?, r.dim("conv")?];
+                if kind == 1 {
+                    let (k, p) = (r.dim("conv")?, r.dim("conv")?);
+                    Head::Conv(input, [k, k], [p, p])
+                } else {
+                    let k = [r.dim("conv")?, r.dim("conv")?];
+                    Head::Conv(input, k, [r.dim("conv")?, r.dim("conv")?])
+                }
+            }
             2 => {
                 if pool != Pool::None {
                     return Err(at("a linear layer cannot pool"));
@@ -324,7 +342,7 @@ fn parse_payload(r: &mut Reader<'_>) -> Result<CompactModel, Problem> {
         };
         weights.invariants().map_err(|m| at(&m))?;
         layers.push(match head {
-            Head::Conv([in_channels, height, width, kernel, padding]) => Layer::Conv(ConvLayer {
+            Head::Conv([in_channels, height, width], kernel, padding) => Layer::Conv(ConvLayer {
                 in_channels,
                 height,
                 width,

@@ -17,19 +17,23 @@ pub enum Pool {
     Avg,
 }
 
-/// A 2-D convolution with a square kernel, stride 1 and zero padding, then ReLU and an
-/// optional 2×2 pool: the building block of the LTH Conv-2/4/6 nets and of VGG (with its batch
-/// norm folded into weights and bias).
+/// A 2-D convolution with stride 1 and zero padding, then ReLU and an optional 2×2 pool: the
+/// building block of the LTH Conv-2/4/6 nets and of VGG (with its batch norm folded into
+/// weights and bias), and — with a `1 × k` kernel on a `[channels, 1, length]` input — of the
+/// time-series `cnn1d`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConvLayer {
     pub in_channels: usize,
     /// Spatial size of the input.
     pub height: usize,
     pub width: usize,
-    pub kernel: usize,
-    pub padding: usize,
-    /// `[out_channels, in_channels · kernel²]`: each row is one output channel's filter,
-    /// flattened as PyTorch stores it (`in, ky, kx`).
+    /// `[height, width]` of the kernel.
+    pub kernel: [usize; 2],
+    /// Zeros added `[above and below, left and right]`.
+    pub padding: [usize; 2],
+    /// `[out_channels, in_channels · kh · kw]`: each row is one output channel's filter,
+    /// flattened as PyTorch stores it (`in, ky, kx`; a `Conv1d`'s `[out, in, k]` is the same
+    /// with `kh = 1`).
     pub weights: Csr,
     pub bias: Vec<f32>,
     pub relu: bool,
@@ -73,12 +77,20 @@ impl ConvLayer {
         self.weights.rows
     }
 
+    /// Weights per filter: input channels × kernel taps.
+    pub fn taps(&self) -> usize {
+        self.in_channels * self.kernel[0] * self.kernel[1]
+    }
+
+    /// `[height, width]` of the convolution's output, before pooling.
+    pub fn convolved(&self) -> [usize; 2] {
+        let ([kh, kw], [ph, pw]) = (self.kernel, self.padding);
+        [self.height + 2 * ph + 1 - kh, self.width + 2 * pw + 1 - kw]
+    }
+
     /// `[channels, height, width]` of the output, after pooling.
     pub fn output_shape(&self) -> [usize; 3] {
-        let (h, w) = (
-            self.height + 2 * self.padding + 1 - self.kernel,
-            self.width + 2 * self.padding + 1 - self.kernel,
-        );
+        let [h, w] = self.convolved();
         if self.pool != Pool::None {
             [self.out_channels(), h / 2, w / 2]
         } else {
@@ -192,24 +204,25 @@ impl CompactModel {
                             [c.in_channels, c.height, c.width]
                         )));
                     }
-                    if c.kernel == 0
-                        || c.padding >= c.kernel
-                        || c.kernel > c.height + 2 * c.padding
-                        || c.kernel > c.width + 2 * c.padding
+                    let ([kh, kw], [ph, pw]) = (c.kernel, c.padding);
+                    if kh == 0
+                        || kw == 0
+                        || ph >= kh
+                        || pw >= kw
+                        || kh > c.height + 2 * ph
+                        || kw > c.width + 2 * pw
                     {
                         return Err(at(format!(
-                            "kernel {} with padding {} does not fit {}×{}",
-                            c.kernel, c.padding, c.height, c.width
+                            "kernel {kh}×{kw} with padding {ph}×{pw} does not fit {}×{}",
+                            c.height, c.width
                         )));
                     }
-                    if c.weights.cols != c.in_channels * c.kernel * c.kernel {
+                    if c.weights.cols != c.taps() {
                         return Err(at(format!(
-                            "filters have {} entries, {} channels of {}×{} need {}",
+                            "filters have {} entries, {} channels of {kh}×{kw} need {}",
                             c.weights.cols,
                             c.in_channels,
-                            c.kernel,
-                            c.kernel,
-                            c.in_channels * c.kernel * c.kernel
+                            c.taps()
                         )));
                     }
                     shape = c.output_shape();

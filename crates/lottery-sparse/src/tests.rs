@@ -35,25 +35,25 @@ fn reference(m: &DenseModel, x: &[f32]) -> Vec<f32> {
                     .collect();
             }
             DenseKind::Conv {
-                kernel: k,
-                padding: p,
+                kernel: [kh, kw],
+                padding: [py, px],
                 pool,
             } => {
-                let (ho, wo) = (h + 2 * p + 1 - k, w + 2 * p + 1 - k);
+                let (ho, wo) = (h + 2 * py + 1 - kh, w + 2 * px + 1 - kw);
                 let mut y = vec![0.0; l.outputs * ho * wo];
                 for o in 0..l.outputs {
                     for oy in 0..ho {
                         for ox in 0..wo {
                             let mut s = l.bias[o];
                             for ic in 0..c {
-                                for ky in 0..k {
-                                    for kx in 0..k {
+                                for ky in 0..kh {
+                                    for kx in 0..kw {
                                         let (iy, ix) = (oy + ky, ox + kx);
-                                        if iy < p || ix < p || iy - p >= h || ix - p >= w {
+                                        if iy < py || ix < px || iy - py >= h || ix - px >= w {
                                             continue;
                                         }
-                                        s += l.weight[((o * c + ic) * k + ky) * k + kx]
-                                            * a[(ic * h + iy - p) * w + ix - p];
+                                        s += l.weight[((o * c + ic) * kh + ky) * kw + kx]
+                                            * a[(ic * h + iy - py) * w + ix - px];
                                     }
                                 }
                             }
@@ -152,8 +152,8 @@ fn convnet(seed: u64) -> DenseModel {
 fn convnet_pooled(seed: u64, pool: Pool) -> DenseModel {
     let mut g = Gen(seed);
     let conv = |pool| DenseKind::Conv {
-        kernel: 3,
-        padding: 1,
+        kernel: [3, 3],
+        padding: [1, 1],
         pool,
     };
     let mut c1 = layer(&mut g, conv(Pool::None), 5, 2 * 9, 0.5, true);
@@ -184,6 +184,32 @@ fn convnet_pooled(seed: u64, pool: Pool) -> DenseModel {
         source: "test_conv".into(),
         input: [2, 8, 8],
         layers: vec![c1, c2, f1, f2],
+    }
+}
+
+/// The time-series CNN's shape: `1 × 5` convolutions with padding `0 × 2` on `[3, 1, 11]`
+/// windows (a `Conv1d` stack), then a linear head without ReLU.
+fn cnn1d(seed: u64) -> DenseModel {
+    let mut g = Gen(seed);
+    let conv = DenseKind::Conv {
+        kernel: [1, 5],
+        padding: [0, 2],
+        pool: Pool::None,
+    };
+    let mut c1 = layer(&mut g, conv, 4, 3 * 5, 0.5, true);
+    let mut c2 = layer(&mut g, conv, 4, 4 * 5, 0.5, true);
+    let head = layer(&mut g, DenseKind::Linear, 2, 4 * 11, 0.4, false);
+    // Channel 0 of conv 1 unread, channel 3 of conv 2 unfed: both leave.
+    for o in 0..4 {
+        c2.weight[(o * 4) * 5..(o * 4 + 1) * 5].fill(0.0);
+    }
+    c2.weight[3 * 20..4 * 20].fill(0.0);
+    c2.bias[3] = -0.5;
+    c1.bias[1] = 0.1;
+    DenseModel {
+        source: "cnn1d_2x4".into(),
+        input: [3, 1, 11],
+        layers: vec![c1, c2, head],
     }
 }
 
@@ -272,8 +298,39 @@ fn convolutions_keep_the_function(pool: Pool) {
 }
 
 #[test]
+fn one_dimensional_convolutions_keep_the_function() {
+    let dense = cnn1d(11);
+    let (model, report) = compact(&dense).unwrap();
+    assert!(
+        !model.layers[0].kept().contains(&0),
+        "an unread channel goes"
+    );
+    assert!(!model.layers[1].kept().contains(&3), "a dead channel goes");
+    assert_eq!(report[2].units_after, 2);
+    let bytes = format::to_bytes(&model);
+    assert_eq!(bytes[HEADER_AND_SOURCE + "cnn1d_2x4".len()], 3, "kind 3");
+    assert_eq!(format::from_bytes(&bytes).unwrap(), model);
+    let len = 3 * 11;
+    for batch in [1, 7, 70] {
+        let x = inputs(batch, len, 60 + batch as u64);
+        let want: Vec<f32> = x.chunks(len).flat_map(|e| reference(&dense, e)).collect();
+        for simd in [false, true] {
+            let engine = Engine::new(model.clone())
+                .unwrap()
+                .with_threads(2)
+                .with_simd(simd);
+            assert_close(&engine.forward(&x, batch), &want);
+        }
+    }
+}
+
+/// Bytes before the first layer's kind: the header, the source's length, then (after the
+/// source itself) the input shape and the layer count.
+const HEADER_AND_SOURCE: usize = 24 + 2 + 12 + 4;
+
+#[test]
 fn files_round_trip_in_every_encoding() {
-    for dense in [mlp(3), convnet(4), convnet_pooled(4, Pool::Avg)] {
+    for dense in [mlp(3), convnet(4), convnet_pooled(4, Pool::Avg), cnn1d(4)] {
         let (model, _) = compact(&dense).unwrap();
         let bytes = format::to_bytes(&model);
         assert_eq!(format::from_bytes(&bytes).unwrap(), model);

@@ -8,13 +8,15 @@ use lottery_sparse::{
 use crate::error::{Error, Result};
 use crate::masks::MaskSet;
 use crate::models::Network;
+use crate::models::cnn1d;
 use crate::models::convnet::Pool;
 use crate::tensors::StateDict;
 
 /// The network's layers as plain arrays with `mask` applied (pruned weights become exactly 0).
 /// Supported: MLPs, the LTH Conv-2/4/6 nets and VGG, whose batch norm (at its running
-/// statistics, as in evaluation) is folded into the convolution before it. Residual blocks
-/// (ResNet) do not fit a plain layer chain yet, and are refused by name.
+/// statistics, as in evaluation) is folded into the convolution before it, and the time-series
+/// `cnn1d` (its `Conv1d`s as `1 × k` convolutions). Residual blocks (ResNet) do not fit a plain
+/// layer chain yet, and are refused by name.
 pub fn dense_model(
     net: &Network,
     mask: Option<&MaskSet>,
@@ -28,7 +30,9 @@ pub fn dense_model(
     let unsupported = |why: &str| {
         Error::config(
             "model",
-            format!("`{source}` cannot be compacted: {why} (supported: MLPs, conv2/4/6 and VGG)"),
+            format!(
+                "`{source}` cannot be compacted: {why} (supported: MLPs, conv2/4/6, VGG and cnn1d)"
+            ),
         )
     };
     let mut layers = Vec::new();
@@ -54,8 +58,8 @@ pub fn dense_model(
                 }
                 layers.push(DenseLayer {
                     kind: DenseKind::Conv {
-                        kernel: w.shape[2],
-                        padding: 1,
+                        kernel: [w.shape[2], w.shape[3]],
+                        padding: [1, 1],
                         pool: match pool {
                             Pool::None => SparsePool::None,
                             Pool::Max => SparsePool::Max,
@@ -65,6 +69,27 @@ pub fn dense_model(
                     outputs: w.shape[0],
                     weight,
                     bias,
+                    relu: true,
+                });
+            }
+            let n = c.fcs.len();
+            for i in 0..n {
+                layers.push(linear(&dict, &format!("fc{}", i + 1), i + 1 < n)?);
+            }
+        }
+        Network::Cnn1d(c) => {
+            for i in 0..c.convs.len() {
+                let name = format!("conv{}", i + 1);
+                let w = tensor(&dict, &format!("{name}.weight"))?;
+                layers.push(DenseLayer {
+                    kind: DenseKind::Conv {
+                        kernel: [1, w.shape[2]],
+                        padding: [0, cnn1d::PADDING],
+                        pool: SparsePool::None,
+                    },
+                    outputs: w.shape[0],
+                    weight: w.data.clone(),
+                    bias: tensor(&dict, &format!("{name}.bias"))?.data.clone(),
                     relu: true,
                 });
             }

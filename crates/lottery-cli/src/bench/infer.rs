@@ -130,12 +130,14 @@ pub fn run(a: BenchInferArgs) -> Result<()> {
             spread: 1.0,
         }
     };
-    // A conv weight multiplies once per output position (same padding: the input's size).
+    // A conv weight multiplies once per output position (before pooling).
     let sparse_macs: usize = model
         .layers
         .iter()
         .map(|l| match l {
-            lottery_sparse::Layer::Conv(c) => c.weights.nnz() * c.height * c.width,
+            lottery_sparse::Layer::Conv(c) => {
+                c.weights.nnz() * c.convolved().iter().product::<usize>()
+            }
             lottery_sparse::Layer::Linear(l) => l.weights.nnz(),
         })
         .sum();
@@ -365,13 +367,14 @@ fn dense_parameters(model: &CompactModel) -> Result<(usize, usize)> {
     // A linear weight does one multiply-add per example, a conv weight one per output position.
     // Compaction never removes a whole layer, so the compact convs give each one's size.
     let mut convs = model.layers.iter().filter_map(|l| match l {
-        lottery_sparse::Layer::Conv(c) => Some(c.height * c.width),
+        lottery_sparse::Layer::Conv(c) => Some(c.convolved().iter().product::<usize>()),
         lottery_sparse::Layer::Linear(_) => None,
     });
     let mut macs = 0;
     for t in net.tensors().iter().filter(|t| t.is_weight()) {
         let n: usize = t.shape.iter().product();
-        macs += if t.shape.len() == 4 {
+        // Conv2d weights have four dimensions, Conv1d weights three.
+        macs += if t.shape.len() >= 3 {
             n * convs
                 .next()
                 .context("the compact model has fewer convolutions")?

@@ -23,11 +23,11 @@ pub fn forward<const FMA: bool>(
     col: &mut Vec<f32>,
     plane: &mut Vec<f32>,
 ) {
-    let (h, w, k, pad) = (c.height, c.width, c.kernel, c.padding);
-    let (ho, wo) = (h + 2 * pad + 1 - k, w + 2 * pad + 1 - k);
+    let (h, w, [kh, kw], [py, px]) = (c.height, c.width, c.kernel, c.padding);
+    let [ho, wo] = c.convolved();
     let p = ho * wo;
     let [_, ph, pw] = c.output_shape();
-    let taps = c.in_channels * k * k;
+    let taps = c.taps();
     debug_assert_eq!(x.len(), c.in_channels * g * h * w);
     debug_assert_eq!(y.len(), c.out_channels() * g * ph * pw);
     let per = (COLUMNS / p).clamp(1, g);
@@ -37,22 +37,22 @@ pub fn forward<const FMA: bool>(
         let n = (e1 - e0) * p;
         col.resize(taps * n, 0.0);
         for ic in 0..c.in_channels {
-            for ky in 0..k {
-                for kx in 0..k {
-                    let row = &mut col[((ic * k + ky) * k + kx) * n..][..n];
-                    // Output (oy, ox) reads input (oy + ky − pad, ox + kx − pad), zero outside.
-                    let (x0, x1) = (pad.saturating_sub(kx), wo.min(w + pad - kx));
+            for ky in 0..kh {
+                for kx in 0..kw {
+                    let row = &mut col[((ic * kh + ky) * kw + kx) * n..][..n];
+                    // Output (oy, ox) reads input (oy + ky − py, ox + kx − px), zero outside.
+                    let (x0, x1) = (px.saturating_sub(kx), wo.min((w + px).saturating_sub(kx)));
                     for (e, dst) in (e0..e1).zip(row.chunks_exact_mut(p)) {
                         let src = &x[(ic * g + e) * h * w..][..h * w];
                         for (oy, d) in dst.chunks_exact_mut(wo).enumerate() {
                             let iy = oy + ky;
-                            if iy < pad || iy - pad >= h || x0 >= x1 {
+                            if iy < py || iy - py >= h || x0 >= x1 {
                                 d.fill(0.0);
                                 continue;
                             }
-                            let s = &src[(iy - pad) * w..][..w];
+                            let s = &src[(iy - py) * w..][..w];
                             d[..x0].fill(0.0);
-                            d[x0..x1].copy_from_slice(&s[x0 + kx - pad..x1 + kx - pad]);
+                            d[x0..x1].copy_from_slice(&s[x0 + kx - px..x1 + kx - px]);
                             d[x1..].fill(0.0);
                         }
                     }

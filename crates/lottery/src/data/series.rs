@@ -403,6 +403,15 @@ impl SeriesConfig {
         }
     }
 
+    /// `[columns, 1, window]`: what one example of this series holds (the network's input).
+    pub fn example_shape(&self) -> Result<[usize; 3]> {
+        let columns = match &self.file {
+            Some(_) => self.series()?.names.len(),
+            None => 1,
+        };
+        Ok([columns, 1, self.window.window])
+    }
+
     /// The windowed, chronologically split series as training, validation and test sets of
     /// values to predict.
     pub fn splits(&self) -> Result<Splits> {

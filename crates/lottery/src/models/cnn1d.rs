@@ -15,7 +15,9 @@ use crate::error::{Error, Result};
 use crate::sparse::SparseLayers;
 
 /// The convolutions' kernel: five steps, two on each side of the one it writes.
-const KERNEL: usize = 5;
+pub const KERNEL: usize = 5;
+/// Zeros on each side, so every convolution keeps the window's length ("same" padding).
+pub const PADDING: usize = KERNEL / 2;
 
 pub struct Cnn1dFamily;
 
@@ -77,12 +79,11 @@ impl Cnn1d {
         outputs: usize,
         device: &Device,
     ) -> Self {
-        let pad = KERNEL / 2;
         let convs = (0..depth)
             .map(|i| {
                 let cin = if i == 0 { channels } else { width };
                 Conv1dConfig::new(cin, width, KERNEL)
-                    .with_padding(PaddingConfig1d::Explicit(pad, pad))
+                    .with_padding(PaddingConfig1d::Explicit(PADDING, PADDING))
                     .with_initializer(Initializer::Zeros)
                     .init(device)
             })
