@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
-use lottery_sparse::{Encoding, format};
+use lottery_sparse::format;
 
 use crate::args::OutputArgs;
 use crate::ticket::{self, SourceArgs};
@@ -35,8 +35,7 @@ pub fn run(a: CompactArgs) -> Result<()> {
         "format",
         "bytes"
     );
-    for (r, layer) in report.iter().zip(&model.layers) {
-        let enc = Encoding::best(layer.weights());
+    for r in &report {
         outln!(
             "{:<18} {:>7} → {:>5} {:>7} {:>8} {:>7} / {:>6} {:>8} {:>10}",
             r.name,
@@ -46,8 +45,8 @@ pub fn run(a: CompactArgs) -> Result<()> {
             r.inputs_dropped,
             r.live_weights,
             r.weights_before,
-            enc.name(),
-            enc.bytes(layer.weights())
+            r.encoding.name(),
+            r.bytes
         );
     }
     let params: usize = t.net.state_dict().values().map(|t| t.len()).sum();

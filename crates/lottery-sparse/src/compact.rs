@@ -9,6 +9,7 @@
 //! partly unread gathers the read ones through an index list.
 
 use crate::csr::Csr;
+use crate::format::Encoding;
 use crate::model::{CompactModel, ConvLayer, Layer, LinearLayer, Pool};
 
 /// One layer of a pruned dense network, in PyTorch's layout, with the mask already applied
@@ -55,6 +56,26 @@ pub struct LayerReport {
     pub inputs_dropped: usize,
     pub weights_before: usize,
     pub live_weights: usize,
+    /// How the `.lsm` file stores its weights, and in how many bytes.
+    pub encoding: Encoding,
+    pub bytes: usize,
+}
+
+impl LayerReport {
+    /// A matrix that compaction left whole.
+    fn whole(name: String, m: &Csr) -> Self {
+        LayerReport {
+            name,
+            units_before: m.rows,
+            units_after: m.rows,
+            folded: 0,
+            inputs_dropped: 0,
+            weights_before: m.rows * m.cols,
+            live_weights: m.nnz(),
+            encoding: Encoding::best(m),
+            bytes: Encoding::best(m).bytes(m),
+        }
+    }
 }
 
 /// Compaction's working state, per layer: weights and biases as they are being edited, which
@@ -273,6 +294,7 @@ fn build(
                 })
             }
         };
+        let matrix = layer.matrices()[0];
         reports.push(LayerReport {
             name: match l.kind {
                 DenseKind::Conv { .. } => format!("conv (layer {})", i + 1),
@@ -283,7 +305,9 @@ fn build(
             folded: work.folded[i],
             inputs_dropped,
             weights_before: l.weight.len(),
-            live_weights: layer.weights().nnz(),
+            live_weights: matrix.nnz(),
+            encoding: Encoding::best(matrix),
+            bytes: Encoding::best(matrix).bytes(matrix),
         });
         layers.push(layer);
         prev_kept = kept;
@@ -294,6 +318,59 @@ fn build(
         layers,
     };
     model.problems()?;
+    Ok((model, reports))
+}
+
+/// Compacts a vision transformer given as its layers with every pruned weight left out of its
+/// matrices (an embedding, blocks, a read-out, linear layers): drops each block's dead MLP
+/// hidden units ([`BlockLayer::drop_dead_hidden`]). The report has one row per matrix, named
+/// as PyTorch names the weight (`blocks.0.attn.qkv`).
+pub fn compact_transformer(
+    mut model: CompactModel,
+) -> Result<(CompactModel, Vec<LayerReport>), crate::Error> {
+    model.check()?;
+    let mut reports = Vec::new();
+    let (mut block, mut linear) = (0, 0);
+    for layer in &mut model.layers {
+        match layer {
+            Layer::Embed(e) => reports.push(LayerReport::whole(
+                "patch_embed.proj".into(),
+                &e.proj.weights,
+            )),
+            Layer::Block(b) => {
+                let name = |part: &str| format!("blocks.{block}.{part}");
+                let hidden = b.hidden();
+                let (fc1_before, fc2_before) =
+                    (b.fc1.weights.cols * hidden, b.fc2.weights.rows * hidden);
+                let folded = b.drop_dead_hidden();
+                reports.push(LayerReport::whole(name("attn.qkv"), &b.qkv.weights));
+                reports.push(LayerReport::whole(name("attn.proj"), &b.proj.weights));
+                reports.push(LayerReport {
+                    units_before: hidden,
+                    folded,
+                    weights_before: fc1_before,
+                    ..LayerReport::whole(name("mlp.fc1"), &b.fc1.weights)
+                });
+                reports.push(LayerReport {
+                    inputs_dropped: hidden - b.hidden(),
+                    weights_before: fc2_before,
+                    ..LayerReport::whole(name("mlp.fc2"), &b.fc2.weights)
+                });
+                block += 1;
+            }
+            Layer::Linear(l) => {
+                linear += 1;
+                let name = if linear == 1 {
+                    "head".into()
+                } else {
+                    format!("linear (layer {linear})")
+                };
+                reports.push(LayerReport::whole(name, &l.weights));
+            }
+            Layer::Conv(_) | Layer::Readout(_) => {}
+        }
+    }
+    model.check()?;
     Ok((model, reports))
 }
 

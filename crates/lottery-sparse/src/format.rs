@@ -11,15 +11,23 @@
 //!   input         3 × u32              channels, height, width
 //!   layer count   u32
 //!   per layer
-//!     kind u8 (1 conv, 2 linear, 3 conv with a non-square kernel or padding)
-//!       · relu u8 (0/1) · pool u8 (0 none, 1 max, 2 avg) · encoding u8
-//!     kind 1:      in_channels, height, width, kernel, padding   5 × u32
-//!     kind 3:      in_channels, height, width, kernel height, kernel width,
-//!                  padding rows, padding columns                 7 × u32
-//!     linear only: gather count u32 (0xFFFFFFFF: no gather), then that many u32
-//!     rows u32 · cols u32 · nnz u32
-//!     bias  rows × f32
-//!     kept  rows × u32      original index of each surviving output
+//!     tag          kind u8 · relu u8 (0/1) · pool u8 (0 none, 1 max, 2 avg) · encoding u8
+//!     kind 1, conv (square):  in_channels, height, width, kernel, padding      5 × u32
+//!     kind 3, conv:           in_channels, height, width, kernel height, kernel
+//!                             width, padding rows, padding columns             7 × u32
+//!     kind 2, linear:         gather count u32 (0xFFFFFFFF: no gather), then that many u32
+//!     kinds 1–3 go on:        rows, cols, nnz 3 × u32 · bias rows × f32
+//!                             · kept rows × u32 (original index of each surviving output)
+//!                             · weights in the tag's encoding
+//!     kind 4, patch embedding (tag flags and encoding 0):
+//!                             channels, height, width, patch 4 × u32 · projection
+//!                             · class token dim × f32 · position embeddings tokens·dim × f32
+//!     kind 5, transformer block: heads, dim, hidden 3 × u32 · norm1 · qkv · attention
+//!                             output · norm2 · MLP fc1 · fc2 · hidden units kept hidden × u32
+//!     kind 6, read-out:       dim u32 · norm
+//!     norm                    scales dim × f32 · shifts dim × f32 · epsilon f32
+//!     projection              encoding u8 · rows, cols, nnz 3 × u32 · bias rows × f32
+//!                             · weights in that encoding
 //!     weights, by encoding
 //!       0 dense     rows·cols × f32 (zeros included)
 //!       1 csr16     (rows+1) × u32 row starts, nnz × u16 columns, nnz × f32 values
@@ -28,7 +36,7 @@
 //! ```
 //!
 //! Square convolutions are written as kind 1, so files of the image nets read in any version;
-//! kinds added later (3) are refused by older readers as unknown kinds, never misread.
+//! kinds added later (3–6) are refused by older readers as unknown kinds, never misread.
 //!
 //! The writer picks, per layer, the encoding with the fewest bytes. The reader checks every
 //! length against the bytes present before allocating, then the whole model with
@@ -40,6 +48,7 @@ use crate::crc32::crc32;
 use crate::csr::Csr;
 use crate::error::{Error, Problem};
 use crate::model::{CompactModel, ConvLayer, Layer, LinearLayer, Pool};
+use crate::transformer::{BlockLayer, EmbedLayer, Norm, Projection, ReadoutLayer};
 
 pub const MAGIC: [u8; 8] = *b"\x89LSM\r\n\x1a\n";
 pub const VERSION: u32 = 1;
@@ -101,8 +110,6 @@ pub fn to_bytes(model: &CompactModel) -> Vec<u8> {
     }
     put_u32(&mut p, model.layers.len());
     for layer in &model.layers {
-        let m = layer.weights();
-        let enc = Encoding::best(m);
         match layer {
             Layer::Conv(c) => {
                 let pool = match c.pool {
@@ -112,6 +119,7 @@ pub fn to_bytes(model: &CompactModel) -> Vec<u8> {
                 };
                 let ([kh, kw], [ph, pw]) = (c.kernel, c.padding);
                 let square = kh == kw && ph == pw;
+                let enc = Encoding::best(&c.weights);
                 p.extend([if square { 1 } else { 3 }, c.relu as u8, pool, enc as u8]);
                 put_u32(&mut p, c.in_channels);
                 put_u32(&mut p, c.height);
@@ -122,8 +130,10 @@ pub fn to_bytes(model: &CompactModel) -> Vec<u8> {
                     &[kh, kw, ph, pw]
                 };
                 shape.iter().for_each(|&d| put_u32(&mut p, d));
+                put_units(&mut p, &c.weights, &c.bias, &c.kept, enc);
             }
             Layer::Linear(l) => {
+                let enc = Encoding::best(&l.weights);
                 p.extend([2, l.relu as u8, 0, enc as u8]);
                 match &l.gather {
                     None => p.extend(NO_GATHER.to_le_bytes()),
@@ -132,36 +142,34 @@ pub fn to_bytes(model: &CompactModel) -> Vec<u8> {
                         g.iter().for_each(|&j| p.extend(j.to_le_bytes()));
                     }
                 }
+                put_units(&mut p, &l.weights, &l.bias, &l.kept, enc);
             }
-        }
-        for d in [m.rows, m.cols, m.nnz()] {
-            put_u32(&mut p, d);
-        }
-        layer.bias().iter().for_each(|b| p.extend(b.to_le_bytes()));
-        layer.kept().iter().for_each(|k| p.extend(k.to_le_bytes()));
-        match enc {
-            Encoding::Dense => m.to_dense().iter().for_each(|v| p.extend(v.to_le_bytes())),
-            Encoding::Csr16 | Encoding::Csr32 => {
-                m.row_start.iter().for_each(|s| p.extend(s.to_le_bytes()));
-                for &c in &m.col {
-                    if enc == Encoding::Csr16 {
-                        p.extend((c as u16).to_le_bytes());
-                    } else {
-                        p.extend(c.to_le_bytes());
-                    }
+            Layer::Embed(e) => {
+                p.extend([4, 0, 0, 0]);
+                for d in [e.channels, e.height, e.width, e.patch] {
+                    put_u32(&mut p, d);
                 }
-                m.val.iter().for_each(|v| p.extend(v.to_le_bytes()));
+                put_projection(&mut p, &e.proj);
+                put_f32s(&mut p, &e.class_token);
+                put_f32s(&mut p, &e.position);
             }
-            Encoding::Bitmask => {
-                let mut bits = vec![0u8; (m.rows * m.cols).div_ceil(8)];
-                for r in 0..m.rows {
-                    for &c in m.row(r).0 {
-                        let i = r * m.cols + c as usize;
-                        bits[i / 8] |= 1 << (i % 8);
-                    }
+            Layer::Block(b) => {
+                p.extend([5, 0, 0, 0]);
+                for d in [b.heads, b.dim(), b.hidden()] {
+                    put_u32(&mut p, d);
                 }
-                p.extend(bits);
-                m.val.iter().for_each(|v| p.extend(v.to_le_bytes()));
+                put_norm(&mut p, &b.norm1);
+                put_projection(&mut p, &b.qkv);
+                put_projection(&mut p, &b.proj);
+                put_norm(&mut p, &b.norm2);
+                put_projection(&mut p, &b.fc1);
+                put_projection(&mut p, &b.fc2);
+                b.hidden_kept.iter().for_each(|k| p.extend(k.to_le_bytes()));
+            }
+            Layer::Readout(r) => {
+                p.extend([6, 0, 0, 0]);
+                put_u32(&mut p, r.dim());
+                put_norm(&mut p, &r.norm);
             }
         }
     }
@@ -180,6 +188,66 @@ fn put_u32(p: &mut Vec<u8>, v: usize) {
             .expect("model dimensions fit u32")
             .to_le_bytes(),
     );
+}
+
+fn put_f32s(p: &mut Vec<u8>, v: &[f32]) {
+    v.iter().for_each(|x| p.extend(x.to_le_bytes()));
+}
+
+/// A convolution's or linear layer's matrix shape, biases, kept indices and weights.
+fn put_units(p: &mut Vec<u8>, m: &Csr, bias: &[f32], kept: &[u32], enc: Encoding) {
+    for d in [m.rows, m.cols, m.nnz()] {
+        put_u32(p, d);
+    }
+    put_f32s(p, bias);
+    kept.iter().for_each(|k| p.extend(k.to_le_bytes()));
+    put_weights(p, m, enc);
+}
+
+/// A transformer projection: its encoding, shape, biases and weights.
+fn put_projection(p: &mut Vec<u8>, proj: &Projection) {
+    let (m, enc) = (&proj.weights, Encoding::best(&proj.weights));
+    p.push(enc as u8);
+    for d in [m.rows, m.cols, m.nnz()] {
+        put_u32(p, d);
+    }
+    put_f32s(p, &proj.bias);
+    put_weights(p, m, enc);
+}
+
+fn put_norm(p: &mut Vec<u8>, n: &Norm) {
+    put_f32s(p, &n.gamma);
+    put_f32s(p, &n.beta);
+    p.extend(n.eps.to_le_bytes());
+}
+
+/// The matrix's entries in encoding `enc`.
+fn put_weights(p: &mut Vec<u8>, m: &Csr, enc: Encoding) {
+    match enc {
+        Encoding::Dense => put_f32s(p, &m.to_dense()),
+        Encoding::Csr16 | Encoding::Csr32 => {
+            m.row_start.iter().for_each(|s| p.extend(s.to_le_bytes()));
+            for &c in &m.col {
+                if enc == Encoding::Csr16 {
+                    p.extend((c as u16).to_le_bytes());
+                } else {
+                    p.extend(c.to_le_bytes());
+                }
+            }
+            put_f32s(p, &m.val);
+        }
+        Encoding::Bitmask => {
+            let mut bits = vec![0u8; (m.rows * m.cols).div_ceil(8)];
+            for r in 0..m.rows {
+                for &c in m.row(r).0 {
+                    let i = r * m.cols + c as usize;
+                    bits[i / 8] |= 1 << (i % 8);
+                }
+            }
+            p.extend(bits);
+            put_f32s(p, &m.val);
+        }
+    }
 }
 
 /// Parses and validates a file's bytes.
@@ -216,155 +284,66 @@ fn parse(bytes: &[u8]) -> Result<CompactModel, Problem> {
 }
 
 fn parse_payload(r: &mut Reader<'_>) -> Result<CompactModel, Problem> {
-    let invalid = |m: String| Problem::Invalid(m);
     let n = u16::from_le_bytes(r.array("source length")?) as usize;
     let source = std::str::from_utf8(r.take(n, "source")?)
-        .map_err(|_| invalid("the source name is not UTF-8".into()))?
+        .map_err(|_| Problem::Invalid("the source name is not UTF-8".into()))?
         .to_string();
     let input = [r.dim("input")?, r.dim("input")?, r.dim("input")?];
     let count = r.dim("layer count")?;
     let mut layers = Vec::new();
     for i in 0..count {
-        let at = |m: &str| invalid(format!("layer {i}: {m}"));
-        let [kind, relu, pool, enc] = r.array::<4>("layer tag")?;
-        let flag = |v: u8, what: &str| match v {
-            0 => Ok(false),
-            1 => Ok(true),
-            _ => Err(at(&format!("{what} flag is {v}, not 0 or 1"))),
-        };
-        let relu = flag(relu, "relu")?;
-        let pool = match pool {
-            0 => Pool::None,
-            1 => Pool::Max,
-            2 => Pool::Avg,
-            p => return Err(at(&format!("pool kind is {p}, not 0, 1 or 2"))),
-        };
-        let enc = match enc {
-            0 => Encoding::Dense,
-            1 => Encoding::Csr16,
-            2 => Encoding::Csr32,
-            3 => Encoding::Bitmask,
-            e => return Err(at(&format!("unknown weight encoding {e}"))),
-        };
-        enum Head {
-            /// Input `[channels, height, width]`, kernel, padding.
-            Conv([usize; 3], [usize; 2], [usize; 2]),
-            Linear(Option<Vec<u32>>),
-        }
-        let head = match kind {
-            1 | 3 => {
-                let input = [r.dim("conv")?, r.dim("conv")?, r.dim("conv")?];
-                if kind == 1 {
-                    let (k, p) = (r.dim("conv")?, r.dim("conv")?);
-                    Head::Conv(input, [k, k], [p, p])
-                } else {
-                    let k = [r.dim("conv")?, r.dim("conv")?];
-                    Head::Conv(input, k, [r.dim("conv")?, r.dim("conv")?])
-                }
+        let at = |m: &str| Problem::Invalid(format!("layer {i}: {m}"));
+        let tag = r.array::<4>("layer tag")?;
+        layers.push(match tag[0] {
+            1..=3 => units_layer(r, tag, &at)?,
+            4..=6 if tag[1..] != [0, 0, 0] => return Err(at("stray flags on a transformer part")),
+            4 => {
+                let [channels, height, width, patch] = [
+                    r.dim("embed")?,
+                    r.dim("embed")?,
+                    r.dim("embed")?,
+                    r.dim("embed")?,
+                ];
+                let proj = projection(r, &at)?;
+                let dim = proj.weights.rows;
+                let tokens = (height / patch.max(1))
+                    .checked_mul(width / patch.max(1))
+                    .and_then(|t| (t + 1).checked_mul(dim))
+                    .ok_or_else(|| at("too many tokens"))?;
+                Layer::Embed(EmbedLayer {
+                    channels,
+                    height,
+                    width,
+                    patch,
+                    proj,
+                    class_token: r.f32s(dim, "class token")?,
+                    position: r.f32s(tokens, "position embeddings")?,
+                })
             }
-            2 => {
-                if pool != Pool::None {
-                    return Err(at("a linear layer cannot pool"));
-                }
-                let g = r.u32("gather count")?;
-                Head::Linear(if g == NO_GATHER {
-                    None
-                } else {
-                    Some(r.u32s(g as usize, "gather indices")?)
+            5 => {
+                let [heads, dim, hidden] = [r.dim("block")?, r.dim("block")?, r.dim("block")?];
+                Layer::Block(BlockLayer {
+                    heads,
+                    norm1: norm(r, dim)?,
+                    qkv: projection(r, &at)?,
+                    proj: projection(r, &at)?,
+                    norm2: norm(r, dim)?,
+                    fc1: projection(r, &at)?,
+                    fc2: projection(r, &at)?,
+                    hidden_kept: r.u32s(hidden, "hidden units kept")?,
+                })
+            }
+            6 => {
+                let dim = r.dim("read-out")?;
+                Layer::Readout(ReadoutLayer {
+                    norm: norm(r, dim)?,
                 })
             }
             k => return Err(at(&format!("unknown layer kind {k}"))),
-        };
-        let (rows, cols, nnz) = (r.dim("rows")?, r.dim("cols")?, r.dim("nnz")?);
-        let cells = rows
-            .checked_mul(cols)
-            .filter(|&c| c <= u32::MAX as usize)
-            .ok_or_else(|| at("weight matrix is too large"))?;
-        if nnz > cells {
-            return Err(at("more live weights than cells"));
-        }
-        let bias = r.f32s(rows, "bias")?;
-        let kept = r.u32s(rows, "kept indices")?;
-        let weights = match enc {
-            Encoding::Dense => {
-                let dense = r.f32s(cells, "dense weights")?;
-                let m = Csr::from_dense(rows, cols, &dense).map_err(|e| at(&e.to_string()))?;
-                if m.nnz() != nnz {
-                    return Err(at("live weight count does not match the dense values"));
-                }
-                m
-            }
-            Encoding::Csr16 | Encoding::Csr32 => {
-                let row_start = r.u32s(rows + 1, "row starts")?;
-                let col = if enc == Encoding::Csr16 {
-                    let raw = r.take(nnz * 2, "columns")?;
-                    raw.chunks_exact(2)
-                        .map(|b| u16::from_le_bytes([b[0], b[1]]) as u32)
-                        .collect()
-                } else {
-                    r.u32s(nnz, "columns")?
-                };
-                let val = r.f32s(nnz, "values")?;
-                Csr {
-                    rows,
-                    cols,
-                    row_start,
-                    col,
-                    val,
-                }
-            }
-            Encoding::Bitmask => {
-                let bits = r.take(cells.div_ceil(8), "bitmask")?;
-                let live: usize = bits.iter().map(|b| b.count_ones() as usize).sum();
-                let stray = cells % 8 != 0 && bits[bits.len() - 1] >> (cells % 8) != 0;
-                if live != nnz || stray {
-                    return Err(at("bitmask does not hold exactly the live weights"));
-                }
-                let val = r.f32s(nnz, "values")?;
-                let (mut row_start, mut col) = (vec![0u32], Vec::with_capacity(nnz));
-                for row in 0..rows {
-                    for c in 0..cols {
-                        let i = row * cols + c;
-                        if bits[i / 8] >> (i % 8) & 1 == 1 {
-                            col.push(c as u32);
-                        }
-                    }
-                    row_start.push(col.len() as u32);
-                }
-                Csr {
-                    rows,
-                    cols,
-                    row_start,
-                    col,
-                    val,
-                }
-            }
-        };
-        weights.invariants().map_err(|m| at(&m))?;
-        layers.push(match head {
-            Head::Conv([in_channels, height, width], kernel, padding) => Layer::Conv(ConvLayer {
-                in_channels,
-                height,
-                width,
-                kernel,
-                padding,
-                weights,
-                bias,
-                relu,
-                pool,
-                kept,
-            }),
-            Head::Linear(gather) => Layer::Linear(LinearLayer {
-                gather,
-                weights,
-                bias,
-                relu,
-                kept,
-            }),
         });
     }
     if r.remaining() != 0 {
-        return Err(invalid(format!(
+        return Err(Problem::Invalid(format!(
             "{} bytes follow the last layer",
             r.remaining()
         )));
@@ -374,6 +353,178 @@ fn parse_payload(r: &mut Reader<'_>) -> Result<CompactModel, Problem> {
         input,
         layers,
     })
+}
+
+/// A convolution (kinds 1 and 3) or a linear layer (kind 2) after its tag.
+fn units_layer(
+    r: &mut Reader<'_>,
+    [kind, relu, pool, enc]: [u8; 4],
+    at: &dyn Fn(&str) -> Problem,
+) -> Result<Layer, Problem> {
+    let relu = match relu {
+        0 => false,
+        1 => true,
+        v => return Err(at(&format!("relu flag is {v}, not 0 or 1"))),
+    };
+    let pool = match pool {
+        0 => Pool::None,
+        1 => Pool::Max,
+        2 => Pool::Avg,
+        p => return Err(at(&format!("pool kind is {p}, not 0, 1 or 2"))),
+    };
+    let enc = encoding(enc, at)?;
+    enum Head {
+        /// Input `[channels, height, width]`, kernel, padding.
+        Conv([usize; 3], [usize; 2], [usize; 2]),
+        Linear(Option<Vec<u32>>),
+    }
+    let head = if kind == 2 {
+        if pool != Pool::None {
+            return Err(at("a linear layer cannot pool"));
+        }
+        let g = r.u32("gather count")?;
+        Head::Linear(if g == NO_GATHER {
+            None
+        } else {
+            Some(r.u32s(g as usize, "gather indices")?)
+        })
+    } else {
+        let input = [r.dim("conv")?, r.dim("conv")?, r.dim("conv")?];
+        if kind == 1 {
+            let (k, p) = (r.dim("conv")?, r.dim("conv")?);
+            Head::Conv(input, [k, k], [p, p])
+        } else {
+            let k = [r.dim("conv")?, r.dim("conv")?];
+            Head::Conv(input, k, [r.dim("conv")?, r.dim("conv")?])
+        }
+    };
+    let (rows, cols, nnz) = (r.dim("rows")?, r.dim("cols")?, r.dim("nnz")?);
+    let bias = r.f32s(rows, "bias")?;
+    let kept = r.u32s(rows, "kept indices")?;
+    let weights = weights(r, enc, [rows, cols, nnz], at)?;
+    Ok(match head {
+        Head::Conv([in_channels, height, width], kernel, padding) => Layer::Conv(ConvLayer {
+            in_channels,
+            height,
+            width,
+            kernel,
+            padding,
+            weights,
+            bias,
+            relu,
+            pool,
+            kept,
+        }),
+        Head::Linear(gather) => Layer::Linear(LinearLayer {
+            gather,
+            weights,
+            bias,
+            relu,
+            kept,
+        }),
+    })
+}
+
+fn encoding(e: u8, at: &dyn Fn(&str) -> Problem) -> Result<Encoding, Problem> {
+    Ok(match e {
+        0 => Encoding::Dense,
+        1 => Encoding::Csr16,
+        2 => Encoding::Csr32,
+        3 => Encoding::Bitmask,
+        e => return Err(at(&format!("unknown weight encoding {e}"))),
+    })
+}
+
+/// A transformer projection: encoding, shape, biases, weights.
+fn projection(r: &mut Reader<'_>, at: &dyn Fn(&str) -> Problem) -> Result<Projection, Problem> {
+    let enc = encoding(r.array::<1>("encoding")?[0], at)?;
+    let (rows, cols, nnz) = (r.dim("rows")?, r.dim("cols")?, r.dim("nnz")?);
+    let bias = r.f32s(rows, "bias")?;
+    Ok(Projection {
+        weights: weights(r, enc, [rows, cols, nnz], at)?,
+        bias,
+    })
+}
+
+fn norm(r: &mut Reader<'_>, dim: usize) -> Result<Norm, Problem> {
+    Ok(Norm {
+        gamma: r.f32s(dim, "norm scales")?,
+        beta: r.f32s(dim, "norm shifts")?,
+        eps: f32::from_le_bytes(r.array("norm epsilon")?),
+    })
+}
+
+/// A `rows × cols` matrix with `nnz` live entries, stored in encoding `enc`.
+fn weights(
+    r: &mut Reader<'_>,
+    enc: Encoding,
+    [rows, cols, nnz]: [usize; 3],
+    at: &dyn Fn(&str) -> Problem,
+) -> Result<Csr, Problem> {
+    let cells = rows
+        .checked_mul(cols)
+        .filter(|&c| c <= u32::MAX as usize)
+        .ok_or_else(|| at("weight matrix is too large"))?;
+    if nnz > cells {
+        return Err(at("more live weights than cells"));
+    }
+    let m = match enc {
+        Encoding::Dense => {
+            let dense = r.f32s(cells, "dense weights")?;
+            let m = Csr::from_dense(rows, cols, &dense).map_err(|e| at(&e.to_string()))?;
+            if m.nnz() != nnz {
+                return Err(at("live weight count does not match the dense values"));
+            }
+            m
+        }
+        Encoding::Csr16 | Encoding::Csr32 => {
+            let row_start = r.u32s(rows + 1, "row starts")?;
+            let col = if enc == Encoding::Csr16 {
+                let raw = r.take(nnz * 2, "columns")?;
+                raw.chunks_exact(2)
+                    .map(|b| u16::from_le_bytes([b[0], b[1]]) as u32)
+                    .collect()
+            } else {
+                r.u32s(nnz, "columns")?
+            };
+            let val = r.f32s(nnz, "values")?;
+            Csr {
+                rows,
+                cols,
+                row_start,
+                col,
+                val,
+            }
+        }
+        Encoding::Bitmask => {
+            let bits = r.take(cells.div_ceil(8), "bitmask")?;
+            let live: usize = bits.iter().map(|b| b.count_ones() as usize).sum();
+            let stray = cells % 8 != 0 && bits[bits.len() - 1] >> (cells % 8) != 0;
+            if live != nnz || stray {
+                return Err(at("bitmask does not hold exactly the live weights"));
+            }
+            let val = r.f32s(nnz, "values")?;
+            let (mut row_start, mut col) = (vec![0u32], Vec::with_capacity(nnz));
+            for row in 0..rows {
+                for c in 0..cols {
+                    let i = row * cols + c;
+                    if bits[i / 8] >> (i % 8) & 1 == 1 {
+                        col.push(c as u32);
+                    }
+                }
+                row_start.push(col.len() as u32);
+            }
+            Csr {
+                rows,
+                cols,
+                row_start,
+                col,
+                val,
+            }
+        }
+    };
+    m.invariants().map_err(|e| at(&e))?;
+    Ok(m)
 }
 
 /// Writes `model` to `path` through a temporary file and a rename, so a crash never leaves a

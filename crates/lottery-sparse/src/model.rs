@@ -6,6 +6,7 @@
 
 use crate::csr::Csr;
 use crate::error::Error;
+use crate::transformer::{BlockLayer, EmbedLayer, ReadoutLayer};
 
 /// What follows a convolution's activation: nothing, or a 2×2 pool with stride 2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,10 +57,15 @@ pub struct LinearLayer {
     pub kept: Vec<u32>,
 }
 
+/// One step of a compact network. Convolutions come first, or the transformer's embedding,
+/// blocks and read-out; linear layers last.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Layer {
     Conv(ConvLayer),
     Linear(LinearLayer),
+    Embed(EmbedLayer),
+    Block(BlockLayer),
+    Readout(ReadoutLayer),
 }
 
 /// A whole compacted network.
@@ -106,32 +112,39 @@ impl LinearLayer {
 }
 
 impl Layer {
-    pub fn weights(&self) -> &Csr {
+    /// Every sparse matrix the layer multiplies by.
+    pub fn matrices(&self) -> Vec<&Csr> {
         match self {
-            Layer::Conv(c) => &c.weights,
-            Layer::Linear(l) => &l.weights,
+            Layer::Conv(c) => vec![&c.weights],
+            Layer::Linear(l) => vec![&l.weights],
+            Layer::Embed(e) => vec![&e.proj.weights],
+            Layer::Block(b) => [&b.qkv, &b.proj, &b.fc1, &b.fc2]
+                .map(|p| &p.weights)
+                .to_vec(),
+            Layer::Readout(_) => vec![],
         }
     }
 
-    pub fn bias(&self) -> &[f32] {
-        match self {
-            Layer::Conv(c) => &c.bias,
-            Layer::Linear(l) => &l.bias,
-        }
-    }
-
+    /// Original indices of the surviving units: output channels or units, a block's MLP
+    /// hidden units; empty for layers that remove none.
     pub fn kept(&self) -> &[u32] {
         match self {
             Layer::Conv(c) => &c.kept,
             Layer::Linear(l) => &l.kept,
+            Layer::Block(b) => &b.hidden_kept,
+            Layer::Embed(_) | Layer::Readout(_) => &[],
         }
     }
 
-    /// Number of values this layer writes per example.
-    pub fn output_len(&self) -> usize {
+    /// `[channels, height, width]` it writes when it reads `input` (tokens are `[1, tokens,
+    /// dim]`, flat outputs `[n, 1, 1]`).
+    pub fn output_shape(&self, input: [usize; 3]) -> [usize; 3] {
         match self {
-            Layer::Conv(c) => c.output_shape().iter().product(),
-            Layer::Linear(l) => l.outputs(),
+            Layer::Conv(c) => c.output_shape(),
+            Layer::Linear(l) => [l.outputs(), 1, 1],
+            Layer::Embed(e) => [1, e.tokens(), e.dim()],
+            Layer::Block(_) => input,
+            Layer::Readout(r) => [r.dim(), 1, 1],
         }
     }
 }
@@ -139,7 +152,16 @@ impl Layer {
 impl CompactModel {
     /// Logits per example.
     pub fn classes(&self) -> usize {
-        self.layers.last().map_or(0, Layer::output_len)
+        self.shapes().last().map_or(0, |s| s.iter().product())
+    }
+
+    /// The input's shape, then each layer's output shape.
+    pub fn shapes(&self) -> Vec<[usize; 3]> {
+        let mut shapes = vec![self.input];
+        for l in &self.layers {
+            shapes.push(l.output_shape(shapes[shapes.len() - 1]));
+        }
+        shapes
     }
 
     pub fn input_len(&self) -> usize {
@@ -148,7 +170,39 @@ impl CompactModel {
 
     /// Live weights (nonzeros) over all layers.
     pub fn nnz(&self) -> usize {
-        self.layers.iter().map(|l| l.weights().nnz()).sum()
+        (self.layers.iter())
+            .flat_map(Layer::matrices)
+            .map(Csr::nnz)
+            .sum()
+    }
+
+    /// Multiply-adds per example: each live weight once per position it applies at (a
+    /// convolution's output pixels, a transformer's tokens), and attention's own products.
+    pub fn macs(&self) -> usize {
+        let shapes = self.shapes();
+        (self.layers.iter().zip(&shapes))
+            .map(|(l, input)| {
+                let nnz: usize = l.matrices().iter().map(|m| m.nnz()).sum();
+                match l {
+                    Layer::Conv(c) => nnz * c.convolved().iter().product::<usize>(),
+                    Layer::Linear(_) | Layer::Readout(_) => nnz,
+                    Layer::Embed(e) => nnz * (e.tokens() - 1),
+                    // Scores and the weighted sum of values: t² products of `dim` each.
+                    Layer::Block(_) => {
+                        let (t, dim) = (input[1], input[2]);
+                        nnz * t + 2 * t * t * dim
+                    }
+                }
+            })
+            .sum()
+    }
+
+    /// Bytes the kernels read per call for weights: values and column indices, row starts,
+    /// biases.
+    pub fn weight_bytes(&self) -> usize {
+        (self.layers.iter().flat_map(Layer::matrices))
+            .map(|m| m.nnz() * 8 + (m.rows + 1) * 4 + m.rows * 4)
+            .sum()
     }
 
     /// Checks that every layer reads what the one before it writes and that every index points
@@ -167,37 +221,36 @@ impl CompactModel {
             return Err(format!("input shape {:?} has a zero dimension", self.input));
         }
         let mut shape = self.input;
-        let mut flat = false;
         for (i, layer) in self.layers.iter().enumerate() {
             let at = |m: String| format!("layer {i}: {m}");
-            layer.weights().invariants().map_err(at)?;
-            if layer.bias().len() != layer.weights().rows {
-                return Err(at(format!(
-                    "{} biases for {} outputs",
-                    layer.bias().len(),
-                    layer.weights().rows
-                )));
-            }
-            if layer.kept().len() != layer.weights().rows {
-                return Err(at(format!(
-                    "{} kept indices for {} outputs",
-                    layer.kept().len(),
-                    layer.weights().rows
-                )));
-            }
-            if layer
-                .bias()
-                .iter()
-                .chain(&layer.weights().val)
-                .any(|x| !x.is_finite())
+            if let Layer::Conv(ConvLayer {
+                weights,
+                bias,
+                kept,
+                ..
+            })
+            | Layer::Linear(LinearLayer {
+                weights,
+                bias,
+                kept,
+                ..
+            }) = layer
             {
-                return Err(at("holds NaN or infinite values".into()));
+                units(weights, bias, kept).map_err(at)?;
             }
+            let prev = i.checked_sub(1).map(|p| &self.layers[p]);
+            // Which kinds may follow which: the engine runs them in this order.
+            let follows = |ok: bool| match ok {
+                true => Ok(()),
+                false => Err(at(format!(
+                    "{} cannot follow {}",
+                    layer.name(),
+                    prev.map_or("the input", Layer::name)
+                ))),
+            };
             match layer {
                 Layer::Conv(c) => {
-                    if flat {
-                        return Err(at("a convolution after a linear layer".into()));
-                    }
+                    follows(matches!(prev, None | Some(Layer::Conv(_))))?;
                     if [c.in_channels, c.height, c.width] != shape {
                         return Err(at(format!(
                             "reads {:?} but the previous layer writes {shape:?}",
@@ -253,11 +306,70 @@ impl CompactModel {
                         }
                         _ => {}
                     }
+                    follows(!matches!(prev, Some(Layer::Embed(_) | Layer::Block(_))))?;
                     shape = [l.outputs(), 1, 1];
-                    flat = true;
                 }
+                Layer::Embed(e) => {
+                    follows(prev.is_none())?;
+                    if [e.channels, e.height, e.width] != shape {
+                        return Err(at(format!(
+                            "reads {:?} but the input is {shape:?}",
+                            [e.channels, e.height, e.width]
+                        )));
+                    }
+                    e.problems().map_err(at)?;
+                    shape = layer.output_shape(shape);
+                }
+                Layer::Block(b) => {
+                    follows(matches!(prev, Some(Layer::Embed(_) | Layer::Block(_))))?;
+                    b.problems(shape[2]).map_err(at)?;
+                }
+                Layer::Readout(r) => {
+                    follows(matches!(prev, Some(Layer::Embed(_) | Layer::Block(_))))?;
+                    r.norm.problems("norm", shape[2]).map_err(at)?;
+                    shape = layer.output_shape(shape);
+                }
+            }
+            if i + 1 == self.layers.len() && matches!(layer, Layer::Embed(_) | Layer::Block(_)) {
+                return Err(at("tokens must be read out before the end".into()));
             }
         }
         Ok(())
     }
+}
+
+impl Layer {
+    /// What it is, in words, for messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Layer::Conv(_) => "a convolution",
+            Layer::Linear(_) => "a linear layer",
+            Layer::Embed(_) => "a patch embedding",
+            Layer::Block(_) => "a transformer block",
+            Layer::Readout(_) => "a read-out",
+        }
+    }
+}
+
+/// A convolution's or linear layer's weights, biases and kept indices agree, and hold numbers.
+fn units(weights: &Csr, bias: &[f32], kept: &[u32]) -> Result<(), String> {
+    weights.invariants()?;
+    if bias.len() != weights.rows {
+        return Err(format!(
+            "{} biases for {} outputs",
+            bias.len(),
+            weights.rows
+        ));
+    }
+    if kept.len() != weights.rows {
+        return Err(format!(
+            "{} kept indices for {} outputs",
+            kept.len(),
+            weights.rows
+        ));
+    }
+    if bias.iter().chain(&weights.val).any(|x| !x.is_finite()) {
+        return Err("holds NaN or infinite values".into());
+    }
+    Ok(())
 }

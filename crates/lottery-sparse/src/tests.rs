@@ -213,6 +213,61 @@ fn cnn1d(seed: u64) -> DenseModel {
     }
 }
 
+/// A two-block vision transformer on `[1, 4, 4]` images with 2×2 patches (5 tokens of 4
+/// features, 2 heads), its matrices half pruned, built directly as compact layers.
+fn tiny_vit(seed: u64) -> crate::CompactModel {
+    use crate::{BlockLayer, EmbedLayer, Norm, Projection, ReadoutLayer};
+    let mut g = Gen(seed);
+    let mut projection = |rows: usize, cols: usize| {
+        let l = layer(&mut g, DenseKind::Linear, rows, cols, 0.5, false);
+        Projection {
+            weights: crate::Csr::from_dense(rows, cols, &l.weight).unwrap(),
+            bias: l.bias,
+        }
+    };
+    let norm = |shift: f32| Norm {
+        gamma: vec![1.0 + shift, 0.9, 1.1, 1.0],
+        beta: vec![shift, -0.1, 0.0, 0.2],
+        eps: 1e-6,
+    };
+    let embed = projection(4, 4);
+    let mut layers = vec![crate::Layer::Embed(EmbedLayer {
+        channels: 1,
+        height: 4,
+        width: 4,
+        patch: 2,
+        proj: embed,
+        class_token: vec![0.1, -0.2, 0.3, 0.0],
+        position: (0..20).map(|i| (i as f32 * 0.37).sin() * 0.1).collect(),
+    })];
+    for b in 0..2 {
+        layers.push(crate::Layer::Block(BlockLayer {
+            heads: 2,
+            norm1: norm(0.1 * b as f32),
+            qkv: projection(12, 4),
+            proj: projection(4, 4),
+            norm2: norm(-0.1),
+            fc1: projection(8, 4),
+            fc2: projection(4, 8),
+            hidden_kept: (0..8).collect(),
+        }));
+    }
+    layers.push(crate::Layer::Readout(ReadoutLayer { norm: norm(0.0) }));
+    let head = projection(3, 4);
+    layers.push(crate::Layer::Linear(crate::LinearLayer {
+        gather: None,
+        weights: head.weights,
+        bias: head.bias,
+        relu: false,
+        kept: vec![0, 1, 2],
+    }));
+    crate::CompactModel {
+        source: "vit_2x4h2".into(),
+        input: [1, 4, 4],
+        layers,
+    }
+}
+
 fn inputs(n: usize, len: usize, seed: u64) -> Vec<f32> {
     let mut g = Gen(seed);
     (0..n * len).map(|_| g.next()).collect()
@@ -350,7 +405,7 @@ fn files_round_trip_in_every_encoding() {
             l.gather = None;
             l.weights = crate::Csr::from_dense(40, 300, &dense.layers[0].weight).unwrap();
         }
-        encodings.push(Encoding::best(model.layers[0].weights()));
+        encodings.push(Encoding::best(model.layers[0].matrices()[0]));
         assert_eq!(
             format::from_bytes(&format::to_bytes(&model)).unwrap(),
             model
@@ -368,9 +423,29 @@ fn files_round_trip_in_every_encoding() {
 }
 
 #[test]
-fn damaged_files_are_refused_not_panicked_on() {
-    let (model, _) = compact(&convnet(5)).unwrap();
+fn transformer_files_round_trip_and_compaction_keeps_the_function() {
+    let model = tiny_vit(3);
+    model.check().unwrap();
     let bytes = format::to_bytes(&model);
+    assert_eq!(format::from_bytes(&bytes).unwrap(), model);
+    let (compacted, report) = crate::compact_transformer(model.clone()).unwrap();
+    assert_eq!(report.len(), 1 + 2 * 4 + 1);
+    let x = inputs(3, 16, 5);
+    let want = Engine::new(model).unwrap().forward(&x, 3);
+    assert_close(&Engine::new(compacted).unwrap().forward(&x, 3), &want);
+}
+
+#[test]
+fn damaged_files_are_refused_not_panicked_on() {
+    for bytes in [
+        format::to_bytes(&compact(&convnet(5)).unwrap().0),
+        format::to_bytes(&tiny_vit(4)),
+    ] {
+        damaged_bytes_are_refused(&bytes);
+    }
+}
+
+fn damaged_bytes_are_refused(bytes: &[u8]) {
     for cut in 0..bytes.len() {
         assert!(
             format::from_bytes(&bytes[..cut]).is_err(),
@@ -379,7 +454,7 @@ fn damaged_files_are_refused_not_panicked_on() {
     }
     for at in 0..bytes.len() {
         for bit in [0, 3, 7] {
-            let mut b = bytes.clone();
+            let mut b = bytes.to_vec();
             b[at] ^= 1 << bit;
             assert!(
                 format::from_bytes(&b).is_err(),

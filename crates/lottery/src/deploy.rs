@@ -2,14 +2,15 @@
 //! the training stack and the crate that ships without it.
 
 use lottery_sparse::{
-    CompactModel, DenseKind, DenseLayer, DenseModel, LayerReport, Pool as SparsePool,
+    BlockLayer, CompactModel, Csr, DenseKind, DenseLayer, DenseModel, EmbedLayer, Layer,
+    LayerReport, LinearLayer, Norm, Pool as SparsePool, Projection, ReadoutLayer,
 };
 
 use crate::error::{Error, Result};
 use crate::masks::MaskSet;
-use crate::models::Network;
-use crate::models::cnn1d;
 use crate::models::convnet::Pool;
+use crate::models::vit;
+use crate::models::{Network, cnn1d};
 use crate::tensors::StateDict;
 
 /// The network's layers as plain arrays with `mask` applied (pruned weights become exactly 0).
@@ -147,13 +148,97 @@ fn linear(dict: &StateDict, name: &str, relu: bool) -> Result<DenseLayer> {
     })
 }
 
-/// Compacts a masked network: [`dense_model`] then [`lottery_sparse::compact`].
+/// Compacts a masked network: [`dense_model`] then [`lottery_sparse::compact`]; a vision
+/// transformer through [`transformer`] and [`lottery_sparse::compact_transformer`].
 pub fn compact(
     net: &Network,
     mask: Option<&MaskSet>,
     source: &str,
     input: [usize; 3],
 ) -> Result<(CompactModel, Vec<LayerReport>)> {
+    let invalid = |e: lottery_sparse::Error| Error::config("model", e.to_string());
+    if let Network::Vit(_) = net {
+        let model = transformer(net, mask, source, input)?;
+        return lottery_sparse::compact_transformer(model).map_err(invalid);
+    }
     let dense = dense_model(net, mask, source, input)?;
-    lottery_sparse::compact(&dense).map_err(|e| Error::config("model", e.to_string()))
+    lottery_sparse::compact(&dense).map_err(invalid)
+}
+
+/// A vision transformer with `mask` applied, as `lottery-sparse`'s layers: the patch
+/// embedding, the blocks, the class token's read-out and the head, every matrix holding only
+/// its live weights.
+pub fn transformer(
+    net: &Network,
+    mask: Option<&MaskSet>,
+    source: &str,
+    input: [usize; 3],
+) -> Result<CompactModel> {
+    let Network::Vit(vit) = net else {
+        return Err(Error::config(
+            "model",
+            format!("`{source}` is not a vision transformer"),
+        ));
+    };
+    let mut dict = net.state_dict();
+    if let Some(m) = mask {
+        m.apply(&mut dict);
+    }
+    let get = |name: &str| tensor(&dict, name).map(|t| &t.data);
+    let projection = |name: &str| -> Result<Projection> {
+        let w = tensor(&dict, &format!("{name}.weight"))?;
+        let rows = w.shape[0];
+        Ok(Projection {
+            weights: Csr::from_dense(rows, w.data.len() / rows.max(1), &w.data)
+                .map_err(|e| Error::config("model", format!("{name}: {e}")))?,
+            bias: get(&format!("{name}.bias"))?.clone(),
+        })
+    };
+    let norm = |name: &str| -> Result<Norm> {
+        Ok(Norm {
+            gamma: get(&format!("{name}.weight"))?.clone(),
+            beta: get(&format!("{name}.bias"))?.clone(),
+            eps: vit::NORM_EPS as f32,
+        })
+    };
+    let patch = tensor(&dict, "patch_embed.proj.weight")?.shape[2];
+    let mut layers = vec![Layer::Embed(EmbedLayer {
+        channels: input[0],
+        height: input[1],
+        width: input[2],
+        patch,
+        proj: projection("patch_embed.proj")?,
+        class_token: get("cls_token")?.clone(),
+        position: get("pos_embed")?.clone(),
+    })];
+    for (i, b) in vit.blocks.iter().enumerate() {
+        let name = |part: &str| format!("blocks.{i}.{part}");
+        let fc1 = projection(&name("mlp.fc1"))?;
+        layers.push(Layer::Block(BlockLayer {
+            heads: b.attn.heads,
+            norm1: norm(&name("norm1"))?,
+            qkv: projection(&name("attn.qkv"))?,
+            proj: projection(&name("attn.proj"))?,
+            norm2: norm(&name("norm2"))?,
+            hidden_kept: (0..fc1.weights.rows as u32).collect(),
+            fc1,
+            fc2: projection(&name("mlp.fc2"))?,
+        }));
+    }
+    layers.push(Layer::Readout(ReadoutLayer {
+        norm: norm("norm")?,
+    }));
+    let head = projection("head")?;
+    layers.push(Layer::Linear(LinearLayer {
+        gather: None,
+        kept: (0..head.weights.rows as u32).collect(),
+        weights: head.weights,
+        bias: head.bias,
+        relu: false,
+    }));
+    Ok(CompactModel {
+        source: source.to_string(),
+        input,
+        layers,
+    })
 }

@@ -191,6 +191,80 @@ fn a_pruned_vgg_with_batch_norm_compacts_to_the_same_function() {
     assert!(worst <= 1e-4, "largest relative logit difference {worst}");
 }
 
+#[test]
+fn a_pruned_vision_transformer_compacts_to_the_same_function() {
+    let device = Device::flex();
+    let net = init::initialise(
+        Architecture::parse("vit_2x16h2")
+            .unwrap()
+            .build([1, 28, 28], 10, &device)
+            .unwrap(),
+        init::InitScheme::GlorotNormal,
+        2,
+    );
+    // Norm scales and shifts and every bias away from 1 and 0, so a misplaced one shows.
+    let mut rng = lottery::rng::Rng::new(12);
+    let mut dict = net.state_dict();
+    for (name, t) in dict.iter_mut() {
+        let (lo, hi) = if name.contains("norm") && name.ends_with(".weight") {
+            (0.5, 1.5)
+        } else if name.ends_with(".bias") {
+            (-0.3, 0.3)
+        } else {
+            continue;
+        };
+        (t.data.iter_mut()).for_each(|x| *x = (lo + (hi - lo) * rng.uniform()) as f32);
+    }
+    let net = net.load_state_dict(&dict).unwrap();
+    let mut mask = MaskSet::ones(&net, &net.prunable());
+    let random = PruneConfig {
+        criterion: "random".into(),
+        ..PruneConfig::global(0.8)
+    };
+    mask = prune_once(&net, &mask, &random, 3);
+    // Block 0: hidden units 0–2 unfed (their constant GELU(bias) folds into fc2's bias), 3–4
+    // unread; both kinds leave.
+    let fc1 = mask.masks.get_mut("blocks.0.mlp.fc1.weight").unwrap();
+    fc1.data[..3 * 16].fill(0.0);
+    let fc2 = mask.masks.get_mut("blocks.0.mlp.fc2.weight").unwrap();
+    for o in 0..16 {
+        fc2.data[o * 32 + 3..o * 32 + 5].fill(0.0);
+    }
+    let net = masked(net, &mask);
+    let (model, report) = deploy::compact(&net, Some(&mask), "vit_2x16h2", [1, 28, 28]).unwrap();
+    let fc1 = report
+        .iter()
+        .find(|r| r.name == "blocks.0.mlp.fc1")
+        .unwrap();
+    assert!(fc1.units_after <= 32 - 5 && fc1.folded >= 1, "{report:?}");
+    assert_eq!(report.len(), 1 + 2 * 4 + 1, "{report:?}");
+    assert_eq!(
+        model.nnz(),
+        report.iter().map(|r| r.live_weights).sum::<usize>()
+    );
+    let bytes = lottery_sparse::format::to_bytes(&model);
+    assert_eq!(lottery_sparse::format::from_bytes(&bytes).unwrap(), model);
+
+    let n = 40;
+    let mut rng = lottery::rng::Rng::new(13);
+    let images = (0..n * 784).map(|_| rng.normal() as f32).collect();
+    let set = Dataset::classified(images, vec![0; n], [1, 28, 28], 10);
+    let dense = net.logits(&set);
+    for threads in [1, 2] {
+        for simd in [false, true] {
+            let engine = Engine::new(model.clone())
+                .unwrap()
+                .with_threads(threads)
+                .with_simd(simd);
+            let worst = agree(&engine.forward(&set.images, n), &dense, 10);
+            assert!(worst <= 1e-4, "largest relative logit difference {worst}");
+        }
+    }
+    let engine = Engine::new(model).unwrap();
+    let one = engine.forward(&set.images[..784], 1);
+    assert!(agree(&one, &dense[..10], 10) <= 1e-4);
+}
+
 /// `net`'s weights pruned once from `mask` under `cfg`.
 fn prune_once(
     net: &lottery::models::Network,

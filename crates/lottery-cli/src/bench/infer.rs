@@ -101,11 +101,7 @@ pub fn run(a: BenchInferArgs) -> Result<()> {
         None => None,
     };
     // Bytes the kernels read per call and the multiply-adds they do per example.
-    let sparse_bytes: usize = model
-        .layers
-        .iter()
-        .map(|l| l.weights().nnz() * 8 + (l.weights().rows + 1) * 4 + l.bias().len() * 4)
-        .sum();
+    let sparse_bytes = model.weight_bytes();
     let (dense_params, dense_macs) = dense_parameters(&model)?;
     let dense_bytes = dense_params * 4;
     eprintln!("measuring memory bandwidth and GEMM rate…");
@@ -130,17 +126,7 @@ pub fn run(a: BenchInferArgs) -> Result<()> {
             spread: 1.0,
         }
     };
-    // A conv weight multiplies once per output position (before pooling).
-    let sparse_macs: usize = model
-        .layers
-        .iter()
-        .map(|l| match l {
-            lottery_sparse::Layer::Conv(c) => {
-                c.weights.nnz() * c.convolved().iter().product::<usize>()
-            }
-            lottery_sparse::Layer::Linear(l) => l.weights.nnz(),
-        })
-        .sum();
+    let sparse_macs = model.macs();
     let sparse_floor = floor_of(sparse_bytes, sparse_bw, sparse_macs);
     let dense_floor = floor_of(dense_bytes, dense_bw, dense_macs);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -354,34 +340,24 @@ fn time_dense(model: &CompactModel, inputs: &[f32], calls: usize) -> Result<Spee
 /// Parameters and multiply-adds per example of the dense network.
 fn dense_parameters(model: &CompactModel) -> Result<(usize, usize)> {
     let device = Device::flex();
-    let net = Architecture::parse(crate::ticket::architecture_of(&model.source))?.build(
-        model.input,
-        model.classes(),
-        &device,
-    )?;
+    let net = init::initialise(
+        Architecture::parse(crate::ticket::architecture_of(&model.source))?.build(
+            model.input,
+            model.classes(),
+            &device,
+        )?,
+        init::InitScheme::KaimingNormal,
+        0,
+    );
     let params = net
         .tensors()
         .iter()
         .map(|t| t.shape.iter().product::<usize>())
         .sum();
-    // A linear weight does one multiply-add per example, a conv weight one per output position.
-    // Compaction never removes a whole layer, so the compact convs give each one's size.
-    let mut convs = model.layers.iter().filter_map(|l| match l {
-        lottery_sparse::Layer::Conv(c) => Some(c.convolved().iter().product::<usize>()),
-        lottery_sparse::Layer::Linear(_) => None,
-    });
-    let mut macs = 0;
-    for t in net.tensors().iter().filter(|t| t.is_weight()) {
-        let n: usize = t.shape.iter().product();
-        // Conv2d weights have four dimensions, Conv1d weights three.
-        macs += if t.shape.len() >= 3 {
-            n * convs
-                .next()
-                .context("the compact model has fewer convolutions")?
-        } else {
-            n
-        };
-    }
+    // The unpruned network compacts to itself (a fresh initialisation has no zero weight),
+    // so its multiply-adds count as the compact model's do.
+    let (dense, _) = lottery::deploy::compact(&net, None, &model.source, model.input)?;
+    let macs = dense.macs();
     Ok((params, macs))
 }
 

@@ -6,6 +6,7 @@ pub(crate) mod avx2;
 mod conv;
 mod linear;
 mod one;
+mod tokens;
 
 pub(crate) use linear::fma;
 
@@ -37,6 +38,7 @@ pub struct Scratch {
     plane: Vec<f32>,
     col: Vec<f32>,
     flat: Vec<f32>,
+    tokens: tokens::Buffers,
 }
 
 impl Engine {
@@ -135,9 +137,10 @@ fn run_avx2(e: &Engine, x: &[f32], nb: usize, out: &mut [f32], s: &mut Scratch) 
     run_generic::<true>(e, x, nb, out, s)
 }
 
-/// The whole network on `nb` examples. Convolutions run example by example and leave flat
-/// `[example][feature]` rows; those are transposed into feature-major order for the linear
-/// layers, where activations stay until the logits are transposed back.
+/// The whole network on `nb` examples. Convolutions (or a transformer's layers) run on groups
+/// of examples and leave flat `[example][feature]` rows; those are transposed into
+/// feature-major order for the linear layers, where activations stay until the logits are
+/// transposed back.
 #[inline(always)]
 fn run_generic<const FMA: bool>(
     e: &Engine,
@@ -148,16 +151,18 @@ fn run_generic<const FMA: bool>(
 ) {
     let m = &e.model;
     let n_in = m.input_len();
+    // Layers before the linear part, run group by group.
     let convs = m
         .layers
         .iter()
-        .take_while(|l| matches!(l, Layer::Conv(_)))
+        .take_while(|l| !matches!(l, Layer::Linear(_)))
         .count();
+    let shapes = m.shapes();
     // Example-major rows the first linear layer reads.
     let (rows, row_len): (&[f32], usize) = if convs == 0 {
         (x, n_in)
     } else {
-        let flat_len = m.layers[convs - 1].output_len();
+        let flat_len = shapes[convs].iter().product();
         s.flat.resize(nb * flat_len, 0.0);
         // Groups of examples through the convolutions, `[channel][example][pixel]`.
         for (xs, fs) in x
@@ -172,17 +177,27 @@ fn run_generic<const FMA: bool>(
                     s.a[(ch * g + e) * pixels..][..pixels].copy_from_slice(plane);
                 }
             }
-            let mut shape = m.input;
-            for layer in &m.layers[..convs] {
-                let Layer::Conv(c) = layer else {
-                    unreachable!("counted above")
-                };
-                shape = c.output_shape();
-                s.b.resize(g * shape.iter().product::<usize>(), 0.0);
-                conv::forward::<FMA>(c, &s.a, g, &mut s.b, &mut s.col, &mut s.plane);
+            for (i, layer) in m.layers[..convs].iter().enumerate() {
+                s.b.resize(g * shapes[i + 1].iter().product::<usize>(), 0.0);
+                // Tokens between transformer layers: `[1, tokens, dim]`.
+                let t = shapes[i][1];
+                match layer {
+                    Layer::Conv(c) => {
+                        conv::forward::<FMA>(c, &s.a, g, &mut s.b, &mut s.col, &mut s.plane)
+                    }
+                    Layer::Embed(e) => tokens::embed::<FMA>(e, &s.a, g, &mut s.b, &mut s.tokens),
+                    Layer::Block(b) => {
+                        tokens::block::<FMA>(b, &mut s.a, g, t, &mut s.tokens);
+                        continue;
+                    }
+                    Layer::Readout(r) => tokens::readout(r, &s.a, g, t, &mut s.b),
+                    Layer::Linear(_) => unreachable!("counted above"),
+                }
                 std::mem::swap(&mut s.a, &mut s.b);
             }
-            // Back to one flat row per example, as the linear part reads them.
+            // Back to one flat row per example, as the linear part reads them (a read-out
+            // writes `[dim][example]`, planes of one pixel).
+            let shape = shapes[convs];
             let pixels = shape[1] * shape[2];
             for (e, fe) in fs.chunks_exact_mut(flat_len).enumerate() {
                 for (ch, out) in fe.chunks_exact_mut(pixels).enumerate() {
@@ -269,12 +284,13 @@ pub(crate) fn transpose<const FMA: bool>(src: &[f32], nb: usize, len: usize, dst
 /// The linear layers with their gather lists folded into the column indices: column `c` of a
 /// layer with gather `g` becomes `g[c]`, an index into the previous layer's whole output.
 fn remap(m: &CompactModel) -> Vec<Option<Csr>> {
-    let mut available = m.input_len();
+    let shapes = m.shapes();
     m.layers
         .iter()
-        .map(|layer| {
+        .zip(&shapes)
+        .map(|(layer, shape)| {
+            let available = shape.iter().product();
             let out = match layer {
-                Layer::Conv(_) => None,
                 Layer::Linear(l) => Some(Csr {
                     cols: available,
                     col: match &l.gather {
@@ -283,8 +299,8 @@ fn remap(m: &CompactModel) -> Vec<Option<Csr>> {
                     },
                     ..l.weights.clone()
                 }),
+                _ => None,
             };
-            available = layer.output_len();
             out
         })
         .collect()

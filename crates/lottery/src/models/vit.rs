@@ -27,6 +27,9 @@ struct Dims {
     heads: usize,
 }
 
+/// The layer norms' epsilon (timm's ViTs use 1e-6).
+pub const NORM_EPS: f64 = 1e-6;
+
 pub struct VitFamily;
 
 impl VitFamily {
@@ -154,7 +157,11 @@ impl Vit {
         device: &Device,
     ) -> Self {
         let dim = d.dim;
-        let norm = || LayerNormConfig::new(dim).with_epsilon(1e-6).init(device);
+        let norm = || {
+            LayerNormConfig::new(dim)
+                .with_epsilon(NORM_EPS)
+                .init(device)
+        };
         let blocks = (0..d.depth)
             .map(|_| VitBlock {
                 norm1: norm(),
