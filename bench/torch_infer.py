@@ -61,6 +61,92 @@ class ConvNet(nn.Module):
         self.load_state_dict(own, strict=True)
 
 
+class Cnn1d(nn.Module):
+    """The time-series CNN: conv1…convD (Conv1d, kernel 5, padding 2, ReLU), then fc1."""
+
+    def __init__(self, depth, width, shape, classes):
+        super().__init__()
+        c, length = shape[0], shape[2]
+        self.n = depth
+        for i in range(depth):
+            setattr(self, f"conv{i + 1}", nn.Conv1d(c if i == 0 else width, width, 5, padding=2))
+        self.fc1 = nn.Linear(width * length, classes)
+
+    def forward(self, x):
+        x = x.flatten(1, 2)  # [b, c, 1, length] -> [b, c, length]
+        for i in range(self.n):
+            x = F.relu(getattr(self, f"conv{i + 1}")(x))
+        return self.fc1(x.flatten(1))
+
+
+class Attention(nn.Module):
+    def __init__(self, dim, heads):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        b, n, d = x.shape
+        qkv = self.qkv(x).reshape(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2])
+        return self.proj(out.transpose(1, 2).reshape(b, n, d))
+
+
+class Mlp2(nn.Module):
+    def __init__(self, dim, hidden):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x):
+        return self.fc2(F.gelu(self.fc1(x)))
+
+
+class Block(nn.Module):
+    def __init__(self, dim, heads):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.attn = Attention(dim, heads)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.mlp = Mlp2(dim, 2 * dim)
+
+    def forward(self, x):
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class PatchEmbed(nn.Module):
+    def __init__(self, c, dim, patch):
+        super().__init__()
+        self.proj = nn.Conv2d(c, dim, patch, stride=patch)
+
+
+class Vit(nn.Module):
+    """vit_tiny / vit_DxWhH as `lottery export` names them (timm's names): 7×7 or 4×4 patches,
+    a class token, learned positions, pre-norm blocks with MLP ratio 2, the head on the class
+    token."""
+
+    def __init__(self, depth, dim, heads, shape, classes):
+        super().__init__()
+        c, h, w = shape
+        patch = 7 if h % 7 == 0 and w % 7 == 0 else 4
+        tokens = (h // patch) * (w // patch)
+        self.patch_embed = PatchEmbed(c, dim, patch)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.pos_embed = nn.Parameter(torch.randn(1, tokens + 1, dim) * 0.02)
+        self.blocks = nn.ModuleList(Block(dim, heads) for _ in range(depth))
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.head = nn.Linear(dim, classes)
+
+    def forward(self, x):
+        x = self.patch_embed.proj(x).flatten(2).transpose(1, 2)
+        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], 1) + self.pos_embed
+        for blk in self.blocks:
+            x = blk(x)
+        return self.head(self.norm(x)[:, 0])
+
+
 def build(name, shape, classes):
     inputs = shape[0] * shape[1] * shape[2]
     if name in ("lenet_300_100", "lenet"):
@@ -69,6 +155,15 @@ def build(name, shape, classes):
         return Mlp([inputs, *[int(w) for w in name[4:].split("_")], classes])
     if name in ("conv2", "conv4", "conv6"):
         return ConvNet(int(name[4]) // 2, shape, classes)
+    if name.startswith("cnn1d_"):
+        depth, width = name[6:].split("x")
+        return Cnn1d(int(depth), int(width), shape, classes)
+    if name == "vit_tiny":
+        return Vit(2, 64, 4, shape, classes)
+    if name.startswith("vit_"):
+        depth, rest = name[4:].split("x")
+        dim, heads = rest.split("h")
+        return Vit(int(depth), int(dim), int(heads), shape, classes)
     raise SystemExit(f"torch_infer.py: no PyTorch definition for `{name}`")
 
 

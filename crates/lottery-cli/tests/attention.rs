@@ -68,6 +68,45 @@ fn vit_tickets_and_what_attention_contributes() {
         assert!(out.join("plots").join(plot).is_file(), "{plot}");
     }
 
+    // The last ticket deploys: compacted, and the same classifier as the masked network on
+    // every MNIST test image; bench infer times it (PyTorch is not in the test environment).
+    let lsm = dir.join("vit.lsm");
+    let o = lottery(&[
+        "compact",
+        exp.to_str().unwrap(),
+        "-o",
+        lsm.to_str().unwrap(),
+    ]);
+    let text = stdout(&o);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    assert!(
+        text.contains("blocks.0.attn.qkv") && text.contains("blocks.0.mlp.fc2"),
+        "{text}"
+    );
+    let o = lottery(&[
+        "infer",
+        lsm.to_str().unwrap(),
+        "--reference",
+        exp.to_str().unwrap(),
+    ]);
+    let text = stdout(&o);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    assert!(text.contains("same class on 10000/10000"), "{text}");
+    let o = lottery(&[
+        "bench",
+        "infer",
+        lsm.to_str().unwrap(),
+        "--calls",
+        "20",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let b: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(
+        b["sparse"]["batch1_latency_us"].as_f64().unwrap() > 0.0,
+        "{b}"
+    );
+
     // A network without attention is refused, in one line.
     let mlp = dir.join("mlp");
     let o = lottery(&[
