@@ -46,6 +46,24 @@ fn ts_cnn_learns_the_series_and_its_tickets_keep_up() {
     );
     let (ticket, naive) = mses(&out);
     assert_eq!(ticket.len(), 3);
+    // The mean absolute error beside the MSE, in the summary and in `lottery report`'s CSV.
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let mae = s["levels"][0]["ticket"]["test_mae"].as_f64().unwrap();
+    assert!(
+        mae > 0.0 && mae * mae <= ticket[0] * 1.0001,
+        "MAE {mae}, MSE {}",
+        ticket[0]
+    );
+    let o = lottery(&["report", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
+    let header = csv.lines().next().unwrap();
+    assert!(
+        header.starts_with("level,") && header.ends_with(",seconds,test_mae"),
+        "{csv}"
+    );
+    assert!(csv.lines().skip(1).all(|l| !l.ends_with(',')), "{csv}");
     // Far better than repeating the last value, dense and pruned.
     for (level, mse) in ticket.iter().enumerate() {
         assert!(

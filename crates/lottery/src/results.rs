@@ -20,6 +20,9 @@ pub struct VariantResult {
     pub test_accuracy_min: f64,
     #[serde(default)]
     pub test_accuracy_max: f64,
+    /// For values to predict: the test mean absolute error in the data's units.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_mae: Option<f64>,
 }
 
 impl VariantResult {
@@ -34,6 +37,7 @@ impl VariantResult {
             test_accuracy_at_best_val: best.map(|b| b.test_accuracy),
             test_accuracy_min: last.test_accuracy,
             test_accuracy_max: last.test_accuracy,
+            test_mae: last.test_mae,
         }
     }
 }
@@ -99,6 +103,7 @@ pub fn aggregate(reps: &[Vec<LevelSummary>]) -> Summary {
                             .iter()
                             .map(|v| v.test_accuracy)
                             .fold(f64::NEG_INFINITY, f64::max),
+                        test_mae: opt_mean(&|v| v.test_mae),
                     },
                 );
             }
@@ -150,6 +155,7 @@ mod tests {
                     test_accuracy_at_best_val: Some(acc),
                     test_accuracy_min: acc,
                     test_accuracy_max: acc,
+                    test_mae: None,
                 },
             )]
             .into(),

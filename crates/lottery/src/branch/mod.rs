@@ -199,7 +199,9 @@ pub trait AnyBranch: Sync {
 /// only evaluate report per variant.
 pub fn evaluate(setup: &Setup, weights: &StateDict) -> Result<VariantResult> {
     let net = setup.network(weights)?;
-    let (loss, metric) = crate::train::eval::evaluate_valid(&net, &setup.data.test);
+    let test = &setup.data.test;
+    let outputs = crate::train::eval::outputs_valid(&net, test);
+    let (loss, metric) = crate::train::eval::score(&outputs, test);
     Ok(VariantResult {
         test_accuracy: metric,
         test_loss: loss,
@@ -207,6 +209,7 @@ pub fn evaluate(setup: &Setup, weights: &StateDict) -> Result<VariantResult> {
         test_accuracy_at_best_val: None,
         test_accuracy_min: metric,
         test_accuracy_max: metric,
+        test_mae: test.targets.mae(&outputs),
     })
 }
 

@@ -146,6 +146,7 @@ mod tests {
             test_accuracy_at_best_val: None,
             test_accuracy_min: v,
             test_accuracy_max: v,
+            test_mae: None,
         };
         let levels = tests
             .iter()

@@ -76,11 +76,14 @@ pub fn table_row(l: &LevelSummary, variants: &[String], metric: Metric) -> Strin
 
 /// The table as CSV, one row per level and variant, for a user's own tools: accuracies as
 /// fractions (or, for a series, squared errors in its units, in `test_mse…` columns), `seconds`
-/// of training where the variant recorded it (empty otherwise).
+/// of training where the variant recorded it (empty otherwise), and for a series the test mean
+/// absolute error (`test_mae`).
 pub fn csv(summary: &Summary, seconds: &dyn Fn(usize, &str) -> Option<f64>) -> String {
     let m = summary.metric.key();
+    let mae = !summary.metric.is_accuracy();
     let mut out = format!(
-        "level,weights_remaining,params_remaining,variant,test_{m},test_{m}_min,test_{m}_max,best_val_iteration,test_{m}_at_best_val,seconds\n",
+        "level,weights_remaining,params_remaining,variant,test_{m},test_{m}_min,test_{m}_max,best_val_iteration,test_{m}_at_best_val,seconds{}\n",
+        if mae { ",test_mae" } else { "" }
     );
     let opt = |x: Option<String>| x.unwrap_or_default();
     for l in &summary.levels {
@@ -88,7 +91,7 @@ pub fn csv(summary: &Summary, seconds: &dyn Fn(usize, &str) -> Option<f64>) -> S
             let Some(r) = l.variants.get(&v) else {
                 continue;
             };
-            let _ = writeln!(
+            let _ = write!(
                 out,
                 "{},{},{},{v},{},{},{},{},{},{}",
                 l.level,
@@ -101,6 +104,10 @@ pub fn csv(summary: &Summary, seconds: &dyn Fn(usize, &str) -> Option<f64>) -> S
                 opt(r.test_accuracy_at_best_val.map(|a| a.to_string())),
                 opt(seconds(l.level, &v).map(|s| format!("{s:.3}"))),
             );
+            if mae {
+                let _ = write!(out, ",{}", opt(r.test_mae.map(|a| a.to_string())));
+            }
+            out.push('\n');
         }
     }
     out

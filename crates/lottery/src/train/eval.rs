@@ -78,16 +78,14 @@ pub(crate) fn evaluate_splits(
         EvalPath::Dense => None,
     };
     let valid = engine.is_none().then(|| net.valid());
-    let score_on = |set: &Dataset| {
-        let logits = match (&engine, &valid) {
-            (Some(e), _) => sparse_logits(e, set),
-            (None, Some(v)) => v.logits(set),
-            (None, None) => unreachable!("one of the two paths is set up"),
-        };
-        score(&logits, set)
+    let outputs = |set: &Dataset| match (&engine, &valid) {
+        (Some(e), _) => sparse_logits(e, set),
+        (None, Some(v)) => v.logits(set),
+        (None, None) => unreachable!("one of the two paths is set up"),
     };
-    let val = (!data.val.is_empty()).then(|| score_on(&data.val));
-    let (test_loss, test_accuracy) = score_on(&data.test);
+    let val = (!data.val.is_empty()).then(|| score(&outputs(&data.val), &data.val));
+    let test = outputs(&data.test);
+    let (test_loss, test_accuracy) = score(&test, &data.test);
     EvalRecord {
         iteration,
         train_loss,
@@ -95,6 +93,7 @@ pub(crate) fn evaluate_splits(
         val_accuracy: val.map(|v| v.1),
         test_loss,
         test_accuracy,
+        test_mae: data.test.targets.mae(&test),
         lr,
     }
 }

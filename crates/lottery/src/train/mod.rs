@@ -147,6 +147,9 @@ pub struct EvalRecord {
     pub val_accuracy: Option<f64>,
     pub test_loss: f64,
     pub test_accuracy: f64,
+    /// For values to predict: the test mean absolute error in the data's units.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_mae: Option<f64>,
     pub lr: f64,
 }
 
