@@ -113,7 +113,10 @@ pub fn run(a: SeedsArgs) -> Result<()> {
     write_json(&out.join("seeds.json"), &study)?;
     plot(&out, &study)?;
     print_findings(&study);
-    outln!("wrote {}/seeds.json and seeds.svg/png", out.display());
+    outln!(
+        "wrote {}/seeds.json and seeds, seeds_histogram and seeds_halves (.svg/.png)",
+        out.display()
+    );
     Ok(())
 }
 
@@ -203,6 +206,26 @@ fn plot(out: &std::path::Path, s: &Study) -> Result<()> {
             series: &spread,
         },
     )?;
+    // The same values as a histogram (Sturges' rule: ⌈log₂ n⌉ + 1 even bins).
+    let values: Vec<f64> = s.dense_tests().iter().map(|&v| m.plotted(v)).collect();
+    let histogram = vec![Series {
+        name: "seeds per bin".into(),
+        points: bins(&values)
+            .into_iter()
+            .map(|(centre, count)| point(centre, count as f64))
+            .collect(),
+    }];
+    let title = format!("Distribution of the dense {} over seeds", m.name());
+    lottery::report::save_chart(
+        &out.join("seeds_histogram"),
+        &Chart {
+            title: &title,
+            xlabel: m.axis(),
+            ylabel: "seeds",
+            axis: XAxis::Bins,
+            series: &histogram,
+        },
+    )?;
     let mut halves = Vec::new();
     for g in &s.groups {
         halves.push(Series {
@@ -232,4 +255,39 @@ fn plot(out: &std::path::Path, s: &Study) -> Result<()> {
         },
     )?;
     Ok(())
+}
+
+/// Even bins over the range of `values` (Sturges' rule for their number): each bin's centre
+/// and how many values fall in it (the top edge belongs to the last bin).
+fn bins(values: &[f64]) -> Vec<(f64, usize)> {
+    if values.is_empty() {
+        return Vec::new();
+    }
+    let n = (values.len() as f64).log2().ceil() as usize + 1;
+    let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let width = ((hi - lo) / n as f64).max(f64::MIN_POSITIVE);
+    let mut counts = vec![0; n];
+    for v in values {
+        counts[(((v - lo) / width) as usize).min(n - 1)] += 1;
+    }
+    (counts.into_iter().enumerate())
+        .map(|(i, c)| (lo + width * (i as f64 + 0.5), c))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn bins_count_every_value_once() {
+        let b = super::bins(&[1.0, 2.0, 2.5, 3.0, 9.0, 10.0, 10.0, 4.0]);
+        assert_eq!(b.len(), 4, "{b:?}");
+        assert_eq!(b.iter().map(|x| x.1).sum::<usize>(), 8);
+        assert_eq!(b.iter().map(|x| x.1).collect::<Vec<_>>(), [4, 1, 0, 3]);
+        assert!((b[0].0 - 2.125).abs() < 1e-12 && (b[3].0 - 8.875).abs() < 1e-12);
+        // Every seed alike: one full bin, no division by zero.
+        let same = super::bins(&[0.5, 0.5]);
+        assert_eq!(same[0].1, 2, "{same:?}");
+        assert!(same.iter().all(|b| b.0.is_finite()));
+    }
 }

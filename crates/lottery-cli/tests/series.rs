@@ -249,7 +249,7 @@ fn seeds_study_spreads_and_splits_the_initialisations() {
         assert_eq!(c["seed"].as_u64().unwrap(), *s);
         assert_eq!(c["train"]["data_seed"].as_u64().unwrap(), 0);
     }
-    for plot in ["seeds.svg", "seeds_halves.png"] {
+    for plot in ["seeds.svg", "seeds_halves.png", "seeds_histogram.svg"] {
         assert!(out.join(plot).is_file(), "{plot}");
     }
     // Rerun: every seed's experiment resumes (finished: read back) to the same study.

@@ -60,6 +60,9 @@ pub enum XAxis {
     Remaining,
     /// Training iterations from 0, linear; lines only (curves have many points).
     Iterations,
+    /// A histogram: each point is a bin (`x` its centre, `y` its count, bins evenly spaced)
+    /// drawn as a bar from zero, on a linear axis that spans the bins.
+    Bins,
 }
 
 pub struct Chart<'a> {
@@ -77,6 +80,18 @@ impl Chart<'_> {
     pub fn draw(&self, c: &mut dyn Canvas) {
         let (w, h, right, top, bottom) = (WIDTH, HEIGHT, 170.0, 40.0, 50.0);
         let pts = self.series.iter().flat_map(|s| &s.points);
+        // Bins: the axis runs from the first bin's left edge to the last one's right edge.
+        let (bin0, bin1) = {
+            let xs: Vec<f64> = pts.clone().map(|p| p.x).collect();
+            let lo = xs.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let half = if xs.len() > 1 {
+                (hi - lo) / (xs.len() - 1) as f64 / 2.0
+            } else {
+                0.5
+            };
+            (lo - half, hi + half)
+        };
         let xmin = pts
             .clone()
             .map(|p| p.x)
@@ -96,7 +111,11 @@ impl Chart<'_> {
         let pad = ((ymax - ymin) * 0.08)
             .max(ymax.abs().max(ymin.abs()) * 0.05)
             .max(1e-6);
-        let (ymin, ymax) = (ymin - pad, ymax + pad);
+        // Bars stand on zero.
+        let (ymin, ymax) = match self.axis {
+            XAxis::Bins => (0.0, ymax + pad),
+            _ => (ymin - pad, ymax + pad),
+        };
         // Room for the widest tick label (about 7 px a character) beside the axis title.
         let widest = (0..=5)
             .map(|i| fmt(ymin + (ymax - ymin) * i as f64 / 5.0, (ymax - ymin) / 5.0).len())
@@ -110,6 +129,7 @@ impl Chart<'_> {
                 left + (xmax.ln() - x.max(xmin).ln()) / (xmax.ln() - xmin.ln()) * pw
             }
             XAxis::Iterations => left + x / xmax * pw,
+            XAxis::Bins => left + (x - bin0) / (bin1 - bin0) * pw,
         };
         let sy = |y: f64| top + (ymax - y) / (ymax - ymin) * ph;
 
@@ -135,6 +155,9 @@ impl Chart<'_> {
                 xs
             }
             XAxis::Iterations => (0..=5).map(|i| xmax * i as f64 / 5.0).collect(),
+            XAxis::Bins => (0..=5)
+                .map(|i| bin0 + (bin1 - bin0) * i as f64 / 5.0)
+                .collect(),
         };
         let mut last_label = f64::NEG_INFINITY;
         for t in ticks {
@@ -144,6 +167,7 @@ impl Chart<'_> {
                 XAxis::Iterations => format!("{t:.0}"),
                 XAxis::Remaining if t >= 10.0 => format!("{t:.0}"),
                 XAxis::Remaining => format!("{t:.1}"),
+                XAxis::Bins => fmt(t, (bin1 - bin0) / 5.0),
             };
             if x - last_label >= 30.0 {
                 c.text((x, top + ph + 16.0), &label, Anchor::Middle, 12.0, false);
@@ -175,14 +199,22 @@ impl Chart<'_> {
         let n = self.series.len();
         for (i, se) in self.series.iter().enumerate() {
             let colour = COLOURS[i % COLOURS.len()];
-            let path: Vec<(f64, f64)> = se.points.iter().map(|p| (sx(p.x), sy(p.y))).collect();
-            // Earlier series are drawn wider, so a later one lying on top of them (a control
-            // that matches the ticket) leaves their colour visible at both edges.
-            c.polyline(&path, colour, 2.0 + 1.5 * (n - 1 - i).min(3) as f64);
-            // Curves with few evaluations get dots, so a single evaluation is seen at all.
-            if axis == XAxis::Iterations && se.points.len() <= 20 {
-                for &p in &path {
-                    c.dot(p, 3.0, colour);
+            if axis == XAxis::Bins {
+                let width = pw / se.points.len().max(1) as f64;
+                for p in &se.points {
+                    let (x, y) = (sx(p.x) - width / 2.0, sy(p.y));
+                    c.rect(x + 1.0, y, width - 2.0, sy(0.0) - y, Some(colour), None);
+                }
+            } else {
+                let path: Vec<(f64, f64)> = se.points.iter().map(|p| (sx(p.x), sy(p.y))).collect();
+                // Earlier series are drawn wider, so a later one lying on top of them (a control
+                // that matches the ticket) leaves their colour visible at both edges.
+                c.polyline(&path, colour, 2.0 + 1.5 * (n - 1 - i).min(3) as f64);
+                // Curves with few evaluations get dots, so a single evaluation is seen at all.
+                if axis == XAxis::Iterations && se.points.len() <= 20 {
+                    for &p in &path {
+                        c.dot(p, 3.0, colour);
+                    }
                 }
             }
             if axis == XAxis::Remaining {
