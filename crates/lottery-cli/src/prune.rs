@@ -113,7 +113,7 @@ pub fn run(a: PruneArgs) -> Result<()> {
     let current = t
         .mask
         .clone()
-        .unwrap_or_else(|| MaskSet::ones(&t.net, &targets));
+        .unwrap_or_else(|| MaskSet::ones(&t.net.shapes(), &targets));
     let output = a
         .output_layer
         .clone()

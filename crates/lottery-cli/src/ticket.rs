@@ -149,7 +149,7 @@ pub fn load(a: &SourceArgs) -> Result<Ticket> {
     let mask = match a.mask.clone().or(found.mask) {
         Some(p) => {
             let m = MaskSet::load(&p)?;
-            m.check(&net, &p)?;
+            m.check(&net.shapes(), &p)?;
             Some(m)
         }
         None => None,

@@ -153,7 +153,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
     let mask = match &cfg.mask {
         Some(p) => {
             let m = MaskSet::load(p)?;
-            m.check(&net, p)?;
+            m.check(&net.shapes(), p)?;
             Some(m)
         }
         None => None,

@@ -10,19 +10,15 @@ mod cpu;
 pub mod data;
 pub mod deploy;
 pub mod device;
-pub mod error;
 pub mod experiment;
-pub mod files;
 pub mod layout;
-pub mod masks;
 pub mod models;
-pub mod prune;
-pub mod registry;
 pub mod report;
 pub mod results;
-pub mod rng;
 pub mod sparse;
-pub mod tensors;
 pub mod train;
+
+// The burn-free core, re-exported under the paths the library has always used.
+pub use lottery_core::{error, files, masks, prune, registry, rng, tensors};
 
 pub use error::{Error, Result};

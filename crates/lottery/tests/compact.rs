@@ -63,7 +63,7 @@ fn a_lenet_ticket_compacts_to_the_same_classifier_on_every_test_image() {
     .unwrap()
     .network;
     // One shot to 3.5% of the hidden weights, the output layer at 20%: the LTH paper's 3.6% point.
-    let ones = MaskSet::ones(&trained, &trained.prunable());
+    let ones = MaskSet::ones(&trained.shapes(), &trained.prunable());
     let pcfg = PruneConfig {
         output_rate: Some(0.8),
         ..PruneConfig::layerwise(0.965)
@@ -109,7 +109,7 @@ fn a_pruned_conv_net_compacts_to_the_same_function() {
         init::InitScheme::GlorotNormal,
         3,
     );
-    let mut mask = MaskSet::ones(&net, &net.prunable());
+    let mut mask = MaskSet::ones(&net.shapes(), &net.prunable());
     let random = PruneConfig {
         criterion: "random".into(),
         ..PruneConfig::layerwise(0.9)
@@ -172,7 +172,7 @@ fn a_pruned_vgg_with_batch_norm_compacts_to_the_same_function() {
             .for_each(|x| *x = draw(&mut rng, range.0, range.1) as f32);
     }
     let net = net.load_state_dict(&dict).unwrap();
-    let mut mask = MaskSet::ones(&net, &net.prunable());
+    let mut mask = MaskSet::ones(&net.shapes(), &net.prunable());
     let random = PruneConfig {
         criterion: "random".into(),
         ..PruneConfig::layerwise(0.8)
@@ -216,7 +216,7 @@ fn a_pruned_vision_transformer_compacts_to_the_same_function() {
         (t.data.iter_mut()).for_each(|x| *x = (lo + (hi - lo) * rng.uniform()) as f32);
     }
     let net = net.load_state_dict(&dict).unwrap();
-    let mut mask = MaskSet::ones(&net, &net.prunable());
+    let mut mask = MaskSet::ones(&net.shapes(), &net.prunable());
     let random = PruneConfig {
         criterion: "random".into(),
         ..PruneConfig::global(0.8)

@@ -20,7 +20,7 @@ fn network(name: &str, input: [usize; 3]) -> Network {
 }
 
 fn random_mask(net: &Network, keep: f64, seed: u64) -> MaskSet {
-    let mut set = MaskSet::ones(net, &net.prunable());
+    let mut set = MaskSet::ones(&net.shapes(), &net.prunable());
     let mut rng = Rng::new(seed);
     for m in set.masks.values_mut() {
         for x in m.data.iter_mut() {

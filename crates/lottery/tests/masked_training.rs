@@ -27,7 +27,7 @@ fn lenet_keeping_a_tenth(seed: u64, mask_seed: u64, device: &Device) -> (Network
         init::InitScheme::GlorotNormal,
         seed,
     );
-    let mut mask = MaskSet::ones(&net, &net.prunable());
+    let mut mask = MaskSet::ones(&net.shapes(), &net.prunable());
     random_mask(&mut mask, 0.1, mask_seed);
     (net, mask)
 }

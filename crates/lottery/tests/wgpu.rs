@@ -26,7 +26,7 @@ fn lenet_trains_on_wgpu_as_on_the_cpu_and_pruned_weights_stay_zero() {
         .unwrap();
     let net = initialise(net, InitScheme::GlorotNormal, 0);
     // Every tenth weight kept.
-    let mut mask = MaskSet::ones(&net, &net.prunable());
+    let mut mask = MaskSet::ones(&net.shapes(), &net.prunable());
     for m in mask.masks.values_mut() {
         for (i, k) in m.data.iter_mut().enumerate() {
             *k = if i % 10 == 0 { 1.0 } else { 0.0 };

@@ -60,7 +60,7 @@ fn synthetic(shape: [usize; 3], train: usize, test: usize) -> Splits {
 
 /// A mask over `net`'s prunable tensors removing each weight with probability `sparsity`.
 fn random_mask(net: &Network, sparsity: f64, seed: u64) -> MaskSet {
-    let mut mask = MaskSet::ones(net, &net.prunable());
+    let mut mask = MaskSet::ones(&net.shapes(), &net.prunable());
     let mut rng = Rng::new(seed);
     for m in mask.masks.values_mut() {
         m.data

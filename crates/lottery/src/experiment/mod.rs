@@ -443,7 +443,7 @@ fn run_replicate(runner: &Runner, obs: &mut dyn Observer) -> Result<Vec<LevelSum
     let init_dict = net0.state_dict();
     tensors::save(&runner.dir.init(), &init_dict, None)?;
 
-    let dense_mask = MaskSet::ones(&net0, &targets.names);
+    let dense_mask = MaskSet::ones(&net0.shapes(), &targets.names);
     let dense = runner.run(
         Job {
             level: 0,

@@ -198,6 +198,13 @@ impl Network {
         v.out.into_iter().map(|(info, _)| info).collect()
     }
 
+    /// Every tensor's PyTorch shape by name: what masks are made for and checked against.
+    pub fn shapes(&self) -> crate::masks::Shapes {
+        (self.tensors().into_iter())
+            .map(|t| (t.name.clone(), t.torch_shape()))
+            .collect()
+    }
+
     /// Names of the tensors magnitude pruning may touch: the weights of convolutions and linear
     /// layers. Biases and normalisation parameters are never pruned unless asked for by name.
     pub fn prunable(&self) -> Vec<String> {

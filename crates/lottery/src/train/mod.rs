@@ -547,7 +547,7 @@ mod tests {
             crate::models::init::initialise(net, crate::models::init::InitScheme::KaimingNormal, 3);
         let names = net.prunable();
         // Every fifth weight kept.
-        let mut mask = MaskSet::ones(&net, &names);
+        let mut mask = MaskSet::ones(&net.shapes(), &names);
         for m in mask.masks.values_mut() {
             for (i, k) in m.data.iter_mut().enumerate() {
                 *k = if i % 5 == 0 { 1.0 } else { 0.0 };

@@ -5,8 +5,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::models::Network;
 use crate::tensors::{self, HostTensor, StateDict};
+
+/// Each tensor's PyTorch shape, by name: what masks are made for and checked against.
+pub type Shapes = BTreeMap<String, Vec<usize>>;
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MaskSet {
@@ -14,16 +16,14 @@ pub struct MaskSet {
 }
 
 impl MaskSet {
-    /// Keeps everything in the named tensors of `net`.
-    pub fn ones(net: &Network, names: &[String]) -> Self {
-        let dict = net.tensors();
-        let masks = dict
-            .into_iter()
-            .filter(|t| names.contains(&t.name))
-            .map(|t| {
-                let shape = t.torch_shape();
+    /// Keeps everything in the named tensors; `shapes` gives each tensor's PyTorch shape
+    /// (names it does not hold get no mask).
+    pub fn ones(shapes: &Shapes, names: &[String]) -> Self {
+        let masks = (names.iter())
+            .filter_map(|name| {
+                let shape = shapes.get(name)?.clone();
                 let n = shape.iter().product();
-                (t.name, HostTensor::new(shape, vec![1.0; n]))
+                Some((name.clone(), HostTensor::new(shape, vec![1.0; n])))
             })
             .collect();
         MaskSet { masks }
@@ -42,13 +42,8 @@ impl MaskSet {
         self.kept() as f64 / self.total().max(1) as f64
     }
 
-    /// Checks every mask names a tensor of `net` with the same shape and holds only 0 and 1.
-    pub fn check(&self, net: &Network, origin: &Path) -> Result<()> {
-        let shapes: BTreeMap<String, Vec<usize>> = net
-            .tensors()
-            .into_iter()
-            .map(|t| (t.name.clone(), t.torch_shape()))
-            .collect();
+    /// Checks every mask names one of `shapes`' tensors, has its shape and holds only 0 and 1.
+    pub fn check(&self, shapes: &Shapes, origin: &Path) -> Result<()> {
         for (name, m) in &self.masks {
             match shapes.get(name) {
                 None => {
