@@ -126,9 +126,9 @@ pub fn run(a: PruneArgs) -> Result<()> {
     let cfg = PruneConfig {
         scope: a.scope,
         criterion: a.criterion.clone(),
-        rate: rate(a.sparsity, density)?,
+        rate: prune::rate(a.sparsity, density)?,
         output_rate: match a.output_sparsity {
-            Some(s) => Some(rate(s, out_density)?),
+            Some(s) => Some(prune::rate(s, out_density)?),
             None => None,
         },
         ..PruneConfig::layerwise(0.0)
@@ -230,18 +230,6 @@ pub fn initial_weights(a: &PruneArgs, needs: prune::Needs) -> Result<Option<Stat
         ),
         None => Ok(None),
     }
-}
-
-/// The fraction of what a mask of `density` keeps that must go for `target` sparsity overall.
-pub fn rate(target: f64, density: f64) -> Result<f64> {
-    let keep = 1.0 - target;
-    if keep > density + 1e-12 {
-        bail!(
-            "the network already keeps only {:.2}% of its weights; --sparsity {target} would add some back",
-            density * 100.0
-        );
-    }
-    Ok(1.0 - keep / density)
 }
 
 /// SNIP's gradients: the loss on one training batch with the network at its initial weights,

@@ -5,15 +5,15 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use lottery::files::write_json;
 use lottery::layout::RunDir;
 use lottery::masks::MaskSet;
-use lottery::prune::{self, PruneConfig, any};
-use lottery::tensors::{self, HostTensor};
+use lottery::prune::{self, any};
+use lottery::tensors;
 use serde::Serialize;
 
-use crate::prune::{PruneArgs, initial_weights, rate};
+use crate::prune::PruneArgs;
 
 /// `report.json`: what each tensor kept, overall, and what stayed dense and why.
 #[derive(Debug, Serialize)]
@@ -40,82 +40,32 @@ pub fn run(a: &PruneArgs, out: &RunDir, why_unknown: &str) -> Result<()> {
             path.display()
         );
     }
-    for pattern in &a.exclude {
-        if !dict.keys().any(|n| n.contains(pattern.as_str())) {
-            bail!(
-                "--exclude {pattern} matches no tensor of {}",
-                path.display()
-            );
-        }
-    }
-    let selection = any::select(&dict, &a.include, &a.exclude);
-    if selection.prunable.is_empty() {
-        bail!(
-            "{}: no prunable tensor (no linear or convolution `*.weight`; --include names others)",
-            path.display()
-        );
-    }
-    // An earlier mask (`--mask`) is pruned further; otherwise every selected weight is kept.
-    let current = match &a.source.mask {
-        Some(p) => {
-            let m = MaskSet::load(p)?;
-            for (n, t) in &m.masks {
-                if dict.get(n).is_none_or(|w| w.shape != t.shape) {
-                    bail!(
-                        "{}: mask `{n}` fits no tensor of {}",
-                        p.display(),
-                        path.display()
-                    );
-                }
-            }
-            m
-        }
-        None => MaskSet {
-            masks: selection
-                .prunable
-                .iter()
-                .map(|n| {
-                    let shape = dict[n].shape.clone();
-                    (n.clone(), HostTensor::new(shape, vec![1.0; dict[n].len()]))
-                })
-                .collect(),
-        },
-    };
-    let density = current.density();
-    let output = a.output_layer.clone().unwrap_or_default();
-    if a.output_sparsity.is_some() && !current.masks.contains_key(&output) {
-        bail!("--output-sparsity needs --output-layer NAME, a prunable tensor of this state dict");
-    }
-    let cfg = PruneConfig {
+    let mask = a
+        .source
+        .mask
+        .as_ref()
+        .map(|p| MaskSet::load(p))
+        .transpose()?;
+    let init = initial_weights(a)?;
+    let request = any::Request {
+        sparsity: a.sparsity,
         scope: a.scope,
-        criterion: a.criterion.clone(),
-        rate: rate(a.sparsity, density)?,
-        output_rate: a
-            .output_sparsity
-            .map(|s| {
-                let m = &current.masks[&output];
-                rate(s, m.count_nonzero() as f64 / m.len().max(1) as f64)
-            })
-            .transpose()?,
-        ..PruneConfig::layerwise(0.0)
-    };
-    cfg.validate()?;
-    let needs = cfg.criterion()?.needs();
-    if needs.gradients {
-        bail!(
-            "--criterion {} needs gradients of a model lottery can run; for this state dict use a weight-based criterion",
-            a.criterion
-        );
-    }
-    let init = initial_weights(a, needs)?;
-    let ctx = prune::Context {
-        trained: &dict,
-        rewind: init.as_ref(),
-        mask: &current,
-        gradients: None,
+        criterion: &a.criterion,
+        include: &a.include,
+        exclude: &a.exclude,
+        output: match (&a.output_layer, a.output_sparsity) {
+            (Some(name), Some(s)) => Some((name.as_str(), s)),
+            (None, Some(_)) => bail!(
+                "--output-sparsity needs --output-layer NAME, a prunable tensor of this state dict"
+            ),
+            (_, None) => None,
+        },
         seed: a.seed,
+        init: init.as_ref(),
+        mask: mask.as_ref(),
     };
-    let mask = prune::prune(&ctx, &cfg, &output)?;
+    let (mask, selection) =
+        any::prune_dict(&dict, &request).with_context(|| path.display().to_string())?;
 
     let report = Report {
         source: path.display().to_string(),
@@ -165,4 +115,12 @@ pub fn run(a: &PruneArgs, out: &RunDir, why_unknown: &str) -> Result<()> {
     write_json(&out.prune_report(), &report)?;
     outln!("wrote {}", out.root().display());
     Ok(())
+}
+
+/// The initial weights (`--init`), which some criteria compare with.
+fn initial_weights(a: &PruneArgs) -> Result<Option<lottery::tensors::StateDict>> {
+    Ok(match &a.init {
+        Some(p) => Some(tensors::load(p)?.0),
+        None => None,
+    })
 }

@@ -190,7 +190,7 @@ fn bad_state_dicts_give_one_line_and_write_nothing() {
                 "--out",
                 o_s,
             ],
-            "--exclude nope",
+            "exclude: `nope` matches no tensor",
         ),
         (
             vec![

@@ -4,7 +4,10 @@
 //! biases, normalisation parameters, running statistics or embeddings, unless named by an
 //! include pattern. Each tensor left dense carries the reason, for the report.
 
-use crate::tensors::StateDict;
+use crate::error::{Error, Result};
+use crate::masks::MaskSet;
+use crate::prune::{self, PruneConfig, Scope};
+use crate::tensors::{HostTensor, StateDict};
 
 /// The prunable tensors of a state dict, and why each other tensor stays dense.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,6 +39,128 @@ pub fn select(dict: &StateDict, include: &[String], exclude: &[String]) -> Selec
         }
     }
     out
+}
+
+/// How to prune a state dict of any architecture: the settings `lottery prune FILE` and
+/// Python's `lottery.prune` share, so both give the same masks bit for bit.
+#[derive(Debug, Clone)]
+pub struct Request<'a> {
+    /// Fraction of the selected weights pruned in the end (an earlier `mask`'s zeros count).
+    pub sparsity: f64,
+    pub scope: Scope,
+    pub criterion: &'a str,
+    pub include: &'a [String],
+    pub exclude: &'a [String],
+    /// One prunable tensor pruned to its own sparsity (a classifier, as the LTH paper does).
+    pub output: Option<(&'a str, f64)>,
+    /// Seed of the random criterion.
+    pub seed: u64,
+    /// Initial weights, for criteria that compare with them.
+    pub init: Option<&'a StateDict>,
+    /// An earlier mask to prune further; without one every selected weight starts kept.
+    pub mask: Option<&'a MaskSet>,
+}
+
+/// The mask `r` asks for on `dict`, and which tensors were selected (the rest stay dense, each
+/// with its reason). Every error is one sentence naming the setting at fault.
+pub fn prune_dict(dict: &StateDict, r: &Request) -> Result<(MaskSet, Selection)> {
+    for (what, s) in [
+        ("sparsity", Some(r.sparsity)),
+        ("output sparsity", r.output.map(|o| o.1)),
+    ] {
+        if let Some(s) = s
+            && !(0.0..1.0).contains(&s)
+        {
+            return Err(Error::config(what, format!("{s} is outside [0, 1)")));
+        }
+    }
+    for pattern in r.exclude {
+        if !dict.keys().any(|n| n.contains(pattern.as_str())) {
+            return Err(Error::config(
+                "exclude",
+                format!("`{pattern}` matches no tensor"),
+            ));
+        }
+    }
+    let selection = select(dict, r.include, r.exclude);
+    if selection.prunable.is_empty() {
+        return Err(Error::config(
+            "state dict",
+            "no prunable tensor (no linear or convolution `*.weight`; include names others)",
+        ));
+    }
+    let current = match r.mask {
+        Some(m) => {
+            if let Some((n, _)) =
+                (m.masks.iter()).find(|(n, t)| dict.get(*n).is_none_or(|w| w.shape != t.shape))
+            {
+                return Err(Error::config(
+                    "mask",
+                    format!("mask `{n}` fits no tensor of the state dict"),
+                ));
+            }
+            m.clone()
+        }
+        None => MaskSet {
+            masks: (selection.prunable.iter())
+                .map(|n| {
+                    let t = &dict[n];
+                    (
+                        n.clone(),
+                        HostTensor::new(t.shape.clone(), vec![1.0; t.len()]),
+                    )
+                })
+                .collect(),
+        },
+    };
+    let (output, output_rate) = match r.output {
+        Some((name, s)) => {
+            let Some(m) = current.masks.get(name) else {
+                return Err(Error::config(
+                    "output layer",
+                    format!("`{name}` is not a prunable tensor of the state dict"),
+                ));
+            };
+            let density = m.count_nonzero() as f64 / m.len().max(1) as f64;
+            (name, Some(prune::rate(s, density)?))
+        }
+        None => ("", None),
+    };
+    let cfg = PruneConfig {
+        scope: r.scope,
+        criterion: r.criterion.to_string(),
+        rate: prune::rate(r.sparsity, current.density())?,
+        output_rate,
+        ..PruneConfig::layerwise(0.0)
+    };
+    cfg.validate()?;
+    let needs = cfg.criterion()?.needs();
+    if needs.gradients {
+        return Err(Error::config(
+            "criterion",
+            format!(
+                "{} needs gradients of a model lottery can run; for a bare state dict use a weight-based criterion",
+                r.criterion
+            ),
+        ));
+    }
+    if needs.rewind && r.init.is_none() {
+        return Err(Error::config(
+            "criterion",
+            format!(
+                "{} compares with the initial weights; give them (init)",
+                r.criterion
+            ),
+        ));
+    }
+    let ctx = prune::Context {
+        trained: dict,
+        rewind: r.init,
+        mask: &current,
+        gradients: None,
+        seed: r.seed,
+    };
+    Ok((prune::prune(&ctx, &cfg, output)?, selection))
 }
 
 fn is_running_stat(name: &str) -> bool {

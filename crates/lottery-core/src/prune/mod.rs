@@ -311,6 +311,22 @@ fn remove_random(mask: &mut [f32], n: usize, rng: &mut Rng) {
     }
 }
 
+/// The fraction of what a mask of `density` keeps that must go for `target` sparsity overall
+/// (rates are fractions of what is left, so an already pruned network ends at `target`).
+pub fn rate(target: f64, density: f64) -> Result<f64> {
+    let keep = 1.0 - target;
+    if keep > density + 1e-12 {
+        return Err(Error::config(
+            "sparsity",
+            format!(
+                "the network already keeps only {:.2}% of its weights; sparsity {target} would add some back",
+                density * 100.0
+            ),
+        ));
+    }
+    Ok(1.0 - keep / density)
+}
+
 /// Kept and total weights per tensor, for reports.
 pub fn per_layer(mask: &MaskSet) -> BTreeMap<String, (usize, usize)> {
     mask.masks
