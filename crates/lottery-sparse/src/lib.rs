@@ -6,6 +6,7 @@
 pub mod compact;
 pub mod crc32;
 pub mod csr;
+pub mod dict;
 pub mod error;
 pub mod format;
 pub mod infer;

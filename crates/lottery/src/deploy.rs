@@ -38,11 +38,9 @@ pub fn dense_model(
     };
     let mut layers = Vec::new();
     match net {
-        Network::Mlp(m) => {
-            let n = m.layers.len();
-            for i in 0..n {
-                layers.push(linear(&dict, &format!("fc{}", i + 1), i + 1 < n)?);
-            }
+        Network::Mlp(_) => {
+            return lottery_sparse::dict::mlp(&dict, source, input)
+                .map_err(|e| Error::config("model", e.to_string()));
         }
         Network::Conv(c) => {
             for (i, pool) in c.pools().iter().enumerate() {
