@@ -99,7 +99,8 @@ fn openlth_cifar(
 
 /// The users' time-series question: `cnn1d_3x32` predicting the next value of the generated
 /// series (exponential trend + sines + random walk) from the 32 before it, the last 20% of the
-/// series held out for test and the 10% before it for validation (early stopping on its loss).
+/// series held out for test and the 10% before it for validation (early stopping on its loss);
+/// pruned globally, 20% per level, to 17% of the weights.
 fn ts_cnn() -> ExperimentConfig {
     ExperimentConfig {
         model: "cnn1d_3x32".into(),
@@ -114,10 +115,10 @@ fn ts_cnn() -> ExperimentConfig {
             eval_every: 100,
             ..TrainConfig::lenet_paper(3000)
         },
-        prune: PruneConfig {
-            output_rate: Some(0.1),
-            ..PruneConfig::layerwise(0.2)
-        },
+        // Global: one magnitude threshold, so the small first convolution (160 weights) and
+        // the head are not cut at the wide layers' rate. Layer-wise (20%, head 10%) left the
+        // ticket 13% above the dense MSE at 19% of the weights; global is within 2% (BENCHMARKS.md).
+        prune: PruneConfig::global(0.2),
         ..lenet_paper(3000, 8)
     }
 }
