@@ -72,7 +72,7 @@ fn a_pruned_lenet_compacts_runs_exports_and_benches() {
     let o = lottery(&["infer", l, "--reference", p]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
-        stdout(&o).contains("same class on 10000/10000 images"),
+        stdout(&o).contains("same class on 10000/10000 examples"),
         "{}",
         stdout(&o)
     );

@@ -370,4 +370,88 @@ mod tests {
             .unwrap_err();
         assert!(e.to_string().contains("divides into neither"), "{e}");
     }
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        use crate::data::Targets;
+        use crate::data::targets::Batch;
+        use crate::models::init::{InitScheme, initialise};
+        use burn::module::Module;
+        use burn::optim::GradientsParams;
+
+        let device = Device::flex().autodiff();
+        let net = initialise(
+            Architecture::parse("vit_1x4h2")
+                .unwrap()
+                .build([1, 8, 8], 3, &device)
+                .unwrap(),
+            InitScheme::GlorotNormal,
+            7,
+        );
+        let mut rng = crate::rng::Rng::new(12);
+        let xs: Vec<f32> = (0..3 * 64).map(|_| rng.normal() as f32).collect();
+        let x = Tensor::<4>::from_data(burn::tensor::TensorData::new(xs, [3, 1, 8, 8]), &device);
+        let targets = Targets::Classes {
+            labels: vec![0, 2, 1],
+            classes: 3,
+        };
+        let mut batch = Batch::default();
+        (0..3).for_each(|i| batch.push(&targets, i));
+        let loss = batch.loss(net.forward(x.clone()), &device);
+        let grads = GradientsParams::from_grads(loss.backward(), &net);
+        let (dict, ids, valid) = (net.state_dict(), net.param_ids(), net.valid());
+        let loss_of = |d: &crate::tensors::StateDict| -> f64 {
+            let net = valid.clone().load_state_dict(d).unwrap();
+            let out = net.forward(x.clone().inner());
+            targets
+                .score(&out.into_data().try_into_vec::<f32>().unwrap())
+                .0
+        };
+        // The gradient in PyTorch's order: burn keeps a linear weight as [in, out].
+        let analytic = |name: &str, k: usize| -> f64 {
+            let id = ids[name];
+            let shape = &dict[name].shape;
+            let data = match shape.len() {
+                4 => grads.get::<4>(id).unwrap().into_data(),
+                3 => grads.get::<3>(id).unwrap().into_data(),
+                2 => grads.get::<2>(id).unwrap().into_data(),
+                _ => grads.get::<1>(id).unwrap().into_data(),
+            };
+            let g = data.try_into_vec::<f32>().unwrap();
+            let at = match shape[..] {
+                [out, inputs] => (k % inputs) * out + k / inputs,
+                _ => k,
+            };
+            g[at] as f64
+        };
+        for name in [
+            "patch_embed.proj.weight",
+            "cls_token",
+            "pos_embed",
+            "blocks.0.norm1.weight",
+            "blocks.0.attn.qkv.weight",
+            "blocks.0.attn.qkv.bias",
+            "blocks.0.attn.proj.weight",
+            "blocks.0.mlp.fc1.weight",
+            "blocks.0.mlp.fc2.weight",
+            "norm.bias",
+            "head.weight",
+        ] {
+            let n = dict[name].data.len();
+            for k in [0, n / 3, n - 1] {
+                let eps = 1e-3f32;
+                let at = |delta: f32| {
+                    let mut d = dict.clone();
+                    d.get_mut(name).unwrap().data[k] += delta;
+                    loss_of(&d)
+                };
+                let numeric = (at(eps) - at(-eps)) / (2.0 * eps as f64);
+                let analytic = analytic(name, k);
+                assert!(
+                    (numeric - analytic).abs() <= 2e-3 + 2e-2 * analytic.abs(),
+                    "{name}[{k}]: finite differences {numeric}, gradient {analytic}"
+                );
+            }
+        }
+    }
 }
