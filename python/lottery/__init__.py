@@ -213,17 +213,28 @@ class SparseModel:
 def compact(
     state_dict: Mapping,
     masks: Optional[Mapping] = None,
-    arch: str = "mlp",
+    arch: Optional[str] = None,
     input_shape: Optional[Tuple[int, ...]] = None,
 ) -> SparseModel:
     """The pruned network as a ``SparseModel``: masked weights dropped, units that nothing reads
     or feeds removed (constants folded into the next layer's bias).
 
     ``arch="mlp"``: linear layers in the order of their names (numbers compared as numbers),
-    ReLU between them. ``input_shape`` is one example's shape (default: the first layer's inputs,
-    flat).
+    ReLU between them; inferred when every tensor is a ``[outputs, inputs]`` weight or a bias.
+    ``input_shape`` is one example's shape (default: the first layer's inputs, flat).
     """
     tensors = _floats(state_dict)
+    if arch is None:
+        if tensors and all(
+            (n.endswith(".weight") and len(s) == 2) or (n.endswith(".bias") and len(s) == 1)
+            for n, s, _ in tensors
+        ):
+            arch = "mlp"
+        else:
+            raise ValueError(
+                "cannot tell the architecture from the names and shapes; say arch= "
+                "(from Python: 'mlp', linear layers with ReLU between them)"
+            )
     if input_shape is None:
         weights = sorted(
             (t for t in tensors if t[0].endswith(".weight") and len(t[1]) == 2),

@@ -41,6 +41,6 @@ class SparseModel:
 def compact(
     state_dict: Mapping[str, object],
     masks: Optional[Mapping[str, object]] = None,
-    arch: str = "mlp",
+    arch: Optional[str] = None,
     input_shape: Optional[Tuple[int, ...]] = None,
 ) -> SparseModel: ...

@@ -129,6 +129,7 @@ def test_lsm_files_go_both_ways_between_python_and_the_cli(tmp_path, cli):
         (lambda sd: lottery.prune({"fc1.bias": sd["fc1.bias"]}, 0.5), "no prunable tensor"),
         (lambda sd: lottery.prune([1, 2]), "mapping"),
         (lambda sd: lottery.compact(sd, arch="conv2"), "arch `conv2`"),
+        (lambda sd: lottery.compact({**sd, "c.weight": np.ones((2, 1, 3, 3))}), "say arch="),
         (lambda sd: lottery.compact(sd, {"fc1.weight": np.full((3, 4), 2)}), "other than 0 and 1"),
         (lambda sd: lottery.compact(sd, {"fc9.weight": np.ones((3, 4))}), "fc9.weight"),
         (lambda sd: lottery.compact(sd, input_shape=(1, 5, 5)), "reads 4 inputs"),
