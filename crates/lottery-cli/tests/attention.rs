@@ -52,6 +52,10 @@ fn vit_tickets_and_what_attention_contributes() {
         );
         let drop = m["attention_drop"].as_f64().unwrap();
         assert!((drop - (with - without)).abs() < 1e-12, "{l}");
+        // One block: zeroing its attention alone is zeroing all of it.
+        let one = l["no_attention_0"]["test_accuracy"].as_f64().unwrap();
+        assert_eq!(one, without, "{l}");
+        assert!((m["attention_drop/blocks.0"].as_f64().unwrap() - drop).abs() < 1e-12);
         for part in ["kept/attn", "kept/mlp", "kept/head"] {
             let k = m[part].as_f64().unwrap();
             assert!((0.0..=1.0).contains(&k), "{part}: {k}");

@@ -3,10 +3,13 @@
 //! - which parts IMP has pruned: the fraction of weights kept in the attention layers (qkv and
 //!   output projection), the MLPs and the head, and in each layer — measures `kept/attn`,
 //!   `kept/mlp`, `kept/head`, `kept/<layer>`;
-//! - what attention contributes: the trained ticket evaluated as it is (`ticket`) and with every
+//! - what attention contributes: the trained ticket evaluated as it is (`ticket`), with every
 //!   block's attention output replaced by zero (`no_attention`: its output projection zeroed, so
-//!   each block adds only its MLP to the residual stream); `attention_drop` is the difference
-//!   in the metric (accuracy points lost, or squared error gained).
+//!   each block adds only its MLP to the residual stream), and with one block's at a time
+//!   (`no_attention_<i>`); `attention_drop` and `attention_drop/blocks.<i>` are the differences
+//!   in the metric (accuracy points lost, or squared error gained). With a class-token read-out,
+//!   zeroing every block's attention cuts the image off the head (chance accuracy by
+//!   construction); the per-block ablations show which block's attention the ticket leans on.
 //!
 //! Nothing trains: each run evaluates afresh.
 
@@ -42,6 +45,26 @@ fn part(name: &str) -> Option<&'static str> {
 /// Whether a tensor is an attention output projection, which the ablation zeroes.
 fn attention_output(name: &str) -> bool {
     name.contains(".attn.proj.")
+}
+
+/// The blocks that have attention, by name prefix (`blocks.0`, …), in order.
+fn blocks(dict: &StateDict) -> Vec<String> {
+    let mut out: Vec<String> = (dict.keys())
+        .filter_map(|n| Some(n.split_once(".attn.proj.")?.0.to_string()))
+        .collect();
+    out.dedup();
+    out
+}
+
+/// `weights` with the attention output of every block `which` accepts set to zero.
+fn without_attention(weights: &StateDict, which: impl Fn(&str) -> bool) -> StateDict {
+    let mut ablated = weights.clone();
+    for (name, t) in ablated.iter_mut() {
+        if attention_output(name) && which(name) {
+            t.data.iter_mut().for_each(|v| *v = 0.0);
+        }
+    }
+    ablated
 }
 
 /// Kept fraction per part and per layer of `mask`, by measure name.
@@ -91,27 +114,35 @@ impl Branch for Attention {
     ) -> Result<BTreeMap<String, VariantResult>> {
         let setup = ctx.level.setup;
         let with = evaluate(setup, ctx.trained)?;
-        let mut ablated = ctx.trained.clone();
-        for (name, t) in ablated.iter_mut() {
-            if attention_output(name) {
-                t.data.iter_mut().for_each(|v| *v = 0.0);
-            }
-        }
-        let without = evaluate(setup, &ablated)?;
         for (name, value) in kept(ctx.level.mask) {
             ctx.measure(name, value);
         }
-        let drop = with.test_accuracy - without.test_accuracy;
         let sign = if setup.data.test.targets.metric().higher_is_better() {
             1.0
         } else {
             -1.0
         };
-        ctx.measure("attention_drop", sign * drop);
-        Ok(BTreeMap::from([
-            ("ticket".to_string(), with),
-            ("no_attention".to_string(), without),
-        ]))
+        let without = evaluate(setup, &without_attention(ctx.trained, |_| true))?;
+        ctx.measure(
+            "attention_drop",
+            sign * (with.test_accuracy - without.test_accuracy),
+        );
+        let mut variants = BTreeMap::from([("no_attention".to_string(), without)]);
+        for block in blocks(ctx.trained) {
+            let prefix = format!("{block}.");
+            let one = evaluate(
+                setup,
+                &without_attention(ctx.trained, |n| n.starts_with(&prefix)),
+            )?;
+            ctx.measure(
+                format!("attention_drop/{block}"),
+                sign * (with.test_accuracy - one.test_accuracy),
+            );
+            let index = block.rsplit('.').next().unwrap_or(&block);
+            variants.insert(format!("no_attention_{index}"), one);
+        }
+        variants.insert("ticket".to_string(), with);
+        Ok(variants)
     }
     fn plots(&self, _: &AttentionConfig, out: &RunDir, summary: &Summary) -> Result<()> {
         let m = summary.metric;
@@ -144,8 +175,18 @@ impl Branch for Attention {
                 series: &parts,
             },
         )?;
-        let drop = [line("without attention", "attention_drop", m.plotted(1.0))];
-        let title = format!("{} lost without attention", m.title());
+        let mut drop = vec![line("every block's", "attention_drop", m.plotted(1.0))];
+        let mut per_block: Vec<&String> = (summary.levels.iter())
+            .flat_map(|l| l.measures.keys())
+            .filter(|k| k.starts_with("attention_drop/"))
+            .collect();
+        per_block.sort();
+        per_block.dedup();
+        for key in per_block {
+            let block = key.trim_start_matches("attention_drop/");
+            drop.push(line(&format!("{block}'s only"), key, m.plotted(1.0)));
+        }
+        let title = format!("{} lost without attention (its output zeroed)", m.title());
         save_chart(
             &out.plots().join("attention_drop"),
             &Chart {
@@ -163,6 +204,27 @@ impl Branch for Attention {
 mod tests {
     use super::*;
     use crate::tensors::HostTensor;
+
+    #[test]
+    fn blocks_with_attention_by_prefix() {
+        let t = || crate::tensors::HostTensor::new(vec![1], vec![1.0]);
+        let dict: StateDict = [
+            "blocks.0.attn.proj.bias",
+            "blocks.0.attn.proj.weight",
+            "blocks.0.mlp.fc1.weight",
+            "blocks.10.attn.proj.weight",
+            "blocks.2.attn.qkv.weight",
+            "head.weight",
+        ]
+        .into_iter()
+        .map(|n| (n.to_string(), t()))
+        .collect();
+        assert_eq!(blocks(&dict), ["blocks.0", "blocks.10"]);
+        let zeroed = without_attention(&dict, |n| n.starts_with("blocks.10."));
+        assert_eq!(zeroed["blocks.10.attn.proj.weight"].data, [0.0]);
+        assert_eq!(zeroed["blocks.0.attn.proj.weight"].data, [1.0]);
+        assert_eq!(zeroed["blocks.2.attn.qkv.weight"].data, [1.0]);
+    }
 
     #[test]
     fn parts_and_kept_fractions() {
