@@ -219,22 +219,38 @@ def compact(
     """The pruned network as a ``SparseModel``: masked weights dropped, units that nothing reads
     or feeds removed (constants folded into the next layer's bias).
 
-    ``arch="mlp"``: linear layers in the order of their names (numbers compared as numbers),
-    ReLU between them; inferred when every tensor is a ``[outputs, inputs]`` weight or a bias.
-    ``input_shape`` is one example's shape (default: the first layer's inputs, flat).
+    ``arch``:
+
+    - ``"mlp"``: linear layers in the order of their names (numbers compared as numbers), ReLU
+      between them; inferred when every tensor is a ``[outputs, inputs]`` weight or a bias;
+    - ``"cnn1d"``: ``Conv1d`` layers (odd kernel, same padding, ReLU) then linear layers, as
+      lottery's time-series CNN; inferred from ``[out, in, k]`` weights; ``input_shape`` is
+      ``(channels, 1, length)``;
+    - ``"vit_tiny"`` or ``"vit_DxWhH"`` (``H`` attention heads): a vision transformer in timm's
+      names (``patch_embed.proj``, ``cls_token``, ``pos_embed``, ``blocks.N…``, ``norm``,
+      ``head``; layer norms with epsilon 1e-6), as lottery's ``vit`` family.
+
+    ``input_shape`` is one example's shape (for an MLP, default: the first layer's inputs, flat).
     """
     tensors = _floats(state_dict)
     if arch is None:
-        if tensors and all(
+        ranks = {len(s) for n, s, _ in tensors if n.endswith(".weight")}
+        if any(n == "patch_embed.proj.weight" for n, _, _ in tensors):
+            raise ValueError("a vision transformer: say how many heads with arch='vit_DxWhH' (or 'vit_tiny')")
+        if tensors and ranks == {2} and all(
             (n.endswith(".weight") and len(s) == 2) or (n.endswith(".bias") and len(s) == 1)
             for n, s, _ in tensors
         ):
             arch = "mlp"
+        elif ranks == {2, 3}:
+            arch = "cnn1d"
         else:
             raise ValueError(
                 "cannot tell the architecture from the names and shapes; say arch= "
-                "(from Python: 'mlp', linear layers with ReLU between them)"
+                "('mlp', 'cnn1d', 'vit_tiny' or 'vit_DxWhH')"
             )
+    if input_shape is None and arch != "mlp":
+        raise ValueError(f"arch {arch!r} needs input_shape (one example's shape)")
     if input_shape is None:
         weights = sorted(
             (t for t in tensors if t[0].endswith(".weight") and len(t[1]) == 2),

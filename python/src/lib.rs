@@ -222,8 +222,9 @@ impl Model {
     }
 }
 
-/// Compacts a state dict under `masks` (pruned weights become 0 first). Architectures a state
-/// dict shows by itself: `mlp` (linear layers, ReLU between).
+/// Compacts a state dict under `masks` (pruned weights become 0 first). Architectures:
+/// `mlp` (linear layers, ReLU between), `cnn1d` (Conv1d layers then linear ones) and vision
+/// transformers in timm's names (`vit_tiny`, `vit_DxWhH`: H heads; layer norms with ε 1e-6).
 #[pyfunction]
 fn compact<'py>(
     tensors: Tensors<'py>,
@@ -243,17 +244,38 @@ fn compact<'py>(
             "input_shape {input_shape:?} has a zero dimension"
         )));
     }
-    let dense = match arch {
-        "mlp" => lottery_sparse::dict::mlp(&dict, "mlp", input_shape).map_err(value_error)?,
-        other => {
-            return Err(value_error(format!(
-                "arch `{other}`: from Python, compact takes `mlp` so far (the CLI's `lottery \
-                 compact` handles the conv nets, VGG, cnn1d and vision transformers it trains)"
-            )));
+    let model = if let Some(heads) = vit_heads(arch) {
+        let layers = lottery_sparse::dict::transformer(&dict, heads, 1e-6, arch, input_shape)
+            .map_err(value_error)?;
+        lottery_sparse::compact_transformer(layers)
+            .map_err(value_error)?
+            .0
+    } else {
+        let dense = match arch {
+            "mlp" => lottery_sparse::dict::mlp(&dict, arch, input_shape),
+            a if a == "cnn1d" || a.starts_with("cnn1d_") => {
+                lottery_sparse::dict::cnn1d(&dict, arch, input_shape)
+            }
+            other => {
+                return Err(value_error(format!(
+                    "arch `{other}`: from Python, compact takes mlp, cnn1d and vit_tiny /                      vit_DxWhH so far (the CLI's `lottery compact` also handles the conv nets                      and VGG it trains)"
+                )));
+            }
         }
+        .map_err(value_error)?;
+        lottery_sparse::compact(&dense).map_err(value_error)?.0
     };
-    let (model, _) = lottery_sparse::compact(&dense).map_err(value_error)?;
     Model::new(model)
+}
+
+/// Attention heads of a vision transformer named as lottery names them: `vit_tiny` (4) or
+/// `vit_DxWhH`; `None` for other names.
+fn vit_heads(arch: &str) -> Option<usize> {
+    if arch == "vit_tiny" {
+        return Some(4);
+    }
+    let (_, heads) = arch.strip_prefix("vit_")?.split_once('h')?;
+    heads.parse().ok().filter(|&h| h > 0)
 }
 
 fn shapes(dict: &StateDict) -> lottery_core::masks::Shapes {

@@ -113,6 +113,52 @@ def test_lsm_files_go_both_ways_between_python_and_the_cli(tmp_path, cli):
     assert theirs.nbytes * 5 < sum(a.nbytes for a in sd.values())
 
 
+def test_a_time_series_cnn_compacts_to_its_forward_pass():
+    sd = random_dict([("conv1.weight", (6, 2, 5)), ("conv1.bias", (6,)), ("conv2.weight", (6, 6, 5)),
+                      ("conv2.bias", (6,)), ("fc1.weight", (1, 6 * 16)), ("fc1.bias", (1,))], seed=6)
+    masks = lottery.prune(sd, 0.6)
+    model = lottery.compact(sd, masks, input_shape=(2, 1, 16))  # arch inferred: cnn1d
+    pruned = lottery.apply(sd, masks)
+    x = np.random.default_rng(7).normal(size=(9, 2, 1, 16)).astype(np.float32)
+
+    def conv(a, w, b):  # Conv1d, kernel 5, padding 2, then ReLU
+        padded = np.pad(a, ((0, 0), (0, 0), (2, 2)))
+        windows = np.stack([padded[:, :, k:k + a.shape[2]] for k in range(5)], axis=-1)
+        return np.maximum(np.einsum("bilk,oik->bol", windows, w) + b[None, :, None], 0)
+
+    a = conv(x[:, :, 0, :].astype(np.float64), pruned["conv1.weight"], pruned["conv1.bias"])
+    a = conv(a, pruned["conv2.weight"], pruned["conv2.bias"])
+    want = a.reshape(9, -1) @ pruned["fc1.weight"].T + pruned["fc1.bias"]
+    np.testing.assert_allclose(model.predict(x), want, rtol=1e-4, atol=1e-5)
+
+
+def test_a_vision_transformer_compacts_as_the_cli_compacts_it(tmp_path, cli):
+    d, hidden, tokens = 8, 16, 17
+    layout = [("patch_embed.proj.weight", (d, 1, 7, 7)), ("patch_embed.proj.bias", (d,)),
+              ("cls_token", (1, 1, d)), ("pos_embed", (1, tokens, d)),
+              ("norm.weight", (d,)), ("norm.bias", (d,)), ("head.weight", (10, d)), ("head.bias", (10,))]
+    for part, shape in [("norm1.weight", (d,)), ("norm1.bias", (d,)), ("attn.qkv.weight", (3 * d, d)),
+                        ("attn.qkv.bias", (3 * d,)), ("attn.proj.weight", (d, d)), ("attn.proj.bias", (d,)),
+                        ("norm2.weight", (d,)), ("norm2.bias", (d,)), ("mlp.fc1.weight", (hidden, d)),
+                        ("mlp.fc1.bias", (hidden,)), ("mlp.fc2.weight", (d, hidden)), ("mlp.fc2.bias", (d,))]:
+        layout.append((f"blocks.0.{part}", shape))
+    sd = random_dict(layout, seed=8)
+    sd = {n: (a + 1 if n.endswith("norm1.weight") or n.endswith("norm2.weight") or n == "norm.weight" else a)
+          for n, a in sd.items()}
+    masks = lottery.prune(sd, 0.7)
+    assert sorted(masks) == ["blocks.0.attn.proj.weight", "blocks.0.attn.qkv.weight",
+                             "blocks.0.mlp.fc1.weight", "blocks.0.mlp.fc2.weight", "head.weight"]
+    ours = lottery.compact(sd, masks, arch="vit_1x8h2", input_shape=(1, 28, 28))
+    save_safetensors(tmp_path / "vit.safetensors", lottery.apply(sd, masks))
+    cli("compact", tmp_path / "vit.safetensors", "--model", "vit_1x8h2", "-o", tmp_path / "vit.lsm")
+    theirs = lottery.SparseModel.load(tmp_path / "vit.lsm")
+    assert ours.live_weights == theirs.live_weights
+    x = np.random.default_rng(9).normal(size=(5, 1, 28, 28)).astype(np.float32)
+    np.testing.assert_array_equal(ours.predict(x), theirs.predict(x))
+    with pytest.raises(ValueError, match="heads"):
+        lottery.compact(sd, masks, input_shape=(1, 28, 28))
+
+
 @pytest.mark.parametrize(
     "call, message",
     [
@@ -128,7 +174,8 @@ def test_lsm_files_go_both_ways_between_python_and_the_cli(tmp_path, cli):
         (lambda sd: lottery.prune(sd, 0.5, exclude=["nothing"]), "`nothing` matches no tensor"),
         (lambda sd: lottery.prune({"fc1.bias": sd["fc1.bias"]}, 0.5), "no prunable tensor"),
         (lambda sd: lottery.prune([1, 2]), "mapping"),
-        (lambda sd: lottery.compact(sd, arch="conv2"), "arch `conv2`"),
+        (lambda sd: lottery.compact(sd, arch="conv2", input_shape=(4,)), "arch `conv2`"),
+        (lambda sd: lottery.compact(sd, arch="cnn1d"), "needs input_shape"),
         (lambda sd: lottery.compact({**sd, "c.weight": np.ones((2, 1, 3, 3))}), "say arch="),
         (lambda sd: lottery.compact(sd, {"fc1.weight": np.full((3, 4), 2)}), "other than 0 and 1"),
         (lambda sd: lottery.compact(sd, {"fc9.weight": np.ones((3, 4))}), "fc9.weight"),

@@ -1,13 +1,23 @@
 //! A pruned network given only as a state dict (PyTorch names and layouts, pruned weights
-//! already 0) → the plain layer chain compaction takes, for the architectures a state dict
-//! shows by itself: a multilayer perceptron, `Linear` layers with ReLU between them (`fc1…fcN`,
-//! `layers.0…`, or an `nn.Sequential`'s `0, 2, 4…`). This is how a model trained anywhere —
-//! PyTorch, through the Python package — becomes a compact one without a training engine.
+//! already 0) → what compaction takes, for the architectures a state dict shows by itself (with,
+//! for a transformer, its number of heads):
+//! - a multilayer perceptron, `Linear` layers with ReLU between them (`fc1…fcN`, `layers.0…`,
+//!   or an `nn.Sequential`'s `0, 2, 4…`) — [`mlp`];
+//! - the time-series CNN, `Conv1d` layers (same padding, ReLU) then linear layers — [`cnn1d`];
+//! - a vision transformer in timm's names (`patch_embed.proj`, `cls_token`, `pos_embed`,
+//!   `blocks.N.{norm1, attn.qkv, attn.proj, norm2, mlp.fc1, mlp.fc2}`, `norm`, `head`) —
+//!   [`transformer`].
+//!
+//! The training library deploys its own networks through these, and the Python package a model
+//! trained anywhere, without a training engine.
 
-use lottery_core::tensors::StateDict;
+use lottery_core::tensors::{HostTensor, StateDict};
 
 use crate::compact::{DenseKind, DenseLayer, DenseModel};
+use crate::csr::Csr;
 use crate::error::Error;
+use crate::model::{CompactModel, Layer, LinearLayer, Pool};
+use crate::transformer::{BlockLayer, EmbedLayer, Norm, Projection, ReadoutLayer};
 
 /// The MLP in `dict`: its `*.weight` matrices in the order of their names (numbers compared
 /// as numbers, so `fc10` follows `fc9`), each with its `*.bias`, ReLU after every layer but
@@ -31,21 +41,10 @@ pub fn mlp(dict: &StateDict, source: &str, input: [usize; 3]) -> Result<DenseMod
                 "`{name}` reads {fan_in} inputs, the layer before it writes {inputs}"
             )));
         }
-        let bias_name = format!("{}.bias", name.trim_end_matches(".weight"));
-        let bias = match dict.get(&bias_name) {
-            Some(b) if b.shape == [outputs] => b.data.clone(),
-            Some(b) => {
-                return Err(Error::invalid(format!(
-                    "`{bias_name}` has shape {:?}, not [{outputs}]",
-                    b.shape
-                )));
-            }
-            None => vec![0.0; outputs],
-        };
         layers.push(DenseLayer {
             kind: DenseKind::Linear,
             weight: w.data.clone(),
-            bias,
+            bias: bias_of(dict, name, outputs)?,
             outputs,
             relu: weights.peek().is_some(),
         });
@@ -67,6 +66,160 @@ pub fn mlp(dict: &StateDict, source: &str, input: [usize; 3]) -> Result<DenseMod
         input,
         layers,
     })
+}
+
+/// The time-series CNN in `dict`: its rank-3 `*.weight`s (`Conv1d`, `[out, in, k]`, odd `k`,
+/// padded to keep the length, ReLU after each) in name order, then its linear layers as in
+/// [`mlp`]. `input` is `[channels, 1, length]`.
+pub fn cnn1d(dict: &StateDict, source: &str, input: [usize; 3]) -> Result<DenseModel, Error> {
+    let mut names: Vec<&String> = dict.keys().collect();
+    names.sort_by_key(|n| natural_key(n));
+    let convs: Vec<&String> = (names.iter())
+        .filter(|n| n.ends_with(".weight") && dict[**n].shape.len() == 3)
+        .copied()
+        .collect();
+    if convs.is_empty() {
+        return Err(Error::invalid(
+            "the state dict holds no Conv1d weight [out, in, k]",
+        ));
+    }
+    let mut layers = Vec::new();
+    let mut channels = input[0];
+    for name in &convs {
+        let w = &dict[*name];
+        let [outputs, fan_in, k] = w.shape[..] else {
+            unreachable!("rank 3 by the filter above")
+        };
+        if fan_in != channels || k % 2 == 0 {
+            return Err(Error::invalid(format!(
+                "`{name}` is {:?}: it must read the {channels} channels before it with an odd kernel",
+                w.shape
+            )));
+        }
+        layers.push(DenseLayer {
+            kind: DenseKind::Conv {
+                kernel: [1, k],
+                padding: [0, k / 2],
+                pool: Pool::None,
+            },
+            weight: w.data.clone(),
+            bias: bias_of(dict, name, outputs)?,
+            outputs,
+            relu: true,
+        });
+        channels = outputs;
+    }
+    // The linear part reads the flattened `[channels, length]` output.
+    let rest: StateDict = (dict.iter())
+        .filter(|(n, _)| {
+            let layer = n.trim_end_matches(".weight").trim_end_matches(".bias");
+            !convs.iter().any(|c| c.trim_end_matches(".weight") == layer)
+        })
+        .map(|(n, t)| (n.clone(), t.clone()))
+        .collect();
+    let head = mlp(&rest, source, [channels, 1, input[2]])?;
+    layers.extend(head.layers);
+    Ok(DenseModel {
+        source: source.to_string(),
+        input,
+        layers,
+    })
+}
+
+/// A vision transformer in `dict` (timm's names) with `heads` attention heads and layer norms
+/// of epsilon `eps`, as compact layers whose matrices hold only the nonzero weights; pass it to
+/// [`crate::compact_transformer`] to drop dead MLP units. `input` is one image's shape.
+pub fn transformer(
+    dict: &StateDict,
+    heads: usize,
+    eps: f32,
+    source: &str,
+    input: [usize; 3],
+) -> Result<CompactModel, Error> {
+    let get = |name: &str| -> Result<&HostTensor, Error> {
+        dict.get(name)
+            .ok_or_else(|| Error::invalid(format!("the state dict has no `{name}`")))
+    };
+    let projection = |name: &str| -> Result<Projection, Error> {
+        let w = get(&format!("{name}.weight"))?;
+        let rows = w.shape.first().copied().unwrap_or(0);
+        Ok(Projection {
+            weights: Csr::from_dense(rows, w.data.len() / rows.max(1), &w.data)
+                .map_err(|e| Error::invalid(format!("{name}: {e}")))?,
+            bias: bias_of(dict, &format!("{name}.weight"), rows)?,
+        })
+    };
+    let norm = |name: &str| -> Result<Norm, Error> {
+        Ok(Norm {
+            gamma: get(&format!("{name}.weight"))?.data.clone(),
+            beta: get(&format!("{name}.bias"))?.data.clone(),
+            eps,
+        })
+    };
+    let embed = get("patch_embed.proj.weight")?;
+    let [_, _, patch, _] = embed.shape[..] else {
+        return Err(Error::invalid(format!(
+            "`patch_embed.proj.weight` has shape {:?}, not [dim, channels, patch, patch]",
+            embed.shape
+        )));
+    };
+    let mut layers = vec![Layer::Embed(EmbedLayer {
+        channels: input[0],
+        height: input[1],
+        width: input[2],
+        patch,
+        proj: projection("patch_embed.proj")?,
+        class_token: get("cls_token")?.data.clone(),
+        position: get("pos_embed")?.data.clone(),
+    })];
+    let depth = (0..)
+        .take_while(|i| dict.contains_key(&format!("blocks.{i}.attn.qkv.weight")))
+        .count();
+    for i in 0..depth {
+        let name = |part: &str| format!("blocks.{i}.{part}");
+        let fc1 = projection(&name("mlp.fc1"))?;
+        layers.push(Layer::Block(BlockLayer {
+            heads,
+            norm1: norm(&name("norm1"))?,
+            qkv: projection(&name("attn.qkv"))?,
+            proj: projection(&name("attn.proj"))?,
+            norm2: norm(&name("norm2"))?,
+            hidden_kept: (0..fc1.weights.rows as u32).collect(),
+            fc1,
+            fc2: projection(&name("mlp.fc2"))?,
+        }));
+    }
+    layers.push(Layer::Readout(ReadoutLayer {
+        norm: norm("norm")?,
+    }));
+    let head = projection("head")?;
+    layers.push(Layer::Linear(LinearLayer {
+        gather: None,
+        kept: (0..head.weights.rows as u32).collect(),
+        weights: head.weights,
+        bias: head.bias,
+        relu: false,
+    }));
+    let model = CompactModel {
+        source: source.to_string(),
+        input,
+        layers,
+    };
+    model.check()?;
+    Ok(model)
+}
+
+/// The bias beside `weight` (`x.weight` → `x.bias`), zeros when there is none.
+fn bias_of(dict: &StateDict, weight: &str, outputs: usize) -> Result<Vec<f32>, Error> {
+    let name = format!("{}.bias", weight.trim_end_matches(".weight"));
+    match dict.get(&name) {
+        None => Ok(vec![0.0; outputs]),
+        Some(b) if b.shape == [outputs] => Ok(b.data.clone()),
+        Some(b) => Err(Error::invalid(format!(
+            "`{name}` has shape {:?}, not [{outputs}]",
+            b.shape
+        ))),
+    }
 }
 
 /// A name split into text and numbers, so that numbers sort by value.

@@ -2,15 +2,14 @@
 //! the training stack and the crate that ships without it.
 
 use lottery_sparse::{
-    BlockLayer, CompactModel, Csr, DenseKind, DenseLayer, DenseModel, EmbedLayer, Layer,
-    LayerReport, LinearLayer, Norm, Pool as SparsePool, Projection, ReadoutLayer,
+    CompactModel, DenseKind, DenseLayer, DenseModel, LayerReport, Pool as SparsePool,
 };
 
 use crate::error::{Error, Result};
 use crate::masks::MaskSet;
+use crate::models::Network;
 use crate::models::convnet::Pool;
 use crate::models::vit;
-use crate::models::{Network, cnn1d};
 use crate::tensors::StateDict;
 
 /// The network's layers as plain arrays with `mask` applied (pruned weights become exactly 0).
@@ -76,26 +75,9 @@ pub fn dense_model(
                 layers.push(linear(&dict, &format!("fc{}", i + 1), i + 1 < n)?);
             }
         }
-        Network::Cnn1d(c) => {
-            for i in 0..c.convs.len() {
-                let name = format!("conv{}", i + 1);
-                let w = tensor(&dict, &format!("{name}.weight"))?;
-                layers.push(DenseLayer {
-                    kind: DenseKind::Conv {
-                        kernel: [1, w.shape[2]],
-                        padding: [0, cnn1d::PADDING],
-                        pool: SparsePool::None,
-                    },
-                    outputs: w.shape[0],
-                    weight: w.data.clone(),
-                    bias: tensor(&dict, &format!("{name}.bias"))?.data.clone(),
-                    relu: true,
-                });
-            }
-            let n = c.fcs.len();
-            for i in 0..n {
-                layers.push(linear(&dict, &format!("fc{}", i + 1), i + 1 < n)?);
-            }
+        Network::Cnn1d(_) => {
+            return lottery_sparse::dict::cnn1d(&dict, source, input)
+                .map_err(|e| Error::config("model", e.to_string()));
         }
         _ => return Err(unsupported("not a chain of linear and convolution layers")),
     }
@@ -165,7 +147,7 @@ pub fn compact(
 
 /// A vision transformer with `mask` applied, as `lottery-sparse`'s layers: the patch
 /// embedding, the blocks, the class token's read-out and the head, every matrix holding only
-/// its live weights.
+/// its live weights ([`lottery_sparse::dict::transformer`] on its state dict).
 pub fn transformer(
     net: &Network,
     mask: Option<&MaskSet>,
@@ -182,61 +164,7 @@ pub fn transformer(
     if let Some(m) = mask {
         m.apply(&mut dict);
     }
-    let get = |name: &str| tensor(&dict, name).map(|t| &t.data);
-    let projection = |name: &str| -> Result<Projection> {
-        let w = tensor(&dict, &format!("{name}.weight"))?;
-        let rows = w.shape[0];
-        Ok(Projection {
-            weights: Csr::from_dense(rows, w.data.len() / rows.max(1), &w.data)
-                .map_err(|e| Error::config("model", format!("{name}: {e}")))?,
-            bias: get(&format!("{name}.bias"))?.clone(),
-        })
-    };
-    let norm = |name: &str| -> Result<Norm> {
-        Ok(Norm {
-            gamma: get(&format!("{name}.weight"))?.clone(),
-            beta: get(&format!("{name}.bias"))?.clone(),
-            eps: vit::NORM_EPS as f32,
-        })
-    };
-    let patch = tensor(&dict, "patch_embed.proj.weight")?.shape[2];
-    let mut layers = vec![Layer::Embed(EmbedLayer {
-        channels: input[0],
-        height: input[1],
-        width: input[2],
-        patch,
-        proj: projection("patch_embed.proj")?,
-        class_token: get("cls_token")?.clone(),
-        position: get("pos_embed")?.clone(),
-    })];
-    for (i, b) in vit.blocks.iter().enumerate() {
-        let name = |part: &str| format!("blocks.{i}.{part}");
-        let fc1 = projection(&name("mlp.fc1"))?;
-        layers.push(Layer::Block(BlockLayer {
-            heads: b.attn.heads,
-            norm1: norm(&name("norm1"))?,
-            qkv: projection(&name("attn.qkv"))?,
-            proj: projection(&name("attn.proj"))?,
-            norm2: norm(&name("norm2"))?,
-            hidden_kept: (0..fc1.weights.rows as u32).collect(),
-            fc1,
-            fc2: projection(&name("mlp.fc2"))?,
-        }));
-    }
-    layers.push(Layer::Readout(ReadoutLayer {
-        norm: norm("norm")?,
-    }));
-    let head = projection("head")?;
-    layers.push(Layer::Linear(LinearLayer {
-        gather: None,
-        kept: (0..head.weights.rows as u32).collect(),
-        weights: head.weights,
-        bias: head.bias,
-        relu: false,
-    }));
-    Ok(CompactModel {
-        source: source.to_string(),
-        input,
-        layers,
-    })
+    let heads = vit.blocks.first().map_or(1, |b| b.attn.heads);
+    lottery_sparse::dict::transformer(&dict, heads, vit::NORM_EPS as f32, source, input)
+        .map_err(|e| Error::config("model", e.to_string()))
 }

@@ -1,8 +1,8 @@
 //! Which tensors of any state dict are prunable, without knowing its architecture (the first
 //! step of "prune my own model"): the weights of linear and convolution layers — floating
 //! tensors named `*.weight` of rank 2 (linear), 3 (conv1d), 4 (conv2d) or 5 (conv3d) — and never
-//! biases, normalisation parameters, running statistics or embeddings, unless named by an
-//! include pattern. Each tensor left dense carries the reason, for the report.
+//! biases, normalisation parameters, running statistics or embeddings (token or patch), unless
+//! named by an include pattern. Each tensor left dense carries the reason, for the report.
 
 use crate::error::{Error, Result};
 use crate::masks::MaskSet;
@@ -182,7 +182,9 @@ fn default_reason(name: &str, rank: usize) -> Option<&'static str> {
     let lower = name.to_lowercase();
     match rank {
         1 => Some("normalisation parameter"),
-        2 if lower.contains("embed") => Some("embedding"),
+        // Token embeddings and a vision transformer's patch embedding (a convolution), as
+        // lottery's own models leave them dense.
+        2..=5 if lower.contains("embed") => Some("embedding"),
         2..=5 => None,
         _ => Some("not a linear or convolution weight"),
     }
