@@ -226,6 +226,9 @@ def compact(
     - ``"cnn1d"``: ``Conv1d`` layers (odd kernel, same padding, ReLU) then linear layers, as
       lottery's time-series CNN; inferred from ``[out, in, k]`` weights; ``input_shape`` is
       ``(channels, 1, length)``;
+    - ``"conv2"``, ``"conv4"``, ``"conv6"`` (the LTH paper's) and ``"vgg11"``…``"vgg19"`` (OpenLTH's
+      CIFAR VGGs, batch norm folded in at its running statistics, epsilon 1e-5) in lottery's
+      names (``conv1…``, ``bn1…``, ``fc1…``: what ``lottery export`` writes);
     - ``"vit_tiny"`` or ``"vit_DxWhH"`` (``H`` attention heads): a vision transformer in timm's
       names (``patch_embed.proj``, ``cls_token``, ``pos_embed``, ``blocks.N…``, ``norm``,
       ``head``; layer norms with epsilon 1e-6), as lottery's ``vit`` family.
@@ -247,7 +250,7 @@ def compact(
         else:
             raise ValueError(
                 "cannot tell the architecture from the names and shapes; say arch= "
-                "('mlp', 'cnn1d', 'vit_tiny' or 'vit_DxWhH')"
+                "('mlp', 'cnn1d', 'conv2', 'vgg16', 'vit_tiny', 'vit_DxWhH', …)"
             )
     if input_shape is None and arch != "mlp":
         raise ValueError(f"arch {arch!r} needs input_shape (one example's shape)")

@@ -223,7 +223,8 @@ impl Model {
 }
 
 /// Compacts a state dict under `masks` (pruned weights become 0 first). Architectures:
-/// `mlp` (linear layers, ReLU between), `cnn1d` (Conv1d layers then linear ones) and vision
+/// `mlp` (linear layers, ReLU between), `cnn1d` (Conv1d layers then linear ones), the LTH
+/// `conv2/4/6` and `vgg11/13/16/19` (batch norm folded, ε 1e-5) in lottery's names, and vision
 /// transformers in timm's names (`vit_tiny`, `vit_DxWhH`: H heads; layer norms with ε 1e-6).
 #[pyfunction]
 fn compact<'py>(
@@ -256,11 +257,19 @@ fn compact<'py>(
             a if a == "cnn1d" || a.starts_with("cnn1d_") => {
                 lottery_sparse::dict::cnn1d(&dict, arch, input_shape)
             }
-            other => {
-                return Err(value_error(format!(
-                    "arch `{other}`: from Python, compact takes mlp, cnn1d and vit_tiny /                      vit_DxWhH so far (the CLI's `lottery compact` also handles the conv nets                      and VGG it trains)"
-                )));
-            }
+            other => match lottery_sparse::plans::conv_plan(other) {
+                // PyTorch's BatchNorm2d epsilon.
+                Some((plan, _)) => {
+                    let pools: Vec<_> = plan.iter().map(|s| s.pool).collect();
+                    lottery_sparse::dict::conv_net(&dict, &pools, 1e-5, arch, input_shape)
+                }
+                None => {
+                    return Err(value_error(format!(
+                        "arch `{other}` is not one compact knows: mlp, cnn1d, conv2, conv4, \
+                         conv6, vgg11, vgg13, vgg16, vgg19, vit_tiny, vit_DxWhH"
+                    )));
+                }
+            },
         }
         .map_err(value_error)?;
         lottery_sparse::compact(&dense).map_err(value_error)?.0

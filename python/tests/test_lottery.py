@@ -113,6 +113,43 @@ def test_lsm_files_go_both_ways_between_python_and_the_cli(tmp_path, cli):
     assert theirs.nbytes * 5 < sum(a.nbytes for a in sd.values())
 
 
+# Channels per convolution, and whether a pool follows ("M" max, "A" average): the tests' own
+# copy of the plans, to build state dicts in lottery's names.
+PLANS = {
+    "conv2": [(64, ""), (64, "M")],
+    "vgg11": [(64, "M"), (128, "M"), (256, ""), (256, "M"), (512, ""), (512, "M"), (512, ""), (512, "A")],
+}
+
+
+@pytest.mark.parametrize("arch, shape, dataset", [("conv2", (1, 28, 28), "mnist"), ("vgg11", (3, 32, 32), "cifar10")])
+def test_conv_nets_compact_as_the_cli_compacts_them(tmp_path, cli, arch, shape, dataset):
+    layout, c, h = [], shape[0], shape[1]
+    for i, (width, pool) in enumerate(PLANS[arch], start=1):
+        layout.append((f"conv{i}.weight", (width, c, 3, 3)))
+        if arch.startswith("vgg"):
+            layout += [(f"bn{i}.{p}", (width,)) for p in ("weight", "bias", "running_mean", "running_var")]
+        else:
+            layout.append((f"conv{i}.bias", (width,)))
+        c, h = width, h // 2 if pool else h
+    widths = [c * h * h] + ([256, 256] if arch.startswith("conv") else []) + [10]
+    for i, (a, b) in enumerate(zip(widths, widths[1:]), start=1):
+        layout += [(f"fc{i}.weight", (b, a)), (f"fc{i}.bias", (b,))]
+    sd = random_dict(layout, seed=11)
+    # Batch-norm scales and variances away from 0 and 1, so a wrong fold shows.
+    rng = np.random.default_rng(10)
+    for n in sd:
+        if n.startswith("bn") and (n.endswith(".weight") or n.endswith("running_var")):
+            sd[n] = rng.uniform(0.5, 1.5, size=sd[n].shape).astype(np.float32)
+    masks = lottery.prune(sd, 0.8)
+    ours = lottery.compact(sd, masks, arch=arch, input_shape=shape)
+    save_safetensors(tmp_path / "w.safetensors", lottery.apply(sd, masks))
+    cli("compact", tmp_path / "w.safetensors", "--model", arch, "--dataset", dataset, "-o", tmp_path / "c.lsm")
+    theirs = lottery.SparseModel.load(tmp_path / "c.lsm")
+    assert ours.live_weights == theirs.live_weights
+    x = rng.normal(size=(3, *shape)).astype(np.float32)
+    np.testing.assert_allclose(ours.predict(x), theirs.predict(x), rtol=1e-5, atol=1e-6)
+
+
 def test_a_time_series_cnn_compacts_to_its_forward_pass():
     sd = random_dict([("conv1.weight", (6, 2, 5)), ("conv1.bias", (6,)), ("conv2.weight", (6, 6, 5)),
                       ("conv2.bias", (6,)), ("fc1.weight", (1, 6 * 16)), ("fc1.bias", (1,))], seed=6)
@@ -174,7 +211,8 @@ def test_a_vision_transformer_compacts_as_the_cli_compacts_it(tmp_path, cli):
         (lambda sd: lottery.prune(sd, 0.5, exclude=["nothing"]), "`nothing` matches no tensor"),
         (lambda sd: lottery.prune({"fc1.bias": sd["fc1.bias"]}, 0.5), "no prunable tensor"),
         (lambda sd: lottery.prune([1, 2]), "mapping"),
-        (lambda sd: lottery.compact(sd, arch="conv2", input_shape=(4,)), "arch `conv2`"),
+        (lambda sd: lottery.compact(sd, arch="conv3", input_shape=(4,)), "arch `conv3` is not one"),
+        (lambda sd: lottery.compact(sd, arch="conv2", input_shape=(4,)), "no `conv1.weight`"),
         (lambda sd: lottery.compact(sd, arch="cnn1d"), "needs input_shape"),
         (lambda sd: lottery.compact({**sd, "c.weight": np.ones((2, 1, 3, 3))}), "say arch="),
         (lambda sd: lottery.compact(sd, {"fc1.weight": np.full((3, 4), 2)}), "other than 0 and 1"),

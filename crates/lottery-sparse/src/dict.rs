@@ -3,6 +3,7 @@
 //! for a transformer, its number of heads):
 //! - a multilayer perceptron, `Linear` layers with ReLU between them (`fc1…fcN`, `layers.0…`,
 //!   or an `nn.Sequential`'s `0, 2, 4…`) — [`mlp`];
+//! - the LTH Conv-2/4/6 and VGG given their pools ([`crate::plans`]) — [`conv_net`];
 //! - the time-series CNN, `Conv1d` layers (same padding, ReLU) then linear layers — [`cnn1d`];
 //! - a vision transformer in timm's names (`patch_embed.proj`, `cls_token`, `pos_embed`,
 //!   `blocks.N.{norm1, attn.qkv, attn.proj, norm2, mlp.fc1, mlp.fc2}`, `norm`, `head`) —
@@ -66,6 +67,105 @@ pub fn mlp(dict: &StateDict, source: &str, input: [usize; 3]) -> Result<DenseMod
         input,
         layers,
     })
+}
+
+/// A plain conv net in `dict`: `conv1…convN` (3×3, padding 1, ReLU, then `pools[i]`), each
+/// followed by batch norm `bn1…bnN` when the dict has it (folded into the convolution at its
+/// running statistics, with `bn_eps`), then its linear layers `fc1…` as in [`mlp`] — the LTH
+/// Conv-2/4/6 and VGG ([`crate::plans`] gives their pools by name).
+pub fn conv_net(
+    dict: &StateDict,
+    pools: &[Pool],
+    bn_eps: f64,
+    source: &str,
+    input: [usize; 3],
+) -> Result<DenseModel, Error> {
+    let mut layers = Vec::new();
+    let [mut channels, mut h, mut w] = input;
+    for (i, &pool) in pools.iter().enumerate() {
+        let name = format!("conv{}.weight", i + 1);
+        let t = dict
+            .get(&name)
+            .ok_or_else(|| Error::invalid(format!("the state dict has no `{name}`")))?;
+        let [outputs, fan_in, 3, 3] = t.shape[..] else {
+            return Err(Error::invalid(format!(
+                "`{name}` has shape {:?}, not [out, {channels}, 3, 3]",
+                t.shape
+            )));
+        };
+        if fan_in != channels {
+            return Err(Error::invalid(format!(
+                "`{name}` reads {fan_in} channels, the layer before it writes {channels}"
+            )));
+        }
+        let mut weight = t.data.clone();
+        // VGG's convolutions have no bias of their own: batch norm supplies the shift.
+        let mut bias = bias_of(dict, &name, outputs)?;
+        let bn = format!("bn{}", i + 1);
+        if dict.contains_key(&format!("{bn}.weight")) {
+            fold_batch_norm(dict, &bn, bn_eps, &mut weight, &mut bias)?;
+        }
+        layers.push(DenseLayer {
+            kind: DenseKind::Conv {
+                kernel: [3, 3],
+                padding: [1, 1],
+                pool,
+            },
+            weight,
+            bias,
+            outputs,
+            relu: true,
+        });
+        channels = outputs;
+        if pool != Pool::None {
+            (h, w) = (h / 2, w / 2);
+        }
+    }
+    let fcs: StateDict = (dict.iter())
+        .filter(|(n, _)| n.starts_with("fc"))
+        .map(|(n, t)| (n.clone(), t.clone()))
+        .collect();
+    layers.extend(mlp(&fcs, source, [channels, h, w])?.layers);
+    Ok(DenseModel {
+        source: source.to_string(),
+        input,
+        layers,
+    })
+}
+
+/// Folds an evaluation-mode batch norm into the convolution before it: per output channel o,
+/// `γ (conv(x) + b − μ) / √(σ² + ε) + β` is a convolution with weights scaled by
+/// `s = γ / √(σ² + ε)` and bias `(b − μ) s + β`. Scaling keeps pruned weights at zero.
+fn fold_batch_norm(
+    dict: &StateDict,
+    name: &str,
+    epsilon: f64,
+    weight: &mut [f32],
+    bias: &mut [f32],
+) -> Result<(), Error> {
+    let get = |part: &str| -> Result<&Vec<f32>, Error> {
+        let key = format!("{name}.{part}");
+        match dict.get(&key) {
+            Some(t) if t.data.len() == bias.len() => Ok(&t.data),
+            Some(t) => Err(Error::invalid(format!(
+                "`{key}` has {} values for {} channels",
+                t.data.len(),
+                bias.len()
+            ))),
+            None => Err(Error::invalid(format!("the state dict has no `{key}`"))),
+        }
+    };
+    let (gamma, beta) = (get("weight")?.clone(), get("bias")?.clone());
+    let (mean, var) = (get("running_mean")?.clone(), get("running_var")?.clone());
+    let per_channel = weight.len() / bias.len().max(1);
+    for (o, b) in bias.iter_mut().enumerate() {
+        let scale = gamma[o] as f64 / (var[o] as f64 + epsilon).sqrt();
+        for w in &mut weight[o * per_channel..(o + 1) * per_channel] {
+            *w = (*w as f64 * scale) as f32;
+        }
+        *b = ((*b as f64 - mean[o] as f64) * scale + beta[o] as f64) as f32;
+    }
+    Ok(())
 }
 
 /// The time-series CNN in `dict`: its rank-3 `*.weight`s (`Conv1d`, `[out, in, k]`, odd `k`,

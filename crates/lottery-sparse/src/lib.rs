@@ -11,6 +11,7 @@ pub mod error;
 pub mod format;
 pub mod infer;
 pub mod model;
+pub mod plans;
 #[cfg(test)]
 mod tests;
 pub mod train;

@@ -115,20 +115,11 @@ impl Classify for ConvNet {
     }
 }
 
-/// What follows a convolution (after its ReLU).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Pool {
-    None,
-    Max,
-    Avg,
-}
-
-/// One convolution of the plan: output channels and the pooling after it.
-#[derive(Debug, Clone, Copy)]
-pub struct ConvStep {
-    pub channels: usize,
-    pub pool: Pool,
-}
+// The plans (channels and pooling per convolution) are `lottery-sparse`'s, which compacts these
+// nets by name as well.
+/// What follows a convolution (after its ReLU): nothing, a 2×2 max-pool or average pool.
+pub use lottery_sparse::Pool;
+pub use lottery_sparse::plans::{ConvStep, lth_conv_plan, vgg_plan};
 
 #[derive(Module, Debug)]
 pub struct ConvNet {
@@ -219,49 +210,4 @@ impl ConvNet {
         let x: Tensor<2> = x.flatten(1, 3);
         dense_stack(&self.fcs, x, sparse)
     }
-}
-
-/// The LTH paper's Conv-2/4/6: pairs of 3×3 convolutions (64, 128, 256 channels), a max-pool
-/// after each pair, then fully connected 256-256-classes.
-pub fn lth_conv_plan(pairs: usize) -> Vec<ConvStep> {
-    [64, 128, 256][..pairs]
-        .iter()
-        .flat_map(|&c| {
-            [
-                ConvStep {
-                    channels: c,
-                    pool: Pool::None,
-                },
-                ConvStep {
-                    channels: c,
-                    pool: Pool::Max,
-                },
-            ]
-        })
-        .collect()
-}
-
-/// CIFAR VGG-11/13/16/19 as in OpenLTH: the last stage ends in a 2×2 average pool instead of a
-/// max-pool, leaving 512 features for a single linear classifier.
-pub fn vgg_plan(depth: usize) -> Option<Vec<ConvStep>> {
-    let per_stage: [usize; 5] = match depth {
-        11 => [1, 1, 2, 2, 2],
-        13 => [2, 2, 2, 2, 2],
-        16 => [2, 2, 3, 3, 3],
-        19 => [2, 2, 4, 4, 4],
-        _ => return None,
-    };
-    let widths = [64, 128, 256, 512, 512];
-    let mut plan = Vec::new();
-    for (stage, (&n, &c)) in per_stage.iter().zip(&widths).enumerate() {
-        for i in 0..n {
-            let pool = match (i + 1 == n, stage == 4) {
-                (false, _) => Pool::None,
-                (true, false) => Pool::Max,
-                (true, true) => Pool::Avg,
-            };
-            plan.push(ConvStep { channels: c, pool });
-        }
-    }
-    Some(plan)
 }
