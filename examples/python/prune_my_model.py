@@ -85,7 +85,7 @@ def main():
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--finetune", type=int, default=1000)
     p.add_argument("--sparsity", type=float, default=0.9)
-    p.add_argument("--scope", default="global", choices=["global", "layerwise"])
+    p.add_argument("--scope", default="layerwise", choices=["global", "layerwise"])
     p.add_argument("--json", action="store_true")
     a = p.parse_args()
     torch.manual_seed(0)

@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
-use lottery_sparse::format;
+use lottery_sparse::{Encoding, format};
 
 use crate::args::OutputArgs;
 use crate::ticket::{self, SourceArgs};
@@ -35,7 +35,13 @@ pub fn run(a: CompactArgs) -> Result<()> {
         "format",
         "bytes"
     );
-    for r in &report {
+    // One report row per matrix, in the model's order.
+    let matrices = model
+        .layers
+        .iter()
+        .flat_map(lottery_sparse::Layer::matrices);
+    for (r, m) in report.iter().zip(matrices) {
+        let enc = Encoding::best(m);
         outln!(
             "{:<18} {:>7} → {:>5} {:>7} {:>8} {:>7} / {:>6} {:>8} {:>10}",
             r.name,
@@ -45,8 +51,8 @@ pub fn run(a: CompactArgs) -> Result<()> {
             r.inputs_dropped,
             r.live_weights,
             r.weights_before,
-            r.encoding.name(),
-            r.bytes
+            enc.name(),
+            enc.bytes(m)
         );
     }
     let params: usize = t.net.state_dict().values().map(|t| t.len()).sum();

@@ -9,7 +9,6 @@
 //! partly unread gathers the read ones through an index list.
 
 use crate::csr::Csr;
-use crate::format::Encoding;
 use crate::model::{CompactModel, ConvLayer, Layer, LinearLayer, Pool};
 
 /// One layer of a pruned dense network, in PyTorch's layout, with the mask already applied
@@ -44,7 +43,8 @@ pub struct DenseModel {
     pub layers: Vec<DenseLayer>,
 }
 
-/// What compaction did to one layer.
+/// What compaction did to one layer (one matrix of a transformer: the rows follow
+/// `model.layers.iter().flat_map(Layer::matrices)`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct LayerReport {
     pub name: String,
@@ -56,9 +56,6 @@ pub struct LayerReport {
     pub inputs_dropped: usize,
     pub weights_before: usize,
     pub live_weights: usize,
-    /// How the `.lsm` file stores its weights, and in how many bytes.
-    pub encoding: Encoding,
-    pub bytes: usize,
 }
 
 impl LayerReport {
@@ -72,8 +69,6 @@ impl LayerReport {
             inputs_dropped: 0,
             weights_before: m.rows * m.cols,
             live_weights: m.nnz(),
-            encoding: Encoding::best(m),
-            bytes: Encoding::best(m).bytes(m),
         }
     }
 }
@@ -306,8 +301,6 @@ fn build(
             inputs_dropped,
             weights_before: l.weight.len(),
             live_weights: matrix.nnz(),
-            encoding: Encoding::best(matrix),
-            bytes: Encoding::best(matrix).bytes(matrix),
         });
         layers.push(layer);
         prev_kept = kept;

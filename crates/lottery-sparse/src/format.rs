@@ -33,6 +33,10 @@
 //!       1 csr16     (rows+1) × u32 row starts, nnz × u16 columns, nnz × f32 values
 //!       2 csr32     (rows+1) × u32 row starts, nnz × u32 columns, nnz × f32 values
 //!       3 bitmask   ⌈rows·cols/8⌉ bytes (row-major, least significant bit first), nnz × f32
+//!       4 packed    u32 length + a raw deflate stream (RFC 1951) of: the bitmask as in 3, then
+//!                   the values' bytes by plane (byte 0 of every little-endian value, then
+//!                   byte 1, …) — exponents and high mantissa bits repeat, so those planes
+//!                   shrink; inflated to exactly the expected length or refused
 //! ```
 //!
 //! Square convolutions are written as kind 1, so files of the image nets read in any version;
@@ -62,6 +66,7 @@ pub enum Encoding {
     Csr16 = 1,
     Csr32 = 2,
     Bitmask = 3,
+    Packed = 4,
 }
 
 impl Encoding {
@@ -71,6 +76,7 @@ impl Encoding {
             Encoding::Csr16 => "csr16",
             Encoding::Csr32 => "csr32",
             Encoding::Bitmask => "bitmask",
+            Encoding::Packed => "packed",
         }
     }
 
@@ -82,12 +88,18 @@ impl Encoding {
             Encoding::Csr16 => (m.rows + 1) * 4 + nnz * 6,
             Encoding::Csr32 => (m.rows + 1) * 4 + nnz * 8,
             Encoding::Bitmask => cells.div_ceil(8) + nnz * 4,
+            Encoding::Packed => 4 + packed(m).len(),
         }
     }
 
     /// The smallest encoding for `m` (ties go to the earlier, simpler one).
     pub fn best(m: &Csr) -> Encoding {
-        let mut options = vec![Encoding::Dense, Encoding::Bitmask, Encoding::Csr32];
+        let mut options = vec![
+            Encoding::Dense,
+            Encoding::Bitmask,
+            Encoding::Csr32,
+            Encoding::Packed,
+        ];
         if m.cols <= 1 << 16 {
             options.push(Encoding::Csr16);
         }
@@ -98,8 +110,37 @@ impl Encoding {
     }
 }
 
+/// The bitmask of `m`'s live entries (row-major, least significant bit first).
+fn bitmask(m: &Csr) -> Vec<u8> {
+    let mut bits = vec![0u8; (m.rows * m.cols).div_ceil(8)];
+    for r in 0..m.rows {
+        for &c in m.row(r).0 {
+            let i = r * m.cols + c as usize;
+            bits[i / 8] |= 1 << (i % 8);
+        }
+    }
+    bits
+}
+
+/// The bitmask and the values' byte planes, deflated (encoding 4).
+fn packed(m: &Csr) -> Vec<u8> {
+    let mut raw = bitmask(m);
+    for plane in 0..4 {
+        raw.extend(m.val.iter().map(|v| v.to_le_bytes()[plane]));
+    }
+    let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut z, &raw).expect("writing to memory");
+    z.finish().expect("writing to memory")
+}
+
 /// The file's bytes. `model` must pass [`CompactModel::check`] ([`save`] makes sure).
 pub fn to_bytes(model: &CompactModel) -> Vec<u8> {
+    write(model, None)
+}
+
+/// [`to_bytes`], every matrix in encoding `force` when given (tests write each encoding).
+pub(crate) fn write(model: &CompactModel, force: Option<Encoding>) -> Vec<u8> {
+    let choose = |m: &Csr| force.unwrap_or_else(|| Encoding::best(m));
     let mut p = Vec::new();
     let source = model.source.as_bytes();
     let source = &source[..source.len().min(u16::MAX as usize)];
@@ -119,7 +160,7 @@ pub fn to_bytes(model: &CompactModel) -> Vec<u8> {
                 };
                 let ([kh, kw], [ph, pw]) = (c.kernel, c.padding);
                 let square = kh == kw && ph == pw;
-                let enc = Encoding::best(&c.weights);
+                let enc = choose(&c.weights);
                 p.extend([if square { 1 } else { 3 }, c.relu as u8, pool, enc as u8]);
                 put_u32(&mut p, c.in_channels);
                 put_u32(&mut p, c.height);
@@ -133,7 +174,7 @@ pub fn to_bytes(model: &CompactModel) -> Vec<u8> {
                 put_units(&mut p, &c.weights, &c.bias, &c.kept, enc);
             }
             Layer::Linear(l) => {
-                let enc = Encoding::best(&l.weights);
+                let enc = choose(&l.weights);
                 p.extend([2, l.relu as u8, 0, enc as u8]);
                 match &l.gather {
                     None => p.extend(NO_GATHER.to_le_bytes()),
@@ -149,7 +190,7 @@ pub fn to_bytes(model: &CompactModel) -> Vec<u8> {
                 for d in [e.channels, e.height, e.width, e.patch] {
                     put_u32(&mut p, d);
                 }
-                put_projection(&mut p, &e.proj);
+                put_projection(&mut p, &e.proj, choose(&e.proj.weights));
                 put_f32s(&mut p, &e.class_token);
                 put_f32s(&mut p, &e.position);
             }
@@ -159,11 +200,11 @@ pub fn to_bytes(model: &CompactModel) -> Vec<u8> {
                     put_u32(&mut p, d);
                 }
                 put_norm(&mut p, &b.norm1);
-                put_projection(&mut p, &b.qkv);
-                put_projection(&mut p, &b.proj);
+                put_projection(&mut p, &b.qkv, choose(&b.qkv.weights));
+                put_projection(&mut p, &b.proj, choose(&b.proj.weights));
                 put_norm(&mut p, &b.norm2);
-                put_projection(&mut p, &b.fc1);
-                put_projection(&mut p, &b.fc2);
+                put_projection(&mut p, &b.fc1, choose(&b.fc1.weights));
+                put_projection(&mut p, &b.fc2, choose(&b.fc2.weights));
                 b.hidden_kept.iter().for_each(|k| p.extend(k.to_le_bytes()));
             }
             Layer::Readout(r) => {
@@ -205,8 +246,8 @@ fn put_units(p: &mut Vec<u8>, m: &Csr, bias: &[f32], kept: &[u32], enc: Encoding
 }
 
 /// A transformer projection: its encoding, shape, biases and weights.
-fn put_projection(p: &mut Vec<u8>, proj: &Projection) {
-    let (m, enc) = (&proj.weights, Encoding::best(&proj.weights));
+fn put_projection(p: &mut Vec<u8>, proj: &Projection, enc: Encoding) {
+    let m = &proj.weights;
     p.push(enc as u8);
     for d in [m.rows, m.cols, m.nnz()] {
         put_u32(p, d);
@@ -237,15 +278,13 @@ fn put_weights(p: &mut Vec<u8>, m: &Csr, enc: Encoding) {
             put_f32s(p, &m.val);
         }
         Encoding::Bitmask => {
-            let mut bits = vec![0u8; (m.rows * m.cols).div_ceil(8)];
-            for r in 0..m.rows {
-                for &c in m.row(r).0 {
-                    let i = r * m.cols + c as usize;
-                    bits[i / 8] |= 1 << (i % 8);
-                }
-            }
-            p.extend(bits);
+            p.extend(bitmask(m));
             put_f32s(p, &m.val);
+        }
+        Encoding::Packed => {
+            let z = packed(m);
+            put_u32(p, z.len());
+            p.extend(z);
         }
     }
 }
@@ -431,6 +470,7 @@ fn encoding(e: u8, at: &dyn Fn(&str) -> Problem) -> Result<Encoding, Problem> {
         1 => Encoding::Csr16,
         2 => Encoding::Csr32,
         3 => Encoding::Bitmask,
+        4 => Encoding::Packed,
         e => return Err(at(&format!("unknown weight encoding {e}"))),
     })
 }
@@ -451,6 +491,38 @@ fn norm(r: &mut Reader<'_>, dim: usize) -> Result<Norm, Problem> {
         gamma: r.f32s(dim, "norm scales")?,
         beta: r.f32s(dim, "norm shifts")?,
         eps: f32::from_le_bytes(r.array("norm epsilon")?),
+    })
+}
+
+/// The matrix whose live entries `bits` marks, holding `val` in row-major order.
+fn from_bitmask(
+    bits: &[u8],
+    val: Vec<f32>,
+    [rows, cols, nnz]: [usize; 3],
+    at: &dyn Fn(&str) -> Problem,
+) -> Result<Csr, Problem> {
+    let cells = rows * cols;
+    let live: usize = bits.iter().map(|b| b.count_ones() as usize).sum();
+    let stray = cells % 8 != 0 && bits[bits.len() - 1] >> (cells % 8) != 0;
+    if live != nnz || stray || val.len() != nnz {
+        return Err(at("bitmask does not hold exactly the live weights"));
+    }
+    let (mut row_start, mut col) = (vec![0u32], Vec::with_capacity(nnz));
+    for row in 0..rows {
+        for c in 0..cols {
+            let i = row * cols + c;
+            if bits[i / 8] >> (i % 8) & 1 == 1 {
+                col.push(c as u32);
+            }
+        }
+        row_start.push(col.len() as u32);
+    }
+    Ok(Csr {
+        rows,
+        cols,
+        row_start,
+        col,
+        val,
     })
 }
 
@@ -498,29 +570,30 @@ fn weights(
         }
         Encoding::Bitmask => {
             let bits = r.take(cells.div_ceil(8), "bitmask")?;
-            let live: usize = bits.iter().map(|b| b.count_ones() as usize).sum();
-            let stray = cells % 8 != 0 && bits[bits.len() - 1] >> (cells % 8) != 0;
-            if live != nnz || stray {
-                return Err(at("bitmask does not hold exactly the live weights"));
-            }
             let val = r.f32s(nnz, "values")?;
-            let (mut row_start, mut col) = (vec![0u32], Vec::with_capacity(nnz));
-            for row in 0..rows {
-                for c in 0..cols {
-                    let i = row * cols + c;
-                    if bits[i / 8] >> (i % 8) & 1 == 1 {
-                        col.push(c as u32);
-                    }
-                }
-                row_start.push(col.len() as u32);
+            from_bitmask(bits, val, [rows, cols, nnz], at)?
+        }
+        Encoding::Packed => {
+            let n = r.u32("packed length")? as usize;
+            let z = r.take(n, "packed weights")?;
+            let want = cells.div_ceil(8) + 4 * nnz;
+            // Inflate at most one byte past what the shape says, so a crafted stream cannot
+            // make us allocate more.
+            let mut raw = Vec::with_capacity(want);
+            let read = std::io::Read::read_to_end(
+                &mut std::io::Read::take(flate2::read::DeflateDecoder::new(z), want as u64 + 1),
+                &mut raw,
+            );
+            if read.is_err() || raw.len() != want {
+                return Err(at(
+                    "packed weights do not inflate to the bitmask and values",
+                ));
             }
-            Csr {
-                rows,
-                cols,
-                row_start,
-                col,
-                val,
-            }
+            let (bits, planes) = raw.split_at(cells.div_ceil(8));
+            let val = (0..nnz)
+                .map(|i| f32::from_le_bytes([0, 1, 2, 3].map(|p| planes[p * nnz + i])))
+                .collect();
+            from_bitmask(bits, val, [rows, cols, nnz], at)?
         }
     };
     m.invariants().map_err(|e| at(&e))?;
