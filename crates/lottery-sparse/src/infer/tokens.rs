@@ -15,7 +15,10 @@ pub struct Buffers {
     attended: Vec<f32>,
     hidden: Vec<f32>,
     added: Vec<f32>,
-    scores: Vec<f32>,
+    /// One head's query, key and value tiles and its scores (attention).
+    tile: Vec<f32>,
+    /// Per-column means and inverse deviations (layer norm).
+    stats: Vec<f32>,
 }
 
 /// Images `[channel][example][pixel]` into tokens `y` (`[dim][example · token]`): the patches
@@ -72,7 +75,7 @@ pub fn block<const FMA: bool>(
 ) {
     let (dim, n) = (blk.dim(), g * t);
     b.normed.resize(dim * n, 0.0);
-    blk.norm1.columns(x, n, &mut b.normed);
+    blk.norm1.columns(x, n, &mut b.normed, &mut b.stats);
     b.qkv.resize(3 * dim * n, 0.0);
     let qkv = &blk.qkv;
     linear_layer::<FMA>(
@@ -84,7 +87,7 @@ pub fn block<const FMA: bool>(
         &mut b.qkv,
     );
     b.attended.resize(dim * n, 0.0);
-    attention(&b.qkv, dim, blk.heads, t, &mut b.attended, &mut b.scores);
+    attention(&b.qkv, dim, blk.heads, t, &mut b.attended, &mut b.tile);
     b.added.resize(dim * n, 0.0);
     let proj = &blk.proj;
     linear_layer::<FMA>(
@@ -97,7 +100,7 @@ pub fn block<const FMA: bool>(
     );
     x.iter_mut().zip(&b.added).for_each(|(x, a)| *x += a);
 
-    blk.norm2.columns(x, n, &mut b.normed);
+    blk.norm2.columns(x, n, &mut b.normed, &mut b.stats);
     b.hidden.resize(blk.hidden() * n, 0.0);
     let (fc1, fc2) = (&blk.fc1, &blk.fc2);
     linear_layer::<FMA>(
@@ -121,27 +124,41 @@ pub fn block<const FMA: bool>(
 }
 
 /// Scaled dot-product attention of every head within each example's `t` tokens: `qkv` holds
-/// queries, keys and values (`[3 · dim][n]`), `out` gets the heads' outputs side by side.
+/// queries, keys and values (`[3 · dim][n]`), `out` gets the heads' outputs side by side. Each
+/// head's queries, keys and values of one example are first copied token-major (`[t][hd]`),
+/// so every dot product and weighted sum runs over contiguous memory.
 fn attention(
     qkv: &[f32],
     dim: usize,
     heads: usize,
     t: usize,
     out: &mut [f32],
-    scores: &mut Vec<f32>,
+    tile: &mut Vec<f32>,
 ) {
     let n = out.len() / dim;
     let hd = dim / heads;
     let scale = 1.0 / (hd as f32).sqrt();
-    scores.resize(t, 0.0);
+    // q, k, v tiles, then the scores of one query and one output row.
+    tile.resize(3 * t * hd + t + hd, 0.0);
     for first in (0..n).step_by(t) {
         for h in 0..heads {
-            let row = |part: usize, c: usize| &qkv[(part * dim + h * hd + c) * n + first..][..t];
-            for i in 0..t {
+            let (tiles, rest) = tile.split_at_mut(3 * t * hd);
+            let (scores, row) = rest.split_at_mut(t);
+            for part in 0..3 {
+                let dst = &mut tiles[part * t * hd..][..t * hd];
+                for c in 0..hd {
+                    let src = &qkv[(part * dim + h * hd + c) * n + first..][..t];
+                    for (i, &v) in src.iter().enumerate() {
+                        dst[i * hd + c] = v;
+                    }
+                }
+            }
+            let (q, kv) = tiles.split_at(t * hd);
+            let (k, v) = kv.split_at(t * hd);
+            for (i, qi) in q.chunks_exact(hd).enumerate() {
                 let mut max = f32::NEG_INFINITY;
-                for (j, s) in scores.iter_mut().enumerate() {
-                    let dot: f32 = (0..hd).map(|c| row(0, c)[i] * row(1, c)[j]).sum();
-                    *s = dot * scale;
+                for (s, kj) in scores.iter_mut().zip(k.chunks_exact(hd)) {
+                    *s = qi.iter().zip(kj).map(|(a, b)| a * b).sum::<f32>() * scale;
                     max = max.max(*s);
                 }
                 let mut sum = 0.0;
@@ -149,11 +166,13 @@ fn attention(
                     *s = (*s - max).exp();
                     sum += *s;
                 }
-                scores.iter_mut().for_each(|s| *s /= sum);
-                for c in 0..hd {
-                    let v = row(2, c);
-                    out[(h * hd + c) * n + first + i] =
-                        scores.iter().zip(v).map(|(a, v)| a * v).sum();
+                row.fill(0.0);
+                for (&s, vj) in scores.iter().zip(v.chunks_exact(hd)) {
+                    let a = s / sum;
+                    row.iter_mut().zip(vj).for_each(|(r, &x)| *r += a * x);
+                }
+                for (c, &r) in row.iter().enumerate() {
+                    out[(h * hd + c) * n + first + i] = r;
                 }
             }
         }
@@ -170,11 +189,32 @@ pub fn readout(r: &ReadoutLayer, x: &[f32], g: usize, t: usize, y: &mut [f32]) {
 }
 
 impl Norm {
-    /// Normalises each of the `n` columns of feature-major `x` (`[dim][n]`) into `y`.
+    /// Normalises each of the `n` columns of feature-major `x` (`[dim][n]`) into `y`, row by
+    /// row so that memory is read in order: the columns' means, then their variances (about
+    /// the mean, as `apply` computes them), then the output; `stats` is scratch.
     #[inline(always)]
-    fn columns(&self, x: &[f32], n: usize, y: &mut [f32]) {
-        for j in 0..n {
-            self.apply(|d| x[d * n + j], |d, v| y[d * n + j] = v);
+    fn columns(&self, x: &[f32], n: usize, y: &mut [f32], stats: &mut Vec<f32>) {
+        let dim = self.gamma.len();
+        stats.clear();
+        stats.resize(2 * n, 0.0);
+        let (mean, var) = stats.split_at_mut(n);
+        for row in x.chunks_exact(n) {
+            mean.iter_mut().zip(row).for_each(|(m, &v)| *m += v);
+        }
+        mean.iter_mut().for_each(|m| *m /= dim as f32);
+        for row in x.chunks_exact(n) {
+            for ((s, &v), &m) in var.iter_mut().zip(row).zip(mean.iter()) {
+                *s += (v - m) * (v - m);
+            }
+        }
+        // From here on `var` holds 1 / √(var + eps).
+        var.iter_mut()
+            .for_each(|s| *s = 1.0 / (*s / dim as f32 + self.eps).sqrt());
+        for (d, (out, row)) in y.chunks_exact_mut(n).zip(x.chunks_exact(n)).enumerate() {
+            let (g, b) = (self.gamma[d], self.beta[d]);
+            for (((o, &v), &m), &inv) in out.iter_mut().zip(row).zip(mean.iter()).zip(var.iter()) {
+                *o = (v - m) * inv * g + b;
+            }
         }
     }
 
