@@ -278,7 +278,7 @@ pub fn transformer(
     for i in 0..depth {
         let name = |part: &str| format!("blocks.{i}.{part}");
         let fc1 = projection(&name("mlp.fc1"))?;
-        layers.push(Layer::Block(BlockLayer {
+        layers.push(Layer::Block(Box::new(BlockLayer {
             heads,
             norm1: norm(&name("norm1"))?,
             qkv: projection(&name("attn.qkv"))?,
@@ -287,7 +287,7 @@ pub fn transformer(
             hidden_kept: (0..fc1.weights.rows as u32).collect(),
             fc1,
             fc2: projection(&name("mlp.fc2"))?,
-        }));
+        })));
     }
     layers.push(Layer::Readout(ReadoutLayer {
         norm: norm("norm")?,

@@ -361,7 +361,7 @@ fn parse_payload(r: &mut Reader<'_>) -> Result<CompactModel, Problem> {
             }
             5 => {
                 let [heads, dim, hidden] = [r.dim("block")?, r.dim("block")?, r.dim("block")?];
-                Layer::Block(BlockLayer {
+                Layer::Block(Box::new(BlockLayer {
                     heads,
                     norm1: norm(r, dim)?,
                     qkv: projection(r, &at)?,
@@ -370,7 +370,7 @@ fn parse_payload(r: &mut Reader<'_>) -> Result<CompactModel, Problem> {
                     fc1: projection(r, &at)?,
                     fc2: projection(r, &at)?,
                     hidden_kept: r.u32s(hidden, "hidden units kept")?,
-                })
+                }))
             }
             6 => {
                 let dim = r.dim("read-out")?;

@@ -64,7 +64,8 @@ pub enum Layer {
     Conv(ConvLayer),
     Linear(LinearLayer),
     Embed(EmbedLayer),
-    Block(BlockLayer),
+    /// Boxed: a block holds four projections and two norms, several times a layer's size.
+    Block(Box<BlockLayer>),
     Readout(ReadoutLayer),
 }
 

@@ -241,7 +241,7 @@ fn tiny_vit(seed: u64) -> crate::CompactModel {
         position: (0..20).map(|i| (i as f32 * 0.37).sin() * 0.1).collect(),
     })];
     for b in 0..2 {
-        layers.push(crate::Layer::Block(BlockLayer {
+        layers.push(crate::Layer::Block(Box::new(BlockLayer {
             heads: 2,
             norm1: norm(0.1 * b as f32),
             qkv: projection(12, 4),
@@ -250,7 +250,7 @@ fn tiny_vit(seed: u64) -> crate::CompactModel {
             fc1: projection(8, 4),
             fc2: projection(4, 8),
             hidden_kept: (0..8).collect(),
-        }));
+        })));
     }
     layers.push(crate::Layer::Readout(ReadoutLayer { norm: norm(0.0) }));
     let head = projection(3, 4);

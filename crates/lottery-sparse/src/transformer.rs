@@ -78,7 +78,7 @@ impl EmbedLayer {
 
     pub(crate) fn problems(&self) -> Result<(), String> {
         let p = self.patch;
-        if p == 0 || self.height % p != 0 || self.width % p != 0 {
+        if p == 0 || !self.height.is_multiple_of(p) || !self.width.is_multiple_of(p) {
             return Err(format!(
                 "{p}×{p} patches do not tile {}×{}",
                 self.height, self.width
@@ -110,7 +110,7 @@ impl BlockLayer {
     }
 
     pub(crate) fn problems(&self, dim: usize) -> Result<(), String> {
-        if self.heads == 0 || dim % self.heads != 0 {
+        if self.heads == 0 || !dim.is_multiple_of(self.heads) {
             return Err(format!("{} heads do not divide {dim} features", self.heads));
         }
         let hidden = self.hidden();

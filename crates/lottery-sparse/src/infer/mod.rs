@@ -288,20 +288,16 @@ fn remap(m: &CompactModel) -> Vec<Option<Csr>> {
     m.layers
         .iter()
         .zip(&shapes)
-        .map(|(layer, shape)| {
-            let available = shape.iter().product();
-            let out = match layer {
-                Layer::Linear(l) => Some(Csr {
-                    cols: available,
-                    col: match &l.gather {
-                        Some(g) => l.weights.col.iter().map(|&c| g[c as usize]).collect(),
-                        None => l.weights.col.clone(),
-                    },
-                    ..l.weights.clone()
-                }),
-                _ => None,
-            };
-            out
+        .map(|(layer, shape)| match layer {
+            Layer::Linear(l) => Some(Csr {
+                cols: shape.iter().product(),
+                col: match &l.gather {
+                    Some(g) => l.weights.col.iter().map(|&c| g[c as usize]).collect(),
+                    None => l.weights.col.clone(),
+                },
+                ..l.weights.clone()
+            }),
+            _ => None,
         })
         .collect()
 }
