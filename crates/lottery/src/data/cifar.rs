@@ -23,7 +23,7 @@ pub fn read_batch(path: &Path) -> Result<(Vec<u8>, Vec<u8>)> {
 }
 
 pub fn parse_batch(bytes: &[u8]) -> std::result::Result<(Vec<u8>, Vec<u8>), String> {
-    if bytes.is_empty() || bytes.len() % RECORD != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(RECORD) {
         return Err(format!(
             "{} bytes is not a whole number of {RECORD}-byte CIFAR-10 records (truncated?)",
             bytes.len()

@@ -118,7 +118,7 @@ pub struct ResNet {
 impl ResNet {
     /// `depth` must be 6n+2 (20, 32, 44, 56, 110…).
     pub fn new(depth: usize, in_channels: usize, classes: usize, device: &Device) -> Option<Self> {
-        if depth < 8 || (depth - 2) % 6 != 0 {
+        if depth < 8 || !(depth - 2).is_multiple_of(6) {
             return None;
         }
         let n = (depth - 2) / 6;

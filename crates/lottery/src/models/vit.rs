@@ -50,7 +50,7 @@ impl VitFamily {
                 dim: dim.parse().ok()?,
                 heads: heads.parse().ok()?,
             };
-            (d.depth > 0 && d.heads > 0 && d.dim > 0 && d.dim % d.heads == 0).then_some(d)
+            (d.depth > 0 && d.heads > 0 && d.dim > 0 && d.dim.is_multiple_of(d.heads)).then_some(d)
         })();
         Some(dims.ok_or_else(|| unknown_model(name)))
     }
