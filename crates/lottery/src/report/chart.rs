@@ -107,18 +107,26 @@ impl Chart<'_> {
         if !ymin.is_finite() {
             (ymin, ymax) = (0.0, 1.0);
         }
-        // A flat series (every early stop at the same iteration) still gets distinct labels.
-        let pad = ((ymax - ymin) * 0.08)
-            .max(ymax.abs().max(ymin.abs()) * 0.05)
-            .max(1e-6);
-        // Bars stand on zero.
-        let (ymin, ymax) = match self.axis {
+        // A margin of 8% of the range; a flat series (every early stop at the same iteration)
+        // gets 5% of its value, so it still has distinct labels.
+        let pad = if ymax > ymin {
+            (ymax - ymin) * 0.08
+        } else {
+            (ymax.abs() * 0.05).max(1e-6)
+        };
+        // Bars stand on zero. The axis ends on round ticks (1-2-5 steps) around the padded range.
+        let (lo, hi) = match self.axis {
             XAxis::Bins => (0.0, ymax + pad),
             _ => (ymin - pad, ymax + pad),
         };
+        let ystep = nice_step((hi - lo) / 5.0);
+        let (ymin, ymax) = ((lo / ystep).floor() * ystep, (hi / ystep).ceil() * ystep);
+        let yticks: Vec<f64> = (0..=((ymax - ymin) / ystep).round() as usize)
+            .map(|i| ymin + ystep * i as f64)
+            .collect();
         // Room for the widest tick label (about 7 px a character) beside the axis title.
-        let widest = (0..=5)
-            .map(|i| fmt(ymin + (ymax - ymin) * i as f64 / 5.0, (ymax - ymin) / 5.0).len())
+        let widest = (yticks.iter())
+            .map(|&y| fmt(y, ystep).len())
             .max()
             .unwrap_or(0);
         let left = 70.0f64.max(32.0 + 7.0 * widest as f64);
@@ -174,11 +182,10 @@ impl Chart<'_> {
                 last_label = x;
             }
         }
-        for i in 0..=5 {
-            let y = ymin + (ymax - ymin) * i as f64 / 5.0;
+        for &y in &yticks {
             let py = sy(y);
             c.line((left, py), (left + pw, py), GRID_Y, 1.0);
-            let label = fmt(y, (ymax - ymin) / 5.0);
+            let label = fmt(y, ystep);
             c.text((left - 6.0, py + 4.0), &label, Anchor::End, 12.0, false);
         }
         c.rect(left, top, pw, ph, None, Some(FRAME));
@@ -238,13 +245,24 @@ impl Chart<'_> {
     }
 }
 
-/// A y tick, with as many decimals as the ticks' `step` needs to tell them apart: two for
-/// accuracies in percent, five for squared errors near 1e-3.
+/// The round step (1, 2 or 5 times a power of ten) nearest above `raw`, so ticks read 97.0,
+/// 97.5, 98.0 rather than 97.39, 97.69.
+fn nice_step(raw: f64) -> f64 {
+    let raw = raw.abs().max(1e-12);
+    let magnitude = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .find(|&m| m * magnitude >= raw * (1.0 - 1e-9))
+        .unwrap_or(10.0);
+    step * magnitude
+}
+
+/// A tick at a multiple of `step`, with as many decimals as the step has: 97.5 for half
+/// points, 250 for steps of 50, 0.0008 for steps of 2e-4.
 fn fmt(y: f64, step: f64) -> String {
-    if y.abs() >= 100.0 {
-        return format!("{y:.0}");
-    }
-    let decimals = (1.0 - step.abs().max(1e-12).log10().floor()).clamp(2.0, 8.0) as usize;
+    let decimals = (-step.abs().max(1e-12).log10().floor()).clamp(0.0, 10.0) as usize;
+    // Rounding noise next to zero prints as 0, not -0.0.
+    let y = if y.abs() < step * 1e-9 { 0.0 } else { y };
     format!("{y:.decimals$}")
 }
 
@@ -253,16 +271,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn y_ticks_have_the_decimals_their_step_needs() {
-        assert_eq!(fmt(97.5, 0.5), "97.50");
+    fn y_ticks_are_round_and_have_the_decimals_their_step_needs() {
+        assert_eq!(nice_step(0.46), 0.5);
+        assert_eq!(nice_step(0.5), 0.5);
+        assert_eq!(nice_step(1.2), 2.0);
+        assert_eq!(nice_step(38.0), 50.0);
+        assert!((nice_step(0.00017) - 0.0002).abs() < 1e-15);
+        assert_eq!(fmt(97.5, 0.5), "97.5");
+        assert_eq!(fmt(97.0, 0.5), "97.0");
         assert_eq!(fmt(250.0, 50.0), "250");
-        assert_eq!(fmt(0.00086, 0.0002), "0.00086");
+        assert_eq!(fmt(4.0, 1.0), "4");
+        assert_eq!(fmt(-1e-17, 0.5), "0.0");
         let labels: Vec<String> = (0..=5)
             .map(|i| fmt(0.0008 + 0.0002 * i as f64, 0.0002))
             .collect();
-        let mut distinct = labels.clone();
-        distinct.dedup();
-        assert_eq!(distinct.len(), 6, "{labels:?}");
+        assert_eq!(
+            labels,
+            ["0.0008", "0.0010", "0.0012", "0.0014", "0.0016", "0.0018"]
+        );
     }
 
     /// Records what a chart draws.
@@ -336,5 +362,33 @@ mod tests {
         }
         .draw(&mut r);
         assert_eq!(r.dots, 1);
+    }
+
+    #[test]
+    fn accuracy_axes_end_on_round_ticks() {
+        let s = [series(
+            "ticket",
+            &[(100.0, 97.39), (50.0, 97.69), (20.0, 98.02)],
+        )];
+        let mut r = Record::default();
+        Chart {
+            title: "t",
+            xlabel: "x",
+            ylabel: "y",
+            axis: XAxis::Remaining,
+            series: &s,
+        }
+        .draw(&mut r);
+        let ticks: Vec<&String> = r.texts.iter().filter(|t| t.starts_with("9")).collect();
+        assert!(ticks.len() >= 4, "{ticks:?}");
+        for t in &ticks {
+            // Steps of 0.1, 0.2 or 0.5 around 97–98: every label is a round tenth.
+            let v: f64 = t.parse().unwrap();
+            assert!(
+                ((v * 10.0).round() - v * 10.0).abs() < 1e-9,
+                "{t} is not a round tick"
+            );
+            assert!((97.0..=98.5).contains(&v), "{t}: the axis hugs the data");
+        }
     }
 }
