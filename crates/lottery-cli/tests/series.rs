@@ -18,6 +18,17 @@ fn mses(dir: &std::path::Path) -> (Vec<f64>, f64) {
     (ticket, s["baseline"].as_f64().unwrap())
 }
 
+/// `lottery compact RUN -o LSM`, then `lottery infer LSM --dataset series --reference RUN`:
+/// what infer printed (both must succeed).
+fn compact_and_infer(run: &std::path::Path, lsm: &std::path::Path) -> String {
+    let (run, lsm) = (run.to_str().unwrap(), lsm.to_str().unwrap());
+    let o = lottery(&["compact", run, "-o", lsm]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let o = lottery(&["infer", lsm, "--dataset", "series", "--reference", run]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    stdout(&o)
+}
+
 #[test]
 fn ts_cnn_learns_the_series_and_its_tickets_keep_up() {
     let out = temp("ts-cnn");
@@ -80,24 +91,7 @@ fn ts_cnn_learns_the_series_and_its_tickets_keep_up() {
 
     // The last ticket deploys: compacted, run on the series' test windows, and equal to the
     // masked network it came from.
-    let lsm = out.join("ticket.lsm");
-    let o = lottery(&[
-        "compact",
-        out.to_str().unwrap(),
-        "-o",
-        lsm.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", common::stderr(&o));
-    let o = lottery(&[
-        "infer",
-        lsm.to_str().unwrap(),
-        "--dataset",
-        "series",
-        "--reference",
-        out.to_str().unwrap(),
-    ]);
-    let text = stdout(&o);
-    assert!(o.status.success(), "{}", common::stderr(&o));
+    let text = compact_and_infer(&out, &out.join("ticket.lsm"));
     assert!(
         text.contains("test MSE") && text.contains("naive forecast") && text.contains("MAE"),
         "{text}"
@@ -151,23 +145,11 @@ fn train_on_a_users_csv_column() {
     assert!(config.contains("\"target\": \"price\""), "{config}");
     // Two columns of 16 steps: the run's own settings shape the compact model's input.
     let lsm = dir.join("csv.lsm");
-    let o = lottery(&[
-        "compact",
-        out.to_str().unwrap(),
-        "-o",
-        lsm.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", common::stderr(&o));
-    let o = lottery(&[
-        "infer",
-        lsm.to_str().unwrap(),
-        "--dataset",
-        "series",
-        "--reference",
-        out.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", common::stderr(&o));
-    assert!(stdout(&o).contains("largest relative output difference"));
+    let text = compact_and_infer(&out, &lsm);
+    assert!(
+        text.contains("largest relative output difference"),
+        "{text}"
+    );
     // Without the run, the default series (one column of 32) does not fit this model.
     let o = lottery(&["infer", lsm.to_str().unwrap(), "--dataset", "series"]);
     assert_clean_error(&o, &["csv.lsm", "[2, 1, 16]", "[1, 1, 32]"]);
