@@ -136,8 +136,8 @@ struct Model {
 }
 
 impl Model {
-    fn new(model: CompactModel) -> PyResult<Self> {
-        let nbytes = format::to_bytes(&model).len();
+    /// `nbytes`: the size of the model's `.lsm` file (the file read, or the bytes it would be).
+    fn new(model: CompactModel, nbytes: usize) -> PyResult<Self> {
         Ok(Model {
             engine: Engine::new(model).map_err(value_error)?,
             scratch: Mutex::new(Scratch::default()),
@@ -151,7 +151,11 @@ impl Model {
     /// Reads and validates a `.lsm` file (written by `lottery compact` or `save`).
     #[staticmethod]
     fn load(path: PathBuf) -> PyResult<Self> {
-        Model::new(format::load(&path).map_err(|e| PyOSError::new_err(e.to_string()))?)
+        let os_error = |e: &dyn std::fmt::Display| PyOSError::new_err(e.to_string());
+        let model = format::load(&path).map_err(|e| os_error(&e))?;
+        // The file's own size: encoding it again (deflate included) would only recompute it.
+        let nbytes = std::fs::metadata(&path).map_err(|e| os_error(&e))?.len() as usize;
+        Model::new(model, nbytes)
     }
 
     fn save(&self, path: PathBuf) -> PyResult<()> {
@@ -274,7 +278,8 @@ fn compact<'py>(
         .map_err(value_error)?;
         lottery_sparse::compact(&dense).map_err(value_error)?.0
     };
-    Model::new(model)
+    let nbytes = format::to_bytes(&model).len();
+    Model::new(model, nbytes)
 }
 
 /// Attention heads of a vision transformer named as lottery names them: `vit_tiny` (4) or
