@@ -41,7 +41,7 @@ pub fn run(a: CompactArgs) -> Result<()> {
         .iter()
         .flat_map(lottery_sparse::Layer::matrices);
     for (r, m) in report.iter().zip(matrices) {
-        let enc = Encoding::best(m);
+        let (enc, bytes) = Encoding::smallest(m);
         outln!(
             "{:<18} {:>7} → {:>5} {:>7} {:>8} {:>7} / {:>6} {:>8} {:>10}",
             r.name,
@@ -52,7 +52,7 @@ pub fn run(a: CompactArgs) -> Result<()> {
             r.live_weights,
             r.weights_before,
             enc.name(),
-            enc.bytes(m)
+            bytes
         );
     }
     let params: usize = t.net.state_dict().values().map(|t| t.len()).sum();

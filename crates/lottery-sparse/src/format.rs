@@ -94,6 +94,11 @@ impl Encoding {
 
     /// The smallest encoding for `m` (ties go to the earlier, simpler one).
     pub fn best(m: &Csr) -> Encoding {
+        Encoding::smallest(m).0
+    }
+
+    /// The smallest encoding for `m` and its bytes, each size computed once (`packed` deflates).
+    pub fn smallest(m: &Csr) -> (Encoding, usize) {
         let mut options = vec![
             Encoding::Dense,
             Encoding::Bitmask,
@@ -105,7 +110,8 @@ impl Encoding {
         }
         options
             .into_iter()
-            .min_by_key(|e| e.bytes(m))
+            .map(|e| (e, e.bytes(m)))
+            .min_by_key(|&(_, bytes)| bytes)
             .expect("options are never empty")
     }
 }
