@@ -35,6 +35,7 @@ mod report;
 mod run;
 mod seeds;
 mod settings;
+mod sweep;
 mod ticket;
 mod train;
 
@@ -61,6 +62,9 @@ enum Command {
     /// The init lottery: one experiment from many initial seeds, the spread of their dense
     /// networks, and whether better and worse initialisations give tickets alike.
     Seeds(seeds::SeedsArgs),
+    /// A grid of experiments (seeds, inits, rewinds, any setting) from a SWEEP.toml, run here
+    /// with a pool of jobs or handed to Slurm as one job array; --status follows it.
+    Sweep(sweep::SweepArgs),
     /// Run a study on an experiment's levels (a control after the fact, …); --list shows them.
     Branch(branch::BranchArgs),
     /// Print the level table of finished experiments and redraw their plots (compared if several).
@@ -108,6 +112,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(a) => run::run(a),
         Command::Seeds(a) => seeds::run(a),
+        Command::Sweep(a) => sweep::run(a),
         Command::Branch(a) => branch::run(a),
         Command::Report(a) => report::run(a),
         Command::Train(a) => train::run(a),

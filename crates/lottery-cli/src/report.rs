@@ -1,5 +1,6 @@
 //! `lottery report DIR [DIR…]`: the level table of experiments (finished or not) and their
-//! branches, and plots — of one run in its own folder, of several in a comparison folder.
+//! branches, and plots — of one run in its own folder, of several in a comparison folder; of a
+//! sweep directory, its points grouped and averaged over seeds (`sweep::report`).
 
 use std::path::{Path, PathBuf};
 
@@ -7,13 +8,14 @@ use anyhow::{Context, Result};
 use clap::Args;
 use lottery::experiment;
 use lottery::files::read_json;
-use lottery::layout::RunDir;
+use lottery::layout::{RunDir, SweepDir};
 use lottery::report;
 use lottery::results::Summary;
 
 #[derive(Args, Debug)]
 pub struct ReportArgs {
-    /// Experiment directories (from `lottery run`; an unfinished one shows what it has).
+    /// Experiment directories (from `lottery run`; an unfinished one shows what it has), or
+    /// one sweep directory (from `lottery sweep`).
     #[arg(required = true)]
     dirs: Vec<PathBuf>,
     /// Where comparison plots of several directories go (default: `compare-<A>-<B>…` beside
@@ -27,6 +29,14 @@ pub struct ReportArgs {
 }
 
 pub fn run(a: ReportArgs) -> Result<()> {
+    if let [one] = a.dirs.as_slice() {
+        let sweep = SweepDir::new(one);
+        if sweep.plan().is_file() {
+            let plan = crate::sweep::Plan::read(&sweep)?;
+            crate::sweep::report(&sweep, &plan)?;
+            return Ok(());
+        }
+    }
     if let Some(l) = &a.labels
         && l.len() != a.dirs.len()
     {

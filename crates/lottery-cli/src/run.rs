@@ -1,6 +1,6 @@
 //! `lottery run`: find a winning ticket by iterative magnitude pruning, with controls.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Args;
@@ -44,24 +44,30 @@ pub struct RunArgs {
 
 impl RunArgs {
     pub(crate) fn config(&self) -> Result<ExperimentConfig> {
-        let mut c = presets::preset(&self.preset)?;
-        if let Some(path) = &self.config {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            let overlay: toml::Value = toml::from_str(&text)
-                .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), one_line(&e.to_string())))?;
-            let mut base = serde_json::to_value(&c)?;
-            merge(&mut base, serde_json::to_value(overlay)?);
-            c = serde_json::from_value(base)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        }
+        let c = base_config(&self.preset, self.config.as_deref())?;
         let c = self.settings.apply(&c)?;
         c.validate()?;
         Ok(c)
     }
 }
 
-fn one_line(s: &str) -> String {
+/// The preset named `preset`, with the TOML file `config` (any settings, as `--print-config`
+/// shows them) laid over it.
+pub(crate) fn base_config(preset: &str, config: Option<&Path>) -> Result<ExperimentConfig> {
+    let mut c = presets::preset(preset)?;
+    if let Some(path) = config {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let overlay: toml::Value = toml::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), one_line(&e.to_string())))?;
+        let mut base = serde_json::to_value(&c)?;
+        merge(&mut base, serde_json::to_value(overlay)?);
+        c = serde_json::from_value(base).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    }
+    Ok(c)
+}
+
+pub(crate) fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 

@@ -420,6 +420,51 @@ impl<T: Tables> Overrides<T> {
         T::TABLES.iter().flat_map(|t| t.iter())
     }
 
+    /// Whether `name` is one of these flags (without its dashes).
+    pub fn is_flag(name: &str) -> bool {
+        Self::flags().any(|f| f.name == name)
+    }
+
+    /// Settings given by name rather than on a command line (a sweep's grid), in order: a
+    /// flag's name takes what the flag would (`seed = 1` sets the seed and the data order, as
+    /// `--seed 1` does; a list is the flag's comma-separated text); any other name is a dotted
+    /// config key, as `--set` takes it.
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a toml::Value)>) -> Self {
+        let given = pairs
+            .into_iter()
+            .flat_map(|(key, value)| {
+                let flag = Self::flags().find(|f| f.name == key);
+                if let Some(f) = flag.filter(|f| matches!(f.kind, Kind::Switch)) {
+                    // A switch on the command line can only turn on; here it may be false.
+                    return f
+                        .keys
+                        .iter()
+                        .map(|k| ("set".to_string(), format!("{k}={value}")))
+                        .collect();
+                }
+                if flag.is_some() {
+                    let text = |v: &toml::Value| match v {
+                        toml::Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    let raw = match value {
+                        toml::Value::Array(items) => {
+                            items.iter().map(text).collect::<Vec<_>>().join(",")
+                        }
+                        v => text(v),
+                    };
+                    vec![(key.to_string(), raw)]
+                } else {
+                    vec![("set".to_string(), format!("{key}={value}"))]
+                }
+            })
+            .collect();
+        Overrides {
+            given,
+            _tables: PhantomData,
+        }
+    }
+
     /// Lays the flags over `base` and reads the result back as `C`.
     pub fn apply<C: Serialize + DeserializeOwned>(&self, base: &C) -> Result<C> {
         let mut json = serde_json::to_value(base)?;

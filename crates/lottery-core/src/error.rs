@@ -28,6 +28,9 @@ pub enum Error {
     StateDict(String),
     #[error("training diverged: the loss became {value} at iteration {iteration}")]
     Diverged { iteration: usize, value: f32 },
+    /// A stop was asked for ([`crate::stop`], e.g. by SIGTERM) before the training finished.
+    #[error("stopped on request before the training finished")]
+    Stopped,
 }
 
 impl Error {

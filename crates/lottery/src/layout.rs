@@ -1,4 +1,4 @@
-//! Every path inside a run directory, in one place.
+//! Every path inside a run directory or a sweep directory, in one place.
 //!
 //! An experiment directory (`lottery run`), a training directory (`lottery train`), a pruned
 //! network (`lottery prune`) and a branch (`DIR/branches/<name>-<hash>/`) share one vocabulary:
@@ -261,6 +261,52 @@ impl VariantDir {
     }
     pub fn is_complete(&self) -> bool {
         self.result().is_file()
+    }
+}
+
+/// A sweep directory (`lottery sweep`): its plan, one experiment directory per point, what each
+/// task last reported, the Slurm job's script and logs, and the aggregate a report writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SweepDir {
+    root: PathBuf,
+}
+
+impl SweepDir {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        SweepDir { root: root.into() }
+    }
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+    /// The points and their settings; its presence claims the directory for one sweep.
+    pub fn plan(&self) -> PathBuf {
+        self.root.join("plan.json")
+    }
+    /// Point `name`'s experiment directory (names are hashes of the point's settings).
+    pub fn point(&self, name: &str) -> RunDir {
+        RunDir::new(self.root.join(name))
+    }
+    /// What the task of point `index` last said (running on a host, failed with an error).
+    pub fn task_state(&self, index: usize) -> PathBuf {
+        self.root.join("tasks").join(format!("{index}.json"))
+    }
+    pub fn slurm(&self) -> PathBuf {
+        self.root.join("slurm")
+    }
+    /// The batch script `--slurm` submits.
+    pub fn slurm_script(&self) -> PathBuf {
+        self.slurm().join("array.sh")
+    }
+    /// The ids of the job arrays submitted for this sweep, one per line, oldest first.
+    pub fn slurm_jobs(&self) -> PathBuf {
+        self.slurm().join("jobs")
+    }
+    /// The grouped comparison, one row per setting, level and variant.
+    pub fn comparison_csv(&self) -> PathBuf {
+        self.root.join("comparison.csv")
+    }
+    pub fn plots(&self) -> PathBuf {
+        self.root.join("plots")
     }
 }
 

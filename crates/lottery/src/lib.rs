@@ -19,6 +19,6 @@ pub mod sparse;
 pub mod train;
 
 // The burn-free core, re-exported under the paths the library has always used.
-pub use lottery_core::{error, files, masks, prune, registry, rng, tensors};
+pub use lottery_core::{error, files, masks, prune, registry, rng, stop, tensors};
 
 pub use error::{Error, Result};

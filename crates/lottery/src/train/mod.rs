@@ -231,6 +231,8 @@ pub fn train(
     let mut snapshot = None;
     progress.start(iterations);
     while trainer.done() < iterations {
+        // Between steps is a safe point: nothing of this training is on disk yet.
+        crate::stop::check()?;
         if snapshot_at == Some(trainer.done()) {
             snapshot = Some(trainer.network().state_dict());
         }
