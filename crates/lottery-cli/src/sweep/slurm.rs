@@ -216,25 +216,36 @@ pub fn jobs(sweep: &SweepDir) -> Vec<String> {
         .collect()
 }
 
-/// Each task's latest state as `sacct` reports it (`COMPLETED`, `RUNNING`, `PENDING`, …), by
-/// task id; `None` when there is no job or `sacct` cannot be run.
+/// Each task's state as Slurm reports it (`COMPLETED`, `RUNNING`, `PENDING`, …), by task id:
+/// `sacct`'s record, overridden by `squeue` for tasks still queued or running (accounting
+/// lags behind the controller). `None` when there is no job or neither command runs.
 pub fn states(sweep: &SweepDir) -> Option<BTreeMap<usize, String>> {
     let jobs = jobs(sweep);
     if jobs.is_empty() {
         return None;
     }
-    let out = Command::new("sacct")
-        .args(["-n", "-P", "-X", "--format=JobID,State", "-j"])
-        .arg(jobs.join(","))
-        .output()
-        .ok()
-        .filter(|o| o.status.success())?;
-    Some(parse_sacct(&String::from_utf8_lossy(&out.stdout), &jobs))
+    let run = |cmd: &str, args: &[&str]| {
+        Command::new(cmd)
+            .args(args)
+            .arg(jobs.join(","))
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| parse_states(&String::from_utf8_lossy(&o.stdout), &jobs))
+    };
+    let finished = run("sacct", &["-n", "-P", "-X", "--format=JobID,State", "-j"]);
+    let live = run("squeue", &["-h", "-r", "-o", "%i|%T", "-j"]);
+    if finished.is_none() && live.is_none() {
+        return None;
+    }
+    let mut states = finished.unwrap_or_default();
+    states.extend(live.unwrap_or_default());
+    Some(states)
 }
 
-/// `sacct -P -X` lines (`12_3|COMPLETED`, `12_[4-7%2]|PENDING`) → state by task id; a later
-/// job's line wins over an earlier job's (a resubmission).
-fn parse_sacct(text: &str, jobs: &[String]) -> BTreeMap<usize, String> {
+/// `sacct -P -X` or `squeue -o %i|%T` lines (`12_3|COMPLETED`, `12_[4-7%2]|PENDING`) → state
+/// by task id; a later job's line wins over an earlier job's (a resubmission).
+fn parse_states(text: &str, jobs: &[String]) -> BTreeMap<usize, String> {
     let mut rows: Vec<(usize, usize, String)> = Vec::new();
     for line in text.lines() {
         let Some((id, state)) = line.split_once('|') else {
@@ -311,7 +322,7 @@ mod tests {
         let text =
             "7_0|COMPLETED\n7_1|FAILED\n7_[2-3%2]|PENDING\n9_1|RUNNING\n9_2|CANCELLED by 0\n";
         let jobs = ["7".to_string(), "9".to_string()];
-        let s = parse_sacct(text, &jobs);
+        let s = parse_states(text, &jobs);
         assert_eq!(s[&0], "COMPLETED");
         assert_eq!(s[&1], "RUNNING", "the resubmission wins");
         assert_eq!(s[&2], "CANCELLED");
