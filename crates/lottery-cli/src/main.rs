@@ -27,6 +27,7 @@ mod branch;
 mod compact;
 mod data;
 mod export;
+mod html;
 mod infer;
 mod progress;
 mod prune;

@@ -10,6 +10,7 @@ use lottery::experiment;
 use lottery::files::read_json;
 use lottery::layout::{RunDir, SweepDir};
 use lottery::report;
+use lottery::report::html::Page;
 use lottery::results::Summary;
 
 #[derive(Args, Debug)]
@@ -26,6 +27,9 @@ pub struct ReportArgs {
     /// the folder names).
     #[arg(long, value_delimiter = ',')]
     labels: Option<Vec<String>>,
+    /// Also write everything as one self-contained HTML page (tables, every plot, branches).
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
 }
 
 pub fn run(a: ReportArgs) -> Result<()> {
@@ -33,7 +37,12 @@ pub fn run(a: ReportArgs) -> Result<()> {
         let sweep = SweepDir::new(one);
         if sweep.plan().is_file() {
             let plan = crate::sweep::Plan::read(&sweep)?;
-            crate::sweep::report(&sweep, &plan)?;
+            let groups = crate::sweep::report(&sweep, &plan)?;
+            if let Some(path) = &a.html {
+                let mut page = Page::new(&format!("sweep {}", one.display()));
+                crate::html::sweep(&mut page, &sweep, &plan, &groups);
+                crate::html::write(page, path)?;
+            }
             return Ok(());
         }
     }
@@ -47,6 +56,8 @@ pub fn run(a: ReportArgs) -> Result<()> {
         );
     }
     let mut runs = Vec::new();
+    // What the HTML page shows of each run, gathered until its plots are drawn.
+    let mut sections = Vec::new();
     for (i, d) in a.dirs.iter().enumerate() {
         let dir = RunDir::new(d);
         let so_far = experiment::so_far(&dir).with_context(|| format!("report {}", d.display()))?;
@@ -73,6 +84,7 @@ pub fn run(a: ReportArgs) -> Result<()> {
             lottery::files::write_atomic(&dir.results_csv(), csv.as_bytes())?;
             outln!("table as CSV: {}", dir.results_csv().display());
         }
+        sections.push((dir.clone(), s.clone(), so_far.left.clone()));
         let label = a
             .labels
             .as_ref()
@@ -88,6 +100,25 @@ pub fn run(a: ReportArgs) -> Result<()> {
     if !runs.is_empty() {
         report::plot_dir(&out, &runs)?;
         outln!("plots in {}", out.plots().display());
+    }
+    if let Some(path) = &a.html {
+        let mut page = Page::new(&match a.dirs.as_slice() {
+            [one] => format!("lottery report {}", one.display()),
+            many => format!("lottery report: {} experiments", many.len()),
+        });
+        if runs.len() > 1 {
+            crate::html::comparison(&mut page, &out.plots());
+        }
+        for (dir, summary, left) in &sections {
+            crate::html::experiment(
+                &mut page,
+                &dir.root().display().to_string(),
+                dir,
+                summary,
+                left,
+            );
+        }
+        crate::html::write(page, path)?;
     }
     Ok(())
 }

@@ -129,6 +129,22 @@ fn a_local_sweep_runs_resumes_without_recomputing_and_reports_each_setting_over_
     for curve in ["init=glorot_normal: ticket", "init=kaiming_normal: ticket"] {
         assert!(svg.contains(curve), "{curve} not drawn");
     }
+
+    // The same as one page: both settings' tables and the comparison plots, well-formed.
+    let page = out.join("report.html");
+    let o = lottery(&["report", o, "--html", page.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let html = std::fs::read_to_string(&page).unwrap();
+    let options = roxmltree::ParsingOptions {
+        allow_dtd: true,
+        ..Default::default()
+    };
+    let doc = roxmltree::Document::parse_with_options(&html, options).unwrap();
+    assert_eq!(
+        doc.descendants().filter(|n| n.has_tag_name("svg")).count(),
+        2
+    );
+    assert!(html.contains("init=kaiming_normal — mean of 3 points"));
     std::fs::remove_dir_all(&tmp).unwrap();
 }
 

@@ -11,7 +11,7 @@ mod slurm;
 mod status;
 mod task;
 
-pub use aggregate::report;
+pub use aggregate::{Group, report};
 pub use plan::Plan;
 
 use std::path::{Path, PathBuf};

@@ -92,16 +92,18 @@ impl Chart<'_> {
             };
             (lo - half, hi + half)
         };
-        let xmin = pts
+        let xlo = pts
             .clone()
             .map(|p| p.x)
             .fold(f64::INFINITY, f64::min)
             .max(1e-3);
-        let xmax = pts
-            .clone()
-            .map(|p| p.x)
-            .fold(0.0, f64::max)
-            .max(xmin * 1.01);
+        let xhi = pts.clone().map(|p| p.x).fold(0.0, f64::max);
+        // One level alone (a branch run at one level) sits in the middle, not on the frame.
+        let (xmin, xmax) = if xhi > xlo * 1.001 {
+            (xlo, xhi)
+        } else {
+            (xlo / 1.25, xlo * 1.25)
+        };
         let mut ymin = pts.clone().map(|p| p.lo).fold(f64::INFINITY, f64::min);
         let mut ymax = pts.map(|p| p.hi).fold(f64::NEG_INFINITY, f64::max);
         if !ymin.is_finite() {

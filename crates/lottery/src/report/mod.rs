@@ -1,6 +1,7 @@
-//! Reading experiments back: the level table and the plots.
+//! Reading experiments back: the level table, the plots, and the HTML page that holds them.
 
 pub mod chart;
+pub mod html;
 pub mod png;
 pub mod svg;
 
@@ -33,44 +34,68 @@ pub fn versus_naive(metric: Metric, naive: f64, whose: &str, value: f64) -> Stri
 
 /// The header and one row per level, as printed live and by `lottery report`.
 pub fn table_header(variants: &[String], metric: Metric) -> String {
-    let mut s = format!("{:>5} {:>9} {:>9}", "level", "weights%", "params%");
-    for v in variants {
-        let _ = write!(s, " {:>w$}", metric.column(v), w = width(v));
-    }
-    let _ = write!(s, " {:>10} {:>9}", "stop iter", metric.column("stop"));
-    s
+    aligned(&header_cells(variants, metric), variants)
 }
 
 pub fn table_row(l: &LevelSummary, variants: &[String], metric: Metric) -> String {
-    let mut s = format!(
-        "{:>5} {:>9.2} {:>9.2}",
-        l.level,
-        l.remaining * 100.0,
-        l.remaining_all * 100.0
-    );
+    aligned(&row_cells(l, variants, metric), variants)
+}
+
+/// The level table's column names (an HTML report's table head).
+pub fn header_cells(variants: &[String], metric: Metric) -> Vec<String> {
+    let mut cells: Vec<String> = vec!["level".into(), "weights%".into(), "params%".into()];
+    cells.extend(variants.iter().map(|v| metric.column(v)));
+    cells.push("stop iter".into());
+    cells.push(metric.column("stop"));
+    cells
+}
+
+/// One level's cells: the metric of each variant (± half the replicates' spread), and the
+/// ticket at its early-stopping point (minimum validation loss): the paper's numbers.
+pub fn row_cells(l: &LevelSummary, variants: &[String], metric: Metric) -> Vec<String> {
+    let mut cells = vec![
+        l.level.to_string(),
+        format!("{:.2}", l.remaining * 100.0),
+        format!("{:.2}", l.remaining_all * 100.0),
+    ];
     for v in variants {
-        let cell = match l.variants.get(v) {
-            Some(r) if r.test_accuracy_max > r.test_accuracy_min => {
-                format!(
-                    "{}±{}",
-                    metric.cell(r.test_accuracy),
-                    metric.half_spread(r.test_accuracy_min, r.test_accuracy_max)
-                )
-            }
+        cells.push(match l.variants.get(v) {
+            Some(r) if r.test_accuracy_max > r.test_accuracy_min => format!(
+                "{}±{}",
+                metric.cell(r.test_accuracy),
+                metric.half_spread(r.test_accuracy_min, r.test_accuracy_max)
+            ),
             Some(r) => metric.cell(r.test_accuracy),
             None => "-".into(),
-        };
-        let _ = write!(s, " {cell:>w$}", w = width(v));
+        });
     }
-    // The ticket at its early-stopping point (minimum validation loss): the paper's numbers.
     let ticket = l.variants.get("ticket");
-    let stop = ticket
-        .and_then(|t| t.best_val_iteration)
-        .map_or("-".into(), |i| i.to_string());
-    let stop_acc = ticket
-        .and_then(|t| t.test_accuracy_at_best_val)
-        .map_or("-".into(), |a| metric.cell(a));
-    let _ = write!(s, " {stop:>10} {stop_acc:>9}");
+    cells.push(
+        ticket
+            .and_then(|t| t.best_val_iteration)
+            .map_or("-".into(), |i| i.to_string()),
+    );
+    cells.push(
+        ticket
+            .and_then(|t| t.test_accuracy_at_best_val)
+            .map_or("-".into(), |a| metric.cell(a)),
+    );
+    cells
+}
+
+/// Cells right-aligned in the level table's column widths.
+fn aligned(cells: &[String], variants: &[String]) -> String {
+    let widths = [5, 9, 9]
+        .into_iter()
+        .chain(variants.iter().map(|v| width(v)))
+        .chain([10, 9]);
+    let mut s = String::new();
+    for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+        if i > 0 {
+            s.push(' ');
+        }
+        let _ = write!(s, "{cell:>w$}");
+    }
     s
 }
 
