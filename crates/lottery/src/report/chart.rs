@@ -1,6 +1,6 @@
 //! A line chart, laid out once and drawn on any [`Canvas`]: SVG for browsers and papers, PNG
-//! for places that show no SVG. Weights remaining on a reversed log axis with error bars, or
-//! training iterations on a linear one.
+//! for places that show no SVG. Weights remaining on a reversed log axis with the replicates'
+//! range as a band (an error bar for a lone level), or training iterations on a linear one.
 
 /// A colour, 8 bits a channel.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -35,6 +35,8 @@ pub trait Canvas {
     fn line(&mut self, from: (f64, f64), to: (f64, f64), colour: Rgb, width: f64);
     fn polyline(&mut self, points: &[(f64, f64)], colour: Rgb, width: f64);
     fn dot(&mut self, centre: (f64, f64), radius: f64, colour: Rgb);
+    /// A translucent area of `colour` inside the closed `outline` (replicates' spread).
+    fn band(&mut self, outline: &[(f64, f64)], colour: Rgb);
     /// `vertical` text reads bottom to top, anchored at (x, y).
     fn text(&mut self, at: (f64, f64), text: &str, anchor: Anchor, size: f64, vertical: bool);
 }
@@ -78,7 +80,14 @@ pub const HEIGHT: f64 = 440.0;
 
 impl Chart<'_> {
     pub fn draw(&self, c: &mut dyn Canvas) {
-        let (w, h, right, top, bottom) = (WIDTH, HEIGHT, 170.0, 40.0, 50.0);
+        let (w, h, top, bottom) = (WIDTH, HEIGHT, 40.0, 50.0);
+        // Room for the longest legend name (about 7 px a character at 12 px), within limits;
+        // a longer one is cut short with an ellipsis.
+        let longest = (self.series.iter())
+            .map(|s| s.name.chars().count())
+            .max()
+            .unwrap_or(0);
+        let right = (44.0 + LEGEND_CHAR * longest as f64).clamp(170.0, MAX_LEGEND);
         let pts = self.series.iter().flat_map(|s| &s.points);
         // Bins: the axis runs from the first bin's left edge to the last one's right edge.
         let (bin0, bin1) = {
@@ -205,6 +214,18 @@ impl Chart<'_> {
             12.0,
             true,
         );
+        // The replicates' range of each curve as a band under every line: along the tops,
+        // back along the bottoms.
+        for (i, se) in self.series.iter().enumerate() {
+            let spread = se.points.iter().any(|p| p.hi > p.lo);
+            if axis == XAxis::Remaining && spread && se.points.len() > 1 {
+                let outline: Vec<(f64, f64)> = (se.points.iter())
+                    .map(|p| (sx(p.x), sy(p.hi)))
+                    .chain(se.points.iter().rev().map(|p| (sx(p.x), sy(p.lo))))
+                    .collect();
+                c.band(&outline, COLOURS[i % COLOURS.len()]);
+            }
+        }
         let n = self.series.len();
         for (i, se) in self.series.iter().enumerate() {
             let colour = COLOURS[i % COLOURS.len()];
@@ -229,7 +250,7 @@ impl Chart<'_> {
             if axis == XAxis::Remaining {
                 for p in &se.points {
                     c.dot((sx(p.x), sy(p.y)), 3.0, colour);
-                    if p.hi > p.lo {
+                    if p.hi > p.lo && se.points.len() == 1 {
                         c.line((sx(p.x), sy(p.lo)), (sx(p.x), sy(p.hi)), colour, 1.0);
                     }
                 }
@@ -238,13 +259,26 @@ impl Chart<'_> {
             c.line((w - right + 12.0, ly), (w - right + 32.0, ly), colour, 2.0);
             c.text(
                 (w - right + 38.0, ly + 4.0),
-                &se.name,
+                &fit(&se.name, ((right - 44.0) / LEGEND_CHAR) as usize),
                 Anchor::Start,
                 12.0,
                 false,
             );
         }
     }
+}
+
+/// Width of a legend character, and the widest the legend may get.
+const LEGEND_CHAR: f64 = 7.0;
+const MAX_LEGEND: f64 = 300.0;
+
+/// `name` in at most `max` characters, its end replaced by `…` when cut.
+fn fit(name: &str, max: usize) -> String {
+    if name.chars().count() <= max {
+        return name.to_string();
+    }
+    let kept: String = name.chars().take(max.saturating_sub(1)).collect();
+    format!("{kept}…")
 }
 
 /// The round step (1, 2 or 5 times a power of ten) nearest above `raw`, so ticks read 97.0,
@@ -307,6 +341,7 @@ mod tests {
         fn polyline(&mut self, _: &[(f64, f64)], _: Rgb, width: f64) {
             self.widths.push(width);
         }
+        fn band(&mut self, _: &[(f64, f64)], _: Rgb) {}
         fn dot(&mut self, _: (f64, f64), _: f64, _: Rgb) {
             self.dots += 1;
         }

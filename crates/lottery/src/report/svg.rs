@@ -49,6 +49,19 @@ impl Canvas for Svg {
         );
     }
 
+    fn band(&mut self, outline: &[(f64, f64)], colour: Rgb) {
+        let points: Vec<String> = outline
+            .iter()
+            .map(|(x, y)| format!("{x:.1},{y:.1}"))
+            .collect();
+        let _ = writeln!(
+            self.0,
+            r#"<polygon points="{}" fill="{}" fill-opacity="0.18" stroke="none"/>"#,
+            points.join(" "),
+            hex(colour)
+        );
+    }
+
     fn dot(&mut self, centre: (f64, f64), radius: f64, colour: Rgb) {
         let _ = writeln!(
             self.0,
