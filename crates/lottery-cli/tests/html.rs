@@ -1,7 +1,8 @@
-//! The HTML report as a person sees it: a tiny experiment with a branch, `lottery report DIR
-//! --html`, the markup read back by an XML parser, and the page rendered by headless Chromium
-//! (Debian's `chromium`, installed when missing and running as root) to a PNG in which every
-//! plot's box must hold drawing — lines in colour, not a blank square.
+//! The HTML report as a person sees it: the paper preset's experiment made tiny, with a
+//! branch, `lottery report DIR --html`, the markup read back by an XML parser, and the page
+//! rendered by headless Chromium (Debian's `chromium`, installed when missing and running as
+//! root) to a PNG in which every plot's box must hold drawing — lines in colour, not a blank
+//! square.
 
 mod common;
 
@@ -113,6 +114,9 @@ fn the_html_report_parses_and_chromium_draws_every_plot() {
     let (r, data) = (run.to_str().unwrap(), mnist_dir());
     let o = lottery(&[
         "run",
+        // The paper preset's experiment (its controls, plots and tables) at a test's length.
+        "--preset",
+        "lenet-mnist-paper",
         "--model",
         "mlp_20",
         "--iterations",
