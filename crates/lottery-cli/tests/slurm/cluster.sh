@@ -46,7 +46,8 @@ if ! command -v slurmctld >/dev/null || ! command -v slurmdbd >/dev/null \
 fi
 
 started() { echo "$1 $2" >>"$dir/pids"; }
-# Ports apart from any real Slurm's, so the test never talks to a cluster it did not start.
+# Ports apart from any real Slurm's, so the test never talks to a cluster it did not start;
+# addresses given, so the host's name need not resolve.
 ctld_port=16817 slurmd_port=16818 dbd_port=16819 db_port=16820
 host="$(hostname -s)"
 cpus=2
@@ -85,7 +86,7 @@ chmod 600 "$dir/slurmdbd.conf"
 
 cat >"$dir/slurm.conf" <<CONF
 ClusterName=lotterytest
-SlurmctldHost=$host
+SlurmctldHost=$host(127.0.0.1)
 SlurmctldPort=$ctld_port
 SlurmdPort=$slurmd_port
 SlurmUser=root
@@ -113,7 +114,7 @@ AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=localhost
 AccountingStoragePort=$dbd_port
 JobAcctGatherType=jobacct_gather/none
-NodeName=$host CPUs=$cpus State=UNKNOWN
+NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus State=UNKNOWN
 PartitionName=test Nodes=$host Default=YES MaxTime=INFINITE State=UP
 CONF
 mkdir -p "$dir/state" "$dir/spool"
