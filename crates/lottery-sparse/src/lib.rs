@@ -3,6 +3,7 @@
 //! ([`infer::Engine`]), for chains of convolutions and linear layers and for small vision
 //! transformers ([`transformer`]). A user shipping a ticket links only this crate.
 
+pub mod background;
 pub mod compact;
 pub mod crc32;
 pub mod csr;

@@ -9,15 +9,14 @@ use clap::Args;
 use lottery::models::{Architecture, init};
 use lottery::train::eval::{self, SPARSE_BELOW_DENSITY};
 
-use super::{median, random_mask, synthetic};
+use super::{Inputs, median, random_mask};
 
 #[derive(Args, Debug)]
 pub struct BenchEvalArgs {
     #[arg(long, default_value = "lenet_300_100")]
     model: String,
-    /// Input shape C,H,W (default: 1,28,28 for MLPs, 3,32,32 otherwise).
-    #[arg(long, value_delimiter = ',', num_args = 3)]
-    input: Option<Vec<usize>>,
+    #[command(flatten)]
+    inputs: Inputs,
     /// Fractions of prunable weights removed, one measurement each (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "0,0.5,0.67,0.8,0.9,0.96")]
     sparsity: Vec<f64>,
@@ -40,12 +39,9 @@ pub fn run(a: BenchEvalArgs) -> Result<()> {
     if a.rounds == 0 || a.examples == 0 {
         bail!("invalid --rounds/--examples: both must be at least 1");
     }
-    let input = match &a.input {
-        Some(v) => [v[0], v[1], v[2]],
-        None => arch.default_input(),
-    };
+    let input = a.inputs.shape(&arch);
     let device = lottery::device::parse("cpu")?;
-    let set = synthetic(input, 0, a.examples).test;
+    let set = a.inputs.synthetic(input, 0, a.examples)?.test;
     let net = init::initialise(
         arch.build(input, 10, &device)?,
         init::InitScheme::KaimingNormal,

@@ -7,17 +7,15 @@ use clap::Args;
 use lottery::models::{Architecture, init};
 use lottery::train::{Length, TrainConfig, Trainer};
 
-use super::{median, random_mask, synthetic};
+use super::{Inputs, median, random_mask};
 use crate::settings::{OptimFlags, Overrides, TrainOnly};
 
 #[derive(Args, Debug)]
 pub struct BenchTrainArgs {
     #[arg(long, default_value = "lenet_300_100")]
     model: String,
-    /// Input shape C,H,W (default: 1,28,28 for MLPs, 3,32,32 otherwise). Inputs are random:
-    /// step time does not depend on the values.
-    #[arg(long, value_delimiter = ',', num_args = 3)]
-    input: Option<Vec<usize>>,
+    #[command(flatten)]
+    inputs: Inputs,
     /// Optimizer settings (defaults: the LTH paper's Adam 1.2e-3, batch 60).
     #[command(flatten)]
     optim: Overrides<OptimFlags>,
@@ -45,10 +43,7 @@ pub fn run(a: BenchTrainArgs) -> Result<()> {
     if a.steps == 0 {
         anyhow::bail!("invalid --steps: must be at least 1");
     }
-    let input = match &a.input {
-        Some(v) => [v[0], v[1], v[2]],
-        None => arch.default_input(),
-    };
+    let input = a.inputs.shape(&arch);
     let device = lottery::device::parse(&a.device)?;
     let mut base = TrainConfig::lenet_paper(1);
     base.length = Length::Iterations(a.warmup_steps + a.steps);
@@ -61,7 +56,7 @@ pub fn run(a: BenchTrainArgs) -> Result<()> {
             cfg.batch_size
         );
     }
-    let data = synthetic(input, cfg.batch_size * 20, 10);
+    let data = a.inputs.synthetic(input, cfg.batch_size * 20, 10)?;
 
     let net = init::initialise(
         arch.build(input, 10, &device)?,

@@ -9,6 +9,7 @@
 //! Only on burn's CPU backend (`flex`): the products are our host kernels
 //! (`lottery_sparse::train`), plugged into burn's autodiff as an operation with its own backward.
 
+mod background;
 mod op;
 
 use std::collections::HashMap;
@@ -103,10 +104,11 @@ impl SparseLayers {
     }
 
     /// `l` applied to `x`, through ReLU when `relu`: one sparse operation (product, bias,
-    /// ReLU) when `l` is one of these layers, burn's dense layer otherwise.
+    /// ReLU) when `l` is one of these layers, a dense product that skips the input's zeros
+    /// otherwise ([`background::linear`]).
     pub fn linear(&self, l: &Linear, x: Tensor<2>, relu: bool) -> Tensor<2> {
         let Some(s) = self.layers.get(&l.weight.id) else {
-            let y = l.forward(x);
+            let y = background::linear(l, x);
             return if relu {
                 burn::tensor::activation::relu(y)
             } else {
