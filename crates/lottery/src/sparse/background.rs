@@ -21,11 +21,11 @@ use lottery_sparse::background::{background, sparse_t_times_dense, sparse_times_
 
 use crate::cpu::{f32s as host, tensor};
 
-/// Inputs with at most this fraction of their entries off the background skip it. Measured one
-/// core against the `gemm` crate's product (BENCHMARKS.md, "Skipping the input's background"):
-/// for LeNet's first layer (784 → 300, batch 60) skipping breaks even near 30% for the
-/// forward product and 35% for the weight gradient; for its second (300 → 100), near 15%.
-/// MNIST's images are 19% off their background.
+/// Inputs with at most this fraction of their entries off the background skip it. Measured on
+/// one core against the `gemm` crate's product (BENCHMARKS.md, "dense layers skip their
+/// input's background"): for LeNet's first layer (784 → 300, batch 60) skipping breaks even
+/// near 30% for the forward product and 35% for the weight gradient; for its second
+/// (300 → 100), near 15–20%. MNIST's images are 19% off their background.
 pub const MAX_INPUT_DENSITY: f64 = 0.25;
 
 /// `l` applied to `x`: through the background-skipping product on the CPU backend, burn's
