@@ -323,35 +323,29 @@ mod tests {
                 }
                 let what = format!("{rows}×{k}×{n}, {share} of {bg} given as {given}");
                 let b = matrix(k * n, 0.0, 0.0, 2);
-                let term = |x: f32, y: f32| {
-                    let (x, y) = (x as f64, y as f64);
-                    (x * y, (x.abs() + given.abs() as f64) * y.abs())
-                };
-                let mut want = vec![(0.0, 0.0); rows * n];
-                for r in 0..rows {
-                    for i in 0..k {
-                        for j in 0..n {
-                            let (v, m) = term(a[r * k + i], b[i * n + j]);
-                            want[r * n + j].0 += v;
-                            want[r * n + j].1 += m;
+                // a b and aᵀ g through one reference: out[p][j] = Σ_q lhs(p, q) · rhs(q, j).
+                let reference =
+                    |p_len: usize, q_len: usize, lhs: &dyn Fn(usize, usize) -> f32, rhs: &[f32]| {
+                        let mut want = vec![(0.0, 0.0); p_len * n];
+                        for p in 0..p_len {
+                            for q in 0..q_len {
+                                let x = lhs(p, q) as f64;
+                                for j in 0..n {
+                                    let y = rhs[q * n + j] as f64;
+                                    want[p * n + j].0 += x * y;
+                                    want[p * n + j].1 += (x.abs() + given.abs() as f64) * y.abs();
+                                }
+                            }
                         }
-                    }
-                }
+                        want
+                    };
+                let want = reference(rows, k, &|r, i| a[r * k + i], &b);
                 let mut got = vec![f32::NAN; rows * n];
                 sparse_times_dense(&a, rows, k, given, &b, n, &mut got);
                 close(&got, &want, &format!("a b, {what}"));
 
                 let g = matrix(rows * n, 0.0, 0.0, 3);
-                let mut want = vec![(0.0, 0.0); k * n];
-                for r in 0..rows {
-                    for i in 0..k {
-                        for j in 0..n {
-                            let (v, m) = term(a[r * k + i], g[r * n + j]);
-                            want[i * n + j].0 += v;
-                            want[i * n + j].1 += m;
-                        }
-                    }
-                }
+                let want = reference(k, rows, &|i, r| a[r * k + i], &g);
                 let mut got = vec![f32::NAN; k * n];
                 sparse_t_times_dense(&a, rows, k, given, &g, n, &mut got);
                 close(&got, &want, &format!("aᵀ b, {what}"));

@@ -14,11 +14,12 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::ops::FloatTensorOps;
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{AutodiffBackend, Backend, Dispatch, Flex, TensorMetadata, backend_extension};
+use burn::backend::{AutodiffBackend, Backend, Dispatch, Flex, backend_extension};
 use burn::nn::Linear;
 use burn::tensor::{Device, Tensor};
 use lottery_sparse::background::{background, sparse_t_times_dense, sparse_times_dense};
 
+use super::op::dims;
 use crate::cpu::{f32s as host, tensor};
 
 /// Inputs with at most this fraction of their entries off the background skip it. Measured on
@@ -55,12 +56,6 @@ pub trait SkipBackgroundOps: Backend {
         x: FloatTensor<Self>,
         dy: FloatTensor<Self>,
     ) -> FloatTensor<Self>;
-}
-
-/// Rows and columns of a 2-D tensor.
-fn dims(t: &FlexTensor) -> (usize, usize) {
-    let s = t.shape();
-    (s[0], s[1])
 }
 
 /// The background of `x` when skipping it pays: `x` is contiguous (a view, such as the

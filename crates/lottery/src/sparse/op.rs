@@ -101,7 +101,7 @@ fn example_major(t: Vec<f32>, nb: usize, len: usize) -> FlexTensor {
 }
 
 /// Batch and length of a `[batch, len]` tensor.
-fn dims(t: &FlexTensor) -> (usize, usize) {
+pub(super) fn dims(t: &FlexTensor) -> (usize, usize) {
     let s = t.shape();
     (s[0], s[1])
 }
