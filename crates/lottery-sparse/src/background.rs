@@ -98,10 +98,11 @@ impl Entries {
 
 /// A value that most of `a`'s entries hold, if one does, and the fraction of entries that
 /// differ from it (1 for an empty slice): what decides whether skipping the background pays.
-/// The candidate is the majority (Boyer–Moore) of up to 512 entries spread over `a`; any
-/// candidate gives exact products, a good one gives fast ones. When more than half of those
-/// entries differ from it, that share of the sample is returned instead of an exact count, so
-/// an input with no background (most layers' inputs) costs a glance, not a pass.
+/// Both come from up to 512 entries spread evenly over `a` — the candidate is their majority
+/// (Boyer–Moore), the fraction theirs — so finding them costs a glance, not a pass: an estimate
+/// within a few points (MNIST's 19% ± 1.7 at one standard error), enough to choose between two
+/// paths whose costs cross over smoothly, and the same on every call with the same input. Any
+/// candidate gives exact products, a good one gives fast ones.
 pub fn background(a: &[f32]) -> (f32, f64) {
     if a.is_empty() {
         return (0.0, 1.0);
@@ -120,12 +121,8 @@ pub fn background(a: &[f32]) -> (f32, f64) {
     // A NaN background would poison every sum; fall back to 0, whose products are plain.
     let c = if c.is_finite() { c } else { 0.0 };
     let sampled = a.iter().step_by(step).count();
-    let sample_other = a.iter().step_by(step).filter(|&&v| v != c).count();
-    if 2 * sample_other > sampled {
-        return (c, sample_other as f64 / sampled as f64);
-    }
-    let other = a.iter().filter(|&&v| v != c).count();
-    (c, other as f64 / a.len() as f64)
+    let other = a.iter().step_by(step).filter(|&&v| v != c).count();
+    (c, other as f64 / sampled as f64)
 }
 
 /// `out = a b`: `a` row-major `rows × k`, mostly the value `c` (whose entries are not
@@ -362,7 +359,7 @@ mod tests {
         let a = matrix(60 * 784, 0.81, -0.4242, 5);
         let (c, other) = background(&a);
         assert_eq!(c, -0.4242);
-        assert!((other - 0.19).abs() < 0.01, "{other}");
+        assert!((other - 0.19).abs() < 0.05, "{other}");
         assert_eq!(background(&[0.0, 1.0, -0.0, 2.0]), (0.0, 0.5));
         assert!(background(&matrix(1000, 0.0, 0.0, 6)).1 > 0.99);
         assert_eq!(background(&[]), (0.0, 1.0));
