@@ -60,7 +60,8 @@ pub trait SkipBackgroundOps: Backend {
 
 /// The background of `x` when skipping it pays: `x` is contiguous (a view, such as the
 /// transposed activations of a vision transformer, stays with burn's product rather than be
-/// copied to be looked at) and at most [`MAX_INPUT_DENSITY`] of it is off the background.
+/// copied to be looked at) and at most [`MAX_INPUT_DENSITY`] of it is off the background, by
+/// `background`'s sampled estimate.
 fn skippable(x: &FlexTensor) -> Option<f32> {
     let (c, other) = background(x.as_slice::<f32>()?);
     (other <= MAX_INPUT_DENSITY).then_some(c)
