@@ -35,24 +35,26 @@ impl Entries {
             // only: no branch to mispredict wherever they fall. (Passing over runs of 8 on the
             // background with one comparison was slower on MNIST, whose lit pixels sit in
             // every run of a row's middle.)
-            let mut len = index.len();
+            let before = index.len();
             index.reserve(cols);
             value.reserve(cols);
-            let (pi, pv) = (index.as_mut_ptr(), value.as_mut_ptr());
+            let (spare_i, spare_v) = (
+                &mut index.spare_capacity_mut()[..cols],
+                &mut value.spare_capacity_mut()[..cols],
+            );
+            let mut kept = 0;
             for (j, &v) in a[r * cols..(r + 1) * cols].iter().enumerate() {
-                // SAFETY: len ≤ (entries so far) + j < capacity, reserved above.
-                unsafe {
-                    pi.add(len).write(j as u32);
-                    pv.add(len).write(v - c);
-                }
-                len += (v != c) as usize;
+                // kept ≤ j < cols: the bounds checks never fail, so they cost next to nothing.
+                spare_i[kept].write(j as u32);
+                spare_v[kept].write(v - c);
+                kept += (v != c) as usize;
             }
-            // SAFETY: the first `len` entries were written.
+            // SAFETY: the `kept` entries past `before` were written just above.
             unsafe {
-                index.set_len(len);
-                value.set_len(len);
+                index.set_len(before + kept);
+                value.set_len(before + kept);
             }
-            start.push(len);
+            start.push(before + kept);
         }
         Entries {
             start,
