@@ -3,11 +3,11 @@
 
 use burn::module::Module;
 use burn::tensor::Device;
-use lottery::data::{self, DatasetKind};
+use lottery::data::{self, Dataset, DatasetKind};
 use lottery::masks::MaskSet;
 use lottery::models::{Architecture, Network, init};
 use lottery::rng::Rng;
-use lottery::train::eval::{EvalPath, SPARSE_BELOW_DENSITY};
+use lottery::train::eval::{EvalPath, SPARSE_BELOW_DENSITY, SPARSE_BELOW_DENSITY_OVER_BACKGROUND};
 use lottery::train::{self, Silent, TrainConfig};
 
 fn network(name: &str, input: [usize; 3]) -> Network {
@@ -36,7 +36,7 @@ fn a_sparse_lenet_is_evaluated_sparse_and_agrees_with_burn() {
     let net = network("lenet_300_100", [1, 28, 28]);
     let mask = random_mask(&net, 0.1, 2);
     assert_eq!(
-        EvalPath::choose(&net, Some(&mask), &Device::flex()),
+        EvalPath::choose(&net, Some(&mask), &Device::flex(), &splits.test),
         EvalPath::Sparse
     );
     let mut cfg = TrainConfig::lenet_paper(300);
@@ -76,28 +76,51 @@ fn a_sparse_lenet_is_evaluated_sparse_and_agrees_with_burn() {
     }
 }
 
-#[test]
-fn the_path_follows_the_density_and_the_architecture() {
-    let mlp = network("lenet_300_100", [1, 28, 28]);
-    let sparse = random_mask(&mlp, SPARSE_BELOW_DENSITY * 0.8, 3);
-    let dense = random_mask(&mlp, SPARSE_BELOW_DENSITY * 1.2, 3);
-    assert_eq!(
-        EvalPath::choose(&mlp, Some(&sparse), &Device::flex()),
-        EvalPath::Sparse
-    );
-    assert_eq!(
-        EvalPath::choose(&mlp, Some(&dense), &Device::flex()),
-        EvalPath::Dense
-    );
-    assert_eq!(
-        EvalPath::choose(&mlp, None, &Device::flex()),
-        EvalPath::Dense
-    );
+/// `n` examples of `shape` in [-1, 1), `background` of their entries 0.
+fn examples(n: usize, shape: [usize; 3], background: f64) -> Dataset {
+    let mut rng = Rng::new(6);
+    let len = n * shape.iter().product::<usize>();
+    let images = (0..len)
+        .map(|_| {
+            let v = rng.uniform() as f32 * 2.0 - 1.0;
+            if rng.uniform() < background { 0.0 } else { v }
+        })
+        .collect();
+    Dataset::classified(images, vec![0; n], shape, 10)
+}
 
+#[test]
+fn the_path_follows_the_density_the_inputs_and_the_architecture() {
+    let mlp = network("lenet_300_100", [1, 28, 28]);
+    let (plain, mnist_like) = (
+        examples(20, [1, 28, 28], 0.0),
+        examples(20, [1, 28, 28], 0.81),
+    );
+    let path =
+        |mask: &MaskSet, set: &Dataset| EvalPath::choose(&mlp, Some(mask), &Device::flex(), set);
+    for (set, below) in [
+        (&plain, SPARSE_BELOW_DENSITY),
+        (&mnist_like, SPARSE_BELOW_DENSITY_OVER_BACKGROUND),
+    ] {
+        let sparse = random_mask(&mlp, below * 0.8, 3);
+        let dense = random_mask(&mlp, below * 1.2, 3);
+        assert_eq!(path(&sparse, set), EvalPath::Sparse, "{below}");
+        assert_eq!(path(&dense, set), EvalPath::Dense, "{below}");
+        assert_eq!(
+            EvalPath::choose(&mlp, None, &Device::flex(), set),
+            EvalPath::Dense
+        );
+    }
+    // Between the two thresholds, the inputs decide: their background makes burn's pass the faster.
+    let between = random_mask(&mlp, 0.2, 3);
+    assert_eq!(path(&between, &plain), EvalPath::Sparse);
+    assert_eq!(path(&between, &mnist_like), EvalPath::Dense);
+
+    let cifar_like = examples(2, [3, 32, 32], 0.0);
     let conv = network("conv2", [3, 32, 32]);
     let mask = random_mask(&conv, 0.1, 4);
     assert_eq!(
-        EvalPath::choose(&conv, Some(&mask), &Device::flex()),
+        EvalPath::choose(&conv, Some(&mask), &Device::flex(), &cifar_like),
         EvalPath::Sparse
     );
     // VGG compacts but runs faster through burn; residual blocks do not compact: both are
@@ -105,13 +128,13 @@ fn the_path_follows_the_density_and_the_architecture() {
     let vgg = network("vgg11", [3, 32, 32]);
     let mask = random_mask(&vgg, 0.1, 5);
     assert_eq!(
-        EvalPath::choose(&vgg, Some(&mask), &Device::flex()),
+        EvalPath::choose(&vgg, Some(&mask), &Device::flex(), &cifar_like),
         EvalPath::Dense
     );
     let resnet = network("resnet20", [3, 32, 32]);
     let mask = random_mask(&resnet, 0.1, 5);
     assert_eq!(
-        EvalPath::choose(&resnet, Some(&mask), &Device::flex()),
+        EvalPath::choose(&resnet, Some(&mask), &Device::flex(), &cifar_like),
         EvalPath::Dense
     );
 }

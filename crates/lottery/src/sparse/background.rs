@@ -58,6 +58,13 @@ pub trait SkipBackgroundOps: Backend {
     ) -> FloatTensor<Self>;
 }
 
+/// Whether a dense linear layer on CPU skips the background of inputs like `x` (row-major
+/// examples): at most [`MAX_INPUT_DENSITY`] of it is off its background, by `background`'s
+/// sampled estimate. What the evaluation path's choice needs to know of a dataset.
+pub fn skips_background(x: &[f32]) -> bool {
+    background(x).1 <= MAX_INPUT_DENSITY
+}
+
 /// The background of `x` when skipping it pays: `x` is contiguous (a view, such as the
 /// transposed activations of a vision transformer, stays with burn's product rather than be
 /// copied to be looked at) and at most [`MAX_INPUT_DENSITY`] of it is off the background, by

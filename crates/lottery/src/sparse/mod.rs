@@ -10,6 +10,8 @@
 //! (`lottery_sparse::train`), plugged into burn's autodiff as an operation with its own backward.
 
 mod background;
+
+pub(crate) use background::skips_background;
 mod op;
 
 use std::collections::HashMap;

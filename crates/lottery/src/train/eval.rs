@@ -11,14 +11,21 @@ use crate::data::{Dataset, Splits};
 use crate::deploy;
 use crate::masks::MaskSet;
 use crate::models::Network;
+use crate::sparse::skips_background;
 use crate::train::EvalRecord;
 
 /// Masked networks keeping at most this fraction of their masked weights are evaluated through
-/// the sparse kernels. A fixed rule rather than a timing, so the same run takes the same path
+/// the sparse kernels (inputs without a background; see the next constant for those with one). A fixed rule rather than a timing, so the same run takes the same path
 /// (and rounds the same way) on every attempt. The value is where the sparse path wins on
 /// LeNet-300-100 with one core to itself, as each training has in an experiment whose controls
 /// run beside the ticket (`lottery bench eval`, BENCHMARKS.md); with two cores it wins from 45%.
 pub const SPARSE_BELOW_DENSITY: f64 = 0.25;
+
+/// [`SPARSE_BELOW_DENSITY`] for an MLP whose inputs are mostly one value, as MNIST's are (81%
+/// background): its dense first layer skips that background (`crate::sparse`), so the dense
+/// pass is a third faster and the sparse one wins only from 15% kept (`lottery bench eval
+/// --input-background 0.81`, BENCHMARKS.md).
+pub const SPARSE_BELOW_DENSITY_OVER_BACKGROUND: f64 = 0.15;
 
 /// Examples per call into the sparse kernels: large enough to use every core, small enough that
 /// a layer's activations stay in cache.
@@ -34,22 +41,31 @@ pub enum EvalPath {
 }
 
 impl EvalPath {
-    /// The path for `net` trained on `device` under `mask`: sparse when training on the CPU, the
-    /// mask is sparse enough and the network is one where the kernels were measured to win at
-    /// that density — MLPs and the LTH Conv nets. VGG compacts too, but at 25% kept its wide
-    /// convolutions on small planes run no faster than burn's (BENCHMARKS.md); ResNet does not
-    /// compact. On a GPU the dense forward stays where the weights are.
-    pub fn choose(net: &Network, mask: Option<&MaskSet>, device: &Device) -> Self {
+    /// The path for `net` trained on `device` under `mask` and evaluated on sets like `test`:
+    /// sparse when training on the CPU, the mask is sparse enough and the network is one where
+    /// the kernels were measured to win at that density — MLPs and the LTH Conv nets. VGG
+    /// compacts too, but at 25% kept its wide convolutions on small planes run no faster than
+    /// burn's (BENCHMARKS.md); ResNet does not compact. On a GPU the dense forward stays where
+    /// the weights are.
+    pub fn choose(net: &Network, mask: Option<&MaskSet>, device: &Device, test: &Dataset) -> Self {
         match mask {
             Some(m)
                 if *device == Device::flex()
-                    && m.density() <= SPARSE_BELOW_DENSITY
-                    && sparse_wins(net) =>
+                    && sparse_wins(net)
+                    && m.density() <= sparse_below(net, test) =>
             {
                 EvalPath::Sparse
             }
             _ => EvalPath::Dense,
         }
+    }
+}
+
+/// The density from which the sparse path wins for `net` on inputs like `set`'s.
+fn sparse_below(net: &Network, set: &Dataset) -> f64 {
+    match net {
+        Network::Mlp(_) if skips_background(&set.images) => SPARSE_BELOW_DENSITY_OVER_BACKGROUND,
+        _ => SPARSE_BELOW_DENSITY,
     }
 }
 

@@ -221,7 +221,7 @@ pub fn train(
     segment: Segment,
     progress: &mut dyn Progress,
 ) -> Result<Outcome> {
-    let path = EvalPath::choose(&net, mask, device);
+    let path = EvalPath::choose(&net, mask, device, &data.test);
     let snapshot_at = segment.snapshot_at;
     let mut trainer = Trainer::new(net, data, mask, cfg, device)?;
     trainer.skip_to(segment.start)?;
