@@ -10,7 +10,7 @@ use lottery_sparse::{Engine, Scratch};
 use crate::data::{Dataset, Splits};
 use crate::deploy;
 use crate::masks::MaskSet;
-use crate::models::Network;
+use crate::models::{Batches, Network};
 use crate::sparse::skips_background;
 use crate::train::EvalRecord;
 
@@ -70,7 +70,7 @@ fn sparse_below(net: &Network, set: &Dataset) -> f64 {
 }
 
 /// The families `deploy` compacts and the kernels beat burn on; should compaction still fail,
-/// `evaluate_splits` evaluates dense.
+/// [`Evaluator::record`] evaluates dense.
 fn sparse_wins(net: &Network) -> bool {
     match net {
         Network::Mlp(_) => true,
@@ -79,38 +79,74 @@ fn sparse_wins(net: &Network) -> bool {
     }
 }
 
-/// Evaluates `net` (trained under `mask`) on the validation and test sets.
-pub(crate) fn evaluate_splits(
-    net: &Network,
-    mask: Option<&MaskSet>,
+/// A training's evaluations on the validation and test sets, set up once: the path, and for
+/// burn's dense forward the two sets as input tensors on the training's device ([`Batches`]).
+pub(crate) struct Evaluator<'a> {
+    data: &'a Splits,
     path: EvalPath,
-    data: &Splits,
-    iteration: usize,
-    train_loss: f64,
-    lr: f64,
-) -> EvalRecord {
-    let engine = match path {
-        EvalPath::Sparse => sparse_engine(net, mask, data.test.shape),
-        EvalPath::Dense => None,
-    };
-    let valid = engine.is_none().then(|| net.valid());
-    let outputs = |set: &Dataset| match (&engine, &valid) {
-        (Some(e), _) => sparse_logits(e, set),
-        (None, Some(v)) => v.logits(set),
-        (None, None) => unreachable!("one of the two paths is set up"),
-    };
-    let val = (!data.val.is_empty()).then(|| score(&outputs(&data.val), &data.val));
-    let test = outputs(&data.test);
-    let (test_loss, test_accuracy) = score(&test, &data.test);
-    EvalRecord {
-        iteration,
-        train_loss,
-        val_loss: val.map(|v| v.0),
-        val_accuracy: val.map(|v| v.1),
-        test_loss,
-        test_accuracy,
-        test_mae: data.test.targets.mae(&test),
-        lr,
+    /// Validation and test inputs, on the dense path.
+    inputs: Option<(Batches, Batches)>,
+}
+
+impl<'a> Evaluator<'a> {
+    pub(crate) fn new(
+        net: &Network,
+        mask: Option<&MaskSet>,
+        device: &Device,
+        data: &'a Splits,
+    ) -> Self {
+        let path = EvalPath::choose(net, mask, device, &data.test);
+        let inputs = (path == EvalPath::Dense).then(|| {
+            (
+                Batches::new(&data.val, device),
+                Batches::new(&data.test, device),
+            )
+        });
+        Evaluator { data, path, inputs }
+    }
+
+    /// The record of `net` (trained under `mask`) after `iteration` steps.
+    pub(crate) fn record(
+        &self,
+        net: &Network,
+        mask: Option<&MaskSet>,
+        iteration: usize,
+        train_loss: f64,
+        lr: f64,
+    ) -> EvalRecord {
+        let data = self.data;
+        let engine = match self.path {
+            EvalPath::Sparse => sparse_engine(net, mask, data.test.shape),
+            EvalPath::Dense => None,
+        };
+        let valid = engine.is_none().then(|| net.valid());
+        // The sparse path when its engine was built, burn's otherwise (from the prepared
+        // inputs, or from the set should compaction have failed on the sparse path).
+        let outputs = |set: &Dataset, batches: Option<&Batches>| match (&engine, &valid) {
+            (Some(e), _) => sparse_logits(e, set),
+            (None, Some(v)) => match batches {
+                Some(b) => v.logits_of(b),
+                None => v.logits(set),
+            },
+            (None, None) => unreachable!("one of the two paths is set up"),
+        };
+        let (val_in, test_in) = match &self.inputs {
+            Some((v, t)) => (Some(v), Some(t)),
+            None => (None, None),
+        };
+        let val = (!data.val.is_empty()).then(|| score(&outputs(&data.val, val_in), &data.val));
+        let test = outputs(&data.test, test_in);
+        let (test_loss, test_accuracy) = score(&test, &data.test);
+        EvalRecord {
+            iteration,
+            train_loss,
+            val_loss: val.map(|v| v.0),
+            val_accuracy: val.map(|v| v.1),
+            test_loss,
+            test_accuracy,
+            test_mae: data.test.targets.mae(&test),
+            lr,
+        }
     }
 }
 

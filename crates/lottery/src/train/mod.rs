@@ -221,7 +221,7 @@ pub fn train(
     segment: Segment,
     progress: &mut dyn Progress,
 ) -> Result<Outcome> {
-    let path = EvalPath::choose(&net, mask, device, &data.test);
+    let evaluator = eval::Evaluator::new(&net, mask, device, data);
     let snapshot_at = segment.snapshot_at;
     let mut trainer = Trainer::new(net, data, mask, cfg, device)?;
     trainer.skip_to(segment.start)?;
@@ -244,8 +244,7 @@ pub fn train(
         if done % cfg.eval_every == 0 || done == iterations {
             let lr = cfg.schedule.lr(cfg.lr, done - 1);
             let train_loss = loss_sum / loss_n as f64;
-            let record =
-                eval::evaluate_splits(trainer.network(), mask, path, data, done, train_loss, lr);
+            let record = evaluator.record(trainer.network(), mask, done, train_loss, lr);
             progress.eval(&record);
             records.push(record);
             (loss_sum, loss_n) = (0.0, 0);
