@@ -1,13 +1,14 @@
 //! `lottery bench eval`: one evaluation pass of a masked network through burn's dense forward
 //! and through the sparse kernels, across sparsities — the measurement behind
-//! `lottery::train::eval::SPARSE_BELOW_DENSITY`.
+//! `lottery::train::eval`'s `SPARSE_BELOW_DENSITY` (and, with `--input-background`, of
+//! `SPARSE_BELOW_DENSITY_OVER_BACKGROUND`).
 
 use std::time::Instant;
 
 use anyhow::{Result, bail};
 use clap::Args;
 use lottery::models::{Architecture, init};
-use lottery::train::eval::{self, SPARSE_BELOW_DENSITY};
+use lottery::train::eval::{self, EvalPath};
 
 use super::{Inputs, median, random_mask};
 
@@ -49,13 +50,12 @@ pub fn run(a: BenchEvalArgs) -> Result<()> {
     );
     if !a.json {
         outln!(
-            "{} on {} examples, median of {} passes (training switches to sparse at ≤ {:.0}% kept):",
+            "{} on {} examples, median of {} passes (path: the one training takes):",
             a.model,
             a.examples,
             a.rounds,
-            SPARSE_BELOW_DENSITY * 100.0
         );
-        outln!("kept%   dense ms  sparse ms  dense/sparse");
+        outln!("kept%   dense ms  sparse ms  dense/sparse  path");
     }
     for &sparsity in &a.sparsity {
         let mask = random_mask(&net, sparsity, 1);
@@ -87,13 +87,17 @@ pub fn run(a: BenchEvalArgs) -> Result<()> {
         }
         let (d, s) = (median(dense), median(sparse));
         let kept = mask.density() * 100.0;
+        let path = match EvalPath::choose(&masked, Some(&mask), &device, &set) {
+            EvalPath::Dense => "dense",
+            EvalPath::Sparse => "sparse",
+        };
         if a.json {
             outln!(
                 "{}",
-                serde_json::json!({ "kept_percent": kept, "dense_ms": d, "sparse_ms": s })
+                serde_json::json!({ "kept_percent": kept, "dense_ms": d, "sparse_ms": s, "path": path })
             );
         } else {
-            outln!("{kept:5.1} {d:10.1} {s:10.1} {:12.2}×", d / s);
+            outln!("{kept:5.1} {d:10.1} {s:10.1} {:12.2}×  {path}", d / s);
         }
     }
     Ok(())
