@@ -15,8 +15,9 @@ use crate::sparse::skips_background;
 use crate::train::EvalRecord;
 
 /// Masked networks keeping at most this fraction of their masked weights are evaluated through
-/// the sparse kernels (inputs without a background; see the next constant for those with one). A fixed rule rather than a timing, so the same run takes the same path
-/// (and rounds the same way) on every attempt. The value is where the sparse path wins on
+/// the sparse kernels (on inputs without a background; the next constant is for those with
+/// one). A fixed rule rather than a timing, so the same run takes the same path (and rounds the
+/// same way) on every attempt. The value is where the sparse path wins on
 /// LeNet-300-100 with one core to itself, as each training has in an experiment whose controls
 /// run beside the ticket (`lottery bench eval`, BENCHMARKS.md); with two cores it wins from 45%.
 pub const SPARSE_BELOW_DENSITY: f64 = 0.25;
@@ -120,20 +121,15 @@ impl<'a> Evaluator<'a> {
             EvalPath::Dense => None,
         };
         let valid = engine.is_none().then(|| net.valid());
-        // The sparse path when its engine was built, burn's otherwise (from the prepared
-        // inputs, or from the set should compaction have failed on the sparse path).
-        let outputs = |set: &Dataset, batches: Option<&Batches>| match (&engine, &valid) {
-            (Some(e), _) => sparse_logits(e, set),
-            (None, Some(v)) => match batches {
-                Some(b) => v.logits_of(b),
-                None => v.logits(set),
-            },
-            (None, None) => unreachable!("one of the two paths is set up"),
+        // burn's path runs on the prepared inputs, or on the set itself should compaction
+        // have failed on the sparse path.
+        let outputs = |set: &Dataset, inputs: Option<&Batches>| match (&engine, &valid, inputs) {
+            (Some(e), _, _) => sparse_logits(e, set),
+            (None, Some(v), Some(b)) => v.logits_of(b),
+            (None, Some(v), None) => v.logits(set),
+            (None, None, _) => unreachable!("one of the two paths is set up"),
         };
-        let (val_in, test_in) = match &self.inputs {
-            Some((v, t)) => (Some(v), Some(t)),
-            None => (None, None),
-        };
+        let (val_in, test_in) = self.inputs.as_ref().map(|(v, t)| (v, t)).unzip();
         let val = (!data.val.is_empty()).then(|| score(&outputs(&data.val, val_in), &data.val));
         let test = outputs(&data.test, test_in);
         let (test_loss, test_accuracy) = score(&test, &data.test);
