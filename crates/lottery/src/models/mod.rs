@@ -166,6 +166,7 @@ pub fn unknown_model(name: &str) -> Error {
 pub struct Batches(Vec<Tensor<4>>);
 
 impl Batches {
+    /// `set`'s examples on `device`.
     pub fn new(set: &crate::data::Dataset, device: &Device) -> Self {
         const BATCH: usize = 1000;
         let [c, h, w] = set.shape;

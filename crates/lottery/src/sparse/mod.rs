@@ -10,9 +10,9 @@
 //! (`lottery_sparse::train`), plugged into burn's autodiff as an operation with its own backward.
 
 mod background;
+mod op;
 
 pub(crate) use background::skips_background;
-mod op;
 
 use std::collections::HashMap;
 use std::sync::Arc;
