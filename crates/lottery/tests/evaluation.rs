@@ -111,7 +111,7 @@ fn the_path_follows_the_density_the_inputs_and_the_architecture() {
             EvalPath::Dense
         );
     }
-    // Between the two thresholds, the inputs decide: their background makes burn's pass the faster.
+    // Between the two thresholds the inputs decide: a background makes burn's pass the faster.
     let between = random_mask(&mlp, 0.2, 3);
     assert_eq!(path(&between, &plain), EvalPath::Sparse);
     assert_eq!(path(&between, &mnist_like), EvalPath::Dense);
