@@ -59,19 +59,23 @@ pub trait SkipBackgroundOps: Backend {
 }
 
 /// Whether a dense linear layer on CPU skips the background of inputs like `x` (row-major
-/// examples): at most [`MAX_INPUT_DENSITY`] of it is off its background, by `background`'s
-/// sampled estimate. What the evaluation path's choice needs to know of a dataset.
+/// examples). What the evaluation path's choice needs to know of a dataset.
 pub fn skips_background(x: &[f32]) -> bool {
-    background(x).1 <= MAX_INPUT_DENSITY
+    background_worth_skipping(x).is_some()
+}
+
+/// The background of `x` when at most [`MAX_INPUT_DENSITY`] of it is off that background, by
+/// `background`'s sampled estimate: the one rule for layers and for datasets.
+fn background_worth_skipping(x: &[f32]) -> Option<f32> {
+    let (c, other) = background(x);
+    (other <= MAX_INPUT_DENSITY).then_some(c)
 }
 
 /// The background of `x` when skipping it pays: `x` is contiguous (a view, such as the
 /// transposed activations of a vision transformer, stays with burn's product rather than be
-/// copied to be looked at) and at most [`MAX_INPUT_DENSITY`] of it is off the background, by
-/// `background`'s sampled estimate.
+/// copied to be looked at) and its background is worth skipping.
 fn skippable(x: &FlexTensor) -> Option<f32> {
-    let (c, other) = background(x.as_slice::<f32>()?);
-    (other <= MAX_INPUT_DENSITY).then_some(c)
+    background_worth_skipping(x.as_slice::<f32>()?)
 }
 
 impl SkipBackgroundOps for Flex {
@@ -183,7 +187,7 @@ mod tests {
                 })
                 .collect();
             // Which path the case takes: the skipping kernels for the mostly-background ones.
-            let skips = background(&x).1 <= MAX_INPUT_DENSITY;
+            let skips = skips_background(&x);
             assert_eq!(skips, share >= 0.81, "{share} of {bg}");
             let r: Vec<f32> = (0..batch * outputs).map(|_| rng.uniform() as f32).collect();
             let run = |skip: bool| {
