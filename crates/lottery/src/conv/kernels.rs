@@ -6,6 +6,8 @@
 use gemm::{Parallelism, gemm};
 use lottery_sparse::train::transpose;
 
+use super::shifted;
+
 /// Everything about a convolution but the batch size: NCHW input, OIHW weight, zero padding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Geometry {
@@ -48,7 +50,7 @@ impl Geometry {
     }
 
     /// A 1×1 convolution with stride 1 and no padding reads the image itself as its columns.
-    fn is_pointwise(&self) -> bool {
+    pub(super) fn is_pointwise(&self) -> bool {
         self.kh == 1 && self.kw == 1 && self.stride == [1, 1] && self.pad == [0; 4]
     }
 
@@ -143,14 +145,14 @@ impl Geometry {
 
 /// A matrix operand: its elements with row and column strides (non-negative).
 #[derive(Clone, Copy)]
-struct View<'a> {
-    data: &'a [f32],
-    rs: usize,
-    cs: usize,
+pub(super) struct View<'a> {
+    pub(super) data: &'a [f32],
+    pub(super) rs: usize,
+    pub(super) cs: usize,
 }
 
 impl<'a> View<'a> {
-    fn rows(data: &'a [f32], cols: usize) -> Self {
+    pub(super) fn rows(data: &'a [f32], cols: usize) -> Self {
         View {
             data,
             rs: cols,
@@ -174,7 +176,15 @@ impl<'a> View<'a> {
 
 /// `c = a·b` (or `c += a·b` with `accumulate`) for `a` of `m × k`, `b` of `k × n` and a
 /// row-major `c` of `m × n`, on the calling thread.
-fn matmul(m: usize, n: usize, k: usize, a: View, b: View, c: &mut [f32], accumulate: bool) {
+pub(super) fn matmul(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: View,
+    b: View,
+    c: &mut [f32],
+    accumulate: bool,
+) {
     assert!(
         a.fits(m, k) && b.fits(k, n) && c.len() == m * n,
         "operands of the shapes given"
@@ -215,7 +225,7 @@ pub(super) fn threads(n: usize) -> usize {
 
 /// Runs `f(first image, images' inputs, images' outputs)` on contiguous groups of images, one
 /// group per thread.
-fn per_group<F>(n: usize, input: (&[f32], usize), output: (&mut [f32], usize), f: F)
+pub(super) fn per_group<F>(n: usize, input: (&[f32], usize), output: (&mut [f32], usize), f: F)
 where
     F: Fn(&[f32], &mut [f32]) + Sync,
 {
@@ -237,6 +247,14 @@ where
 
 /// `y[n] = W · im2col(x[n])` for a batch of `n` images; `w` is `[c_out, c_in, kh, kw]`.
 pub fn forward(g: &Geometry, x: &[f32], w: &[f32], y: &mut [f32]) {
+    if shifted::takes(g) {
+        shifted::forward(g, x, w, y)
+    } else {
+        forward_im2col(g, x, w, y)
+    }
+}
+
+fn forward_im2col(g: &Geometry, x: &[f32], w: &[f32], y: &mut [f32]) {
     let n = x.len() / g.in_len().max(1);
     assert!(x.len() == n * g.in_len() && y.len() == n * g.out_len() && w.len() == g.c_out * g.k());
     let (k, p) = (g.k(), g.p());
@@ -271,6 +289,14 @@ pub fn forward(g: &Geometry, x: &[f32], w: &[f32], y: &mut [f32]) {
 
 /// `dx[n] = col2im(Wᵀ · dy[n])`.
 pub fn input_grad(g: &Geometry, dy: &[f32], w: &[f32], dx: &mut [f32]) {
+    if shifted::takes_input_grad(g) {
+        shifted::input_grad(g, dy, w, dx)
+    } else {
+        input_grad_im2col(g, dy, w, dx)
+    }
+}
+
+fn input_grad_im2col(g: &Geometry, dy: &[f32], w: &[f32], dx: &mut [f32]) {
     let n = dy.len() / g.out_len().max(1);
     assert!(
         dy.len() == n * g.out_len() && dx.len() == n * g.in_len() && w.len() == g.c_out * g.k()
@@ -299,6 +325,14 @@ pub fn input_grad(g: &Geometry, dy: &[f32], w: &[f32], dx: &mut [f32]) {
 /// first (position-major, one cache-blocked pass) and the GEMM reads both operands the way its
 /// kernels want.
 pub fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
+    if shifted::takes_weight_grad(g) {
+        shifted::weight_grad(g, x, dy, dw)
+    } else {
+        weight_grad_im2col(g, x, dy, dw)
+    }
+}
+
+fn weight_grad_im2col(g: &Geometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
     let n = x.len() / g.in_len().max(1);
     assert!(
         x.len() == n * g.in_len() && dy.len() == n * g.out_len() && dw.len() == g.c_out * g.k()
@@ -431,6 +465,11 @@ pub(super) mod tests {
             (g(4, 6, 6, 2, [1, 1], [2, 2], [0; 4]), 3),
             (g(1, 6, 5, 3, [2, 3], [1, 2], [0, 1, 1, 1]), 1),
             (g(3, 4, 4, 2, [3, 3], [1, 1], [0; 4]), 2),
+            // Stride 1 without im2col: asymmetric padding, a padding as large as the kernel
+            // (whose input gradient goes back to im2col), and more images than one sum takes.
+            (g(2, 5, 7, 3, [2, 3], [1, 1], [0, 1, 1, 0]), 2),
+            (g(2, 4, 5, 3, [2, 2], [1, 1], [2, 1, 0, 2]), 1),
+            (g(2, 5, 5, 3, [3, 3], [1, 1], [1; 4]), 35),
         ]
     }
 

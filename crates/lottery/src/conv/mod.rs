@@ -5,10 +5,12 @@
 //! which route every other device, grouped or dilated convolutions, padded pools and non-f32
 //! tensors to burn's own.
 
+mod direct;
 mod kernels;
 mod norm;
 mod op;
 mod pool;
+mod shifted;
 
 use burn::backend::Dispatch;
 use burn::nn::conv::Conv2d;
