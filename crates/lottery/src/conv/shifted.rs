@@ -1,12 +1,12 @@
 //! Stride-1 convolutions without im2col. With the image zero-padded once (planes `hp × wp`),
 //! kernel offset `(i, j)` reads the padded plane shifted by `i·wp + j`: output position
 //! `q = oh·wp + ow` — rows as wide as the padded image, the last `kw − 1` columns of each thrown
-//! away — is `Σ_(i,j) W_ij · Xp[·, q + i·wp + j]`. So the forward is `kh·kw` GEMMs read straight
-//! from the padded image (a strided view the GEMM does not repack) instead of one GEMM on a
-//! matrix of columns nine times the image's size, written and read back at every step; the
-//! input gradient is the same forward on the padded output gradient with the kernel flipped;
-//! the weight gradient is `kh·kw` GEMMs over the positions of a group of images at once. The
-//! price is the thrown-away columns: `wp / wo` of the arithmetic (1.06 at 32 wide, 1.25 at 8).
+//! away — is `Σ_(i,j) W_ij · Xp[·, q + i·wp + j]`. The forward is [`super::direct`]'s kernel on
+//! the padded image instead of a GEMM on a matrix of columns nine times the image's size,
+//! written and read back at every step; the input gradient is the same forward on the padded
+//! output gradient with the kernel flipped; the weight gradient is `kh·kw` GEMMs over the
+//! positions of a group of images at once. The price is the thrown-away columns: `wp / wo` of
+//! the arithmetic (1.06 at 32 wide, 1.25 at 8).
 
 use super::direct;
 use super::kernels::{Geometry, View, matmul, per_group, threads};
