@@ -1,17 +1,30 @@
-//! The stride-1 forward's inner kernel: a direct convolution over a zero-padded image. A tile
-//! of 6 output channels × 16 positions stays in twelve AVX2 registers while the sum runs over
-//! every kernel offset and input channel — `kh·kw·c_in` steps of two loads, six broadcasts and
-//! twelve FMAs — and is stored once. (Nine GEMMs of `c_in` steps each, one per offset, store and
-//! reload the output nine times and pay the GEMM's set-up each time: at ResNet-20's 16 channels
-//! that was no faster than im2col.) AVX2 with FMA only, detected at run time; other CPUs keep
-//! im2col and the `gemm` crate.
+//! The stride-1 kernels: direct convolutions over a zero-padded image, in AVX2 registers.
+//!
+//! Forward: a tile of 6 output channels × two runs of 8 output positions stays in twelve
+//! registers while the sum runs over every kernel offset and input channel — `kh·kw·c_in` steps
+//! of two loads, six broadcasts and twelve FMAs — and is stored once, straight into the output.
+//! A run is 8 consecutive positions of one output row, read from the padded row the kernel
+//! offset shifts it to, so no arithmetic is spent on the padding columns when the output width
+//! is a multiple of 8 (32, 16 and 8 in the CIFAR networks). (Nine GEMMs of `c_in` steps each, one
+//! per offset, store and reload the output nine times and pay the GEMM's set-up each time: at
+//! ResNet-20's 16 channels that was no faster than im2col.)
+//!
+//! Weight gradient: a tile of 6 output channels × 16 input channels, summed over output
+//! positions, the image and the output gradient both position-major.
+//!
+//! AVX2 with FMA only, detected at run time; other CPUs keep im2col and the `gemm` crate.
 
 /// Output channels per tile.
 const CO: usize = 6;
-/// Positions per tile: two vectors of eight.
-pub(super) const QT: usize = 16;
+/// Positions per run: one vector.
+const RUN: usize = 8;
+/// Input channels per weight-gradient tile: two vectors.
+pub(super) const CT: usize = 16;
+/// Floats either kernel may read past the end of its operands (a run's tail past a row's end,
+/// a tile's channels past the last output channel): callers allocate this much more.
+pub(super) const SLACK: usize = if RUN > CO { RUN } else { CO };
 
-/// Whether this CPU runs the kernel.
+/// Whether this CPU runs the kernels.
 pub(super) fn available() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
@@ -24,7 +37,7 @@ pub(super) fn available() -> bool {
     }
 }
 
-/// `[c_out, c_in, taps]` weights as the kernel reads them: blocks of [`CO`] output channels,
+/// `[c_out, c_in, taps]` weights as the forward reads them: blocks of [`CO`] output channels,
 /// each `[tap][c_in][CO]`, the last block padded with zeros.
 pub(super) fn pack(w: &[f32], c_out: usize, c_in: usize, taps: usize) -> Vec<f32> {
     assert_eq!(w.len(), c_out * c_in * taps, "weights of the shape given");
@@ -41,9 +54,29 @@ pub(super) fn pack(w: &[f32], c_out: usize, c_in: usize, taps: usize) -> Vec<f32
     packed
 }
 
-/// The operands of one image's tiles.
+/// Output rows and where they sit in the padded image.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Rows {
+    pub ho: usize,
+    pub wo: usize,
+    /// The padded row length.
+    pub wp: usize,
+}
+
+impl Rows {
+    /// The runs of an image: `(padded position, output position, valid lanes)`, row by row.
+    fn runs(self) -> impl Iterator<Item = (usize, usize, usize)> {
+        (0..self.ho).flat_map(move |oh| {
+            (0..self.wo)
+                .step_by(RUN)
+                .map(move |ow| (oh * self.wp + ow, oh * self.wo + ow, RUN.min(self.wo - ow)))
+        })
+    }
+}
+
+/// The operands of one image's forward.
 pub(super) struct Tiles<'a> {
-    /// The padded image: `c_in` planes `plane` apart.
+    /// The padded image: `c_in` planes `plane` apart, [`SLACK`] more at the end.
     pub xp: &'a [f32],
     pub plane: usize,
     pub c_in: usize,
@@ -52,64 +85,191 @@ pub(super) struct Tiles<'a> {
     /// From [`pack`].
     pub packed: &'a [f32],
     pub c_out: usize,
-    /// Positions computed per channel, a multiple of [`QT`]; the row length of `wide`.
-    pub positions: usize,
+    pub rows: Rows,
 }
 
 impl Tiles<'_> {
-    /// `wide[o][q] = Σ_(tap, c) w[o][c][tap] · xp[c·plane + q + offsets[tap]]` for every `q`
-    /// below `positions`.
-    pub(super) fn run(&self, wide: &mut [f32]) {
-        let taps = self.offsets.len();
+    /// `y[o][oh][ow] = Σ_(tap, c) w[o][c][tap] · xp[c·plane + oh·wp + ow + offsets[tap]]`.
+    pub(super) fn run(&self, y: &mut [f32]) {
+        let Rows { ho, wo, wp } = self.rows;
         let reach = self.offsets.iter().max().copied().unwrap_or(0);
+        // The furthest read: the last run's last lane, at the largest offset, in the last plane.
+        let last = (ho.max(1) - 1) * wp + wo.div_ceil(RUN) * RUN - 1 + reach;
         assert!(
-            self.positions.is_multiple_of(QT)
-                && self.packed.len() == self.c_out.div_ceil(CO) * taps * self.c_in * CO
-                && wide.len() >= self.c_out * self.positions
-                && (self.c_in == 0
-                    || (self.c_in - 1) * self.plane + self.positions + reach <= self.xp.len()),
+            self.packed.len() == self.c_out.div_ceil(CO) * self.offsets.len() * self.c_in * CO
+                && y.len() == self.c_out * ho * wo
+                && (self.c_in == 0 || (self.c_in - 1) * self.plane + last < self.xp.len()),
             "operands of the sizes the tiles read and write"
         );
         #[cfg(target_arch = "x86_64")]
         if available() {
-            // SAFETY: the CPU has AVX2 and FMA; the assertion bounds every read and write.
-            return unsafe { self.run_avx2(wide) };
+            // SAFETY: the CPU has AVX2 and FMA; the assertion bounds every read.
+            return unsafe { self.run_avx2(y) };
         }
-        unreachable!("the direct kernel runs only where `available()`");
+        unreachable!("the direct kernels run only where `available()`");
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn run_avx2(&self, wide: &mut [f32]) {
+    unsafe fn run_avx2(&self, y: &mut [f32]) {
         use std::arch::x86_64::*;
         let per_block = self.offsets.len() * self.c_in * CO;
-        for q0 in (0..self.positions).step_by(QT) {
-            for (b, block) in self.packed.chunks_exact(per_block).enumerate() {
+        let plane_out = self.rows.ho * self.rows.wo;
+        let runs: Vec<_> = self.rows.runs().collect();
+        // Two runs per tile; an odd last run is paired with itself and stored once.
+        for pair in runs.chunks(2) {
+            let (a, b) = (pair[0], pair[pair.len() - 1]);
+            for (blk, block) in self.packed.chunks_exact(per_block).enumerate() {
                 let mut acc = [[_mm256_setzero_ps(); 2]; CO];
                 let mut w = block.as_ptr();
                 for &off in self.offsets {
-                    // SAFETY (all reads below): `q0 + 15 + off + (c_in − 1)·plane` is inside
-                    // `xp` by `run`'s assertion, and `w` walks `block` exactly once.
-                    let mut x = unsafe { self.xp.as_ptr().add(q0 + off) };
+                    // SAFETY (all reads below): inside `xp` by `run`'s assertion; `w` walks
+                    // `block` exactly once.
+                    let (mut xa, mut xb) = unsafe {
+                        (
+                            self.xp.as_ptr().add(a.0 + off),
+                            self.xp.as_ptr().add(b.0 + off),
+                        )
+                    };
                     for _ in 0..self.c_in {
-                        let (a0, a1) = unsafe { (_mm256_loadu_ps(x), _mm256_loadu_ps(x.add(8))) };
+                        let (va, vb) = unsafe { (_mm256_loadu_ps(xa), _mm256_loadu_ps(xb)) };
                         for (j, acc) in acc.iter_mut().enumerate() {
                             let wj = unsafe { _mm256_broadcast_ss(&*w.add(j)) };
-                            acc[0] = _mm256_fmadd_ps(wj, a0, acc[0]);
-                            acc[1] = _mm256_fmadd_ps(wj, a1, acc[1]);
+                            acc[0] = _mm256_fmadd_ps(wj, va, acc[0]);
+                            acc[1] = _mm256_fmadd_ps(wj, vb, acc[1]);
                         }
                         unsafe {
                             w = w.add(CO);
-                            x = x.add(self.plane);
+                            xa = xa.add(self.plane);
+                            xb = xb.add(self.plane);
                         }
                     }
                 }
-                for (j, acc) in acc.iter().enumerate().take(self.c_out - b * CO) {
-                    let out = &mut wide[(b * CO + j) * self.positions + q0..][..QT];
-                    // SAFETY: `out` holds 16 values.
-                    unsafe {
-                        _mm256_storeu_ps(out.as_mut_ptr(), acc[0]);
-                        _mm256_storeu_ps(out.as_mut_ptr().add(8), acc[1]);
+                let outs = (self.c_out - blk * CO).min(CO);
+                for (j, acc) in acc.iter().enumerate().take(outs) {
+                    let plane = &mut y[(blk * CO + j) * plane_out..][..plane_out];
+                    store(acc[0], &mut plane[a.1..a.1 + a.2]);
+                    if pair.len() == 2 {
+                        store(acc[1], &mut plane[b.1..b.1 + b.2]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The first `out.len()` (at most 8) lanes of `v`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn store(v: std::arch::x86_64::__m256, out: &mut [f32]) {
+    use std::arch::x86_64::*;
+    if out.len() == RUN {
+        // SAFETY: `out` holds eight values.
+        unsafe { _mm256_storeu_ps(out.as_mut_ptr(), v) };
+    } else {
+        let mut lanes = [0.0f32; RUN];
+        // SAFETY: `lanes` holds eight values.
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), v) };
+        out.copy_from_slice(&lanes[..out.len()]);
+    }
+}
+
+/// Output channels as the weight-gradient sums are laid out: rounded up to whole tiles.
+pub(super) fn padded_outputs(c_out: usize) -> usize {
+    c_out.next_multiple_of(CO)
+}
+
+/// The operands of one image's weight-gradient sums.
+pub(super) struct WeightTiles<'a> {
+    /// The padded image position-major: `xt[pos·c_in + c]`.
+    pub xt: &'a [f32],
+    /// A multiple of [`CT`].
+    pub c_in: usize,
+    /// The output gradient position-major: `dyt[(oh·wo + ow)·c_out + o]`, [`SLACK`] more at
+    /// the end.
+    pub dyt: &'a [f32],
+    pub c_out: usize,
+    pub rows: Rows,
+    pub offsets: &'a [usize],
+}
+
+/// Output positions per pass over the taps and tiles: the two operands' rows for one pass
+/// stay in L2 between taps.
+const PASS: usize = 256;
+
+impl WeightTiles<'_> {
+    /// `sums[tap][o][c] += Σ_(oh, ow) dyt[oh·wo + ow][o] · xt[oh·wp + ow + offsets[tap]][c]`;
+    /// `sums` is `taps · padded_outputs(c_out) · c_in` long. The rows past `c_out` of the last
+    /// tile collect sums of whatever the broadcasts read past a position's channels: not
+    /// gradients, never read.
+    pub(super) fn add_to(&self, sums: &mut [f32]) {
+        let Rows { ho, wo, wp } = self.rows;
+        let reach = self.offsets.iter().max().copied().unwrap_or(0);
+        let outs = padded_outputs(self.c_out);
+        assert!(
+            self.c_in.is_multiple_of(CT)
+                && self.dyt.len() >= ho * wo * self.c_out + CO
+                && (ho * wo == 0 || ((ho - 1) * wp + wo + reach) * self.c_in <= self.xt.len())
+                && sums.len() == self.offsets.len() * outs * self.c_in,
+            "operands of the sizes the weight tiles read and write"
+        );
+        #[cfg(target_arch = "x86_64")]
+        if available() {
+            // SAFETY: the CPU has AVX2 and FMA; the assertion bounds every read and write.
+            return unsafe { self.add_avx2(sums, outs) };
+        }
+        unreachable!("the direct kernels run only where `available()`");
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn add_avx2(&self, sums: &mut [f32], outs: usize) {
+        use std::arch::x86_64::*;
+        let Rows { ho, wo, wp } = self.rows;
+        let (c_in, c_out) = (self.c_in, self.c_out);
+        let rows_per_pass = (PASS / wo.max(1)).max(1);
+        for first in (0..ho).step_by(rows_per_pass) {
+            let pass = first..ho.min(first + rows_per_pass);
+            for (tap, &off) in self.offsets.iter().enumerate() {
+                for o0 in (0..outs).step_by(CO) {
+                    for c0 in (0..c_in).step_by(CT) {
+                        let at = (tap * outs + o0) * c_in + c0;
+                        let tile = &mut sums[at..at + (CO - 1) * c_in + CT];
+                        let mut acc = [[_mm256_setzero_ps(); 2]; CO];
+                        for (j, acc) in acc.iter_mut().enumerate() {
+                            // SAFETY: row `j` of the tile is inside `tile`.
+                            unsafe {
+                                let p = tile.as_ptr().add(j * c_in);
+                                *acc = [_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8))];
+                            }
+                        }
+                        for oh in pass.clone() {
+                            // SAFETY (reads): inside `xt` and `dyt` by `add_to`'s assertion.
+                            let mut x =
+                                unsafe { self.xt.as_ptr().add((oh * wp + off) * c_in + c0) };
+                            let mut g = unsafe { self.dyt.as_ptr().add(oh * wo * c_out + o0) };
+                            for _ in 0..wo {
+                                let (a0, a1) =
+                                    unsafe { (_mm256_loadu_ps(x), _mm256_loadu_ps(x.add(8))) };
+                                for (j, acc) in acc.iter_mut().enumerate() {
+                                    let gj = unsafe { _mm256_broadcast_ss(&*g.add(j)) };
+                                    acc[0] = _mm256_fmadd_ps(gj, a0, acc[0]);
+                                    acc[1] = _mm256_fmadd_ps(gj, a1, acc[1]);
+                                }
+                                unsafe {
+                                    x = x.add(c_in);
+                                    g = g.add(c_out);
+                                }
+                            }
+                        }
+                        for (j, acc) in acc.iter().enumerate() {
+                            // SAFETY: as for the loads.
+                            unsafe {
+                                let p = tile.as_mut_ptr().add(j * c_in);
+                                _mm256_storeu_ps(p, acc[0]);
+                                _mm256_storeu_ps(p.add(8), acc[1]);
+                            }
+                        }
                     }
                 }
             }

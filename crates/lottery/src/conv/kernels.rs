@@ -470,6 +470,8 @@ pub(super) mod tests {
             (g(2, 5, 7, 3, [2, 3], [1, 1], [0, 1, 1, 0]), 2),
             (g(2, 4, 5, 3, [2, 2], [1, 1], [2, 1, 0, 2]), 1),
             (g(2, 5, 5, 3, [3, 3], [1, 1], [1; 4]), 35),
+            // Whole tiles of input channels (the direct weight gradient), outputs not.
+            (g(16, 5, 6, 7, [3, 3], [1, 1], [1, 0, 1, 2]), 3),
         ]
     }
 

@@ -30,9 +30,13 @@ impl Padded {
         }
     }
 
-    /// Output positions in padded-width rows: `ho · wp`.
-    fn positions(&self, g: &Geometry) -> usize {
-        g.ho() * self.wp
+    /// The output rows of `g` in this padded image.
+    fn rows(&self, g: &Geometry) -> direct::Rows {
+        direct::Rows {
+            ho: g.ho(),
+            wo: g.wo(),
+            wp: self.wp,
+        }
     }
 
     /// Kernel offset `(i, j)` as a shift of the padded plane.
@@ -84,11 +88,9 @@ pub(super) fn forward(g: &Geometry, x: &[f32], w: &[f32], y: &mut [f32]) {
     let packed = direct::pack(w, g.c_out, g.c_in, taps);
     let pad = Padded::of(g);
     let offsets: Vec<usize> = (0..taps).map(|t| pad.offset(t / g.kw, t % g.kw)).collect();
-    let positions = pad.positions(g).next_multiple_of(direct::QT);
+    let rows = pad.rows(g);
     per_group(n, (x, in_len), (y, out_len), |xs, ys| {
-        // The last tile reads up to a tile past the last plane.
-        let mut xp = vec![0.0; g.c_in * pad.plane + direct::QT];
-        let mut wide = vec![0.0; g.c_out * positions];
+        let mut xp = vec![0.0; g.c_in * pad.plane + direct::SLACK];
         for (xi, yi) in xs.chunks_exact(in_len).zip(ys.chunks_exact_mut(out_len)) {
             pad.fill(g, xi, g.c_in, &mut xp);
             let tiles = direct::Tiles {
@@ -98,19 +100,9 @@ pub(super) fn forward(g: &Geometry, x: &[f32], w: &[f32], y: &mut [f32]) {
                 offsets: &offsets,
                 packed: &packed,
                 c_out: g.c_out,
-                positions,
+                rows,
             };
-            tiles.run(&mut wide);
-            // Keep the first `wo` columns of every padded-width row.
-            let (ho, wo) = (g.ho(), g.wo());
-            for (dst, src) in yi
-                .chunks_exact_mut(ho * wo)
-                .zip(wide.chunks_exact(positions))
-            {
-                for (d, s) in dst.chunks_exact_mut(wo).zip(src.chunks_exact(pad.wp)) {
-                    d.copy_from_slice(&s[..wo]);
-                }
-            }
+            tiles.run(yi);
         }
     });
 }
@@ -149,15 +141,10 @@ pub(super) fn input_grad(g: &Geometry, dy: &[f32], w: &[f32], dx: &mut [f32]) {
     forward(&back, dy, &flipped, dx);
 }
 
-/// Images per weight-gradient GEMM: enough positions for long GEMM sums, few enough that the
-/// position-major copy of a group stays a few megabytes.
-const IMAGES_PER_SUM: usize = 16;
-
-/// `dw = Σ_n dy[n] · shifted(x[n])ᵀ` for stride 1, `[c_out, c_in, kh, kw]`. The sum over output
-/// positions runs over a group of images at once: the images padded and laid position-major
-/// one after another (so that each tap's operand is a row-major view the GEMM reads as it
-/// wants), the output gradient in padded-width rows with zeros wherever a position is thrown
-/// away — which also zeroes the products that read across into the next image.
+/// `dw = Σ_n dy[n] · shifted(x[n])ᵀ` for stride 1, `[c_out, c_in, kh, kw]`: per tap, a sum over
+/// output positions of the output gradient times the padded image shifted by the tap. With
+/// whole tiles of input channels on an AVX2 CPU, [`direct::WeightTiles`] sums image by image;
+/// otherwise (the first layer's three channels, other CPUs) `kh·kw` GEMMs per group of images.
 pub(super) fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
     debug_assert!(takes_weight_grad(g));
     let (in_len, out_len) = (g.c_in * g.h * g.w, g.c_out * g.ho() * g.wo());
@@ -166,77 +153,120 @@ pub(super) fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
     let taps = g.kh * g.kw;
     assert_eq!(dw.len(), g.c_out * g.c_in * taps);
     let pad = Padded::of(g);
-    let (c, plane, wo) = (g.c_in, pad.plane, g.wo());
-    // The largest shift reads this many positions past a group's last plane.
-    let spill = pad.offset(g.kh - 1, g.kw - 1);
+    let direct = direct::available() && g.c_in.is_multiple_of(direct::CT);
+    let outs = if direct {
+        direct::padded_outputs(g.c_out)
+    } else {
+        g.c_out
+    };
     let groups = threads(n);
     let per = n.div_ceil(groups).max(1);
-    // One partial sum per thread, tap-major (`[tap][o][c]`), added up and reordered at the end.
-    let mut partial = vec![0.0f32; groups * dw.len()];
+    // One sum per thread, tap-major (`[tap][o][c]`, `outs` rows), added up and reordered below.
+    let len = taps * outs * g.c_in;
+    let mut partial = vec![0.0f32; groups * len];
     std::thread::scope(|s| {
         let work = x
             .chunks(per * in_len)
             .zip(dy.chunks(per * out_len))
-            .zip(partial.chunks_mut(dw.len()));
+            .zip(partial.chunks_mut(len));
         for ((xs, dys), sum) in work {
-            s.spawn(move || {
-                let mut xp = vec![0.0; c * plane];
-                let mut xt = vec![0.0; (IMAGES_PER_SUM * plane + spill) * c];
-                let mut wide = vec![0.0; g.c_out * IMAGES_PER_SUM * plane];
-                let images = xs.chunks(IMAGES_PER_SUM * in_len);
-                for (first, (xg, dyg)) in
-                    images.zip(dys.chunks(IMAGES_PER_SUM * out_len)).enumerate()
-                {
-                    let nb = xg.len() / in_len;
-                    let k = nb * plane;
-                    for (b, (xi, dyi)) in xg
-                        .chunks_exact(in_len)
-                        .zip(dyg.chunks_exact(out_len))
-                        .enumerate()
-                    {
-                        pad.fill(g, xi, c, &mut xp);
-                        transpose(&xp, c, plane, &mut xt[b * plane * c..][..plane * c]);
-                        // dy in padded-width rows: wide[o][b·plane + oh·wp + ow].
-                        for o in 0..g.c_out {
-                            let dst = &mut wide[o * k + b * plane..][..plane];
-                            let src = &dyi[o * g.ho() * wo..][..g.ho() * wo];
-                            for (row, line) in dst.chunks_exact_mut(pad.wp).zip(src.chunks(wo)) {
-                                row[..wo].copy_from_slice(line);
-                                row[wo..].fill(0.0);
-                            }
-                            dst[g.ho() * pad.wp..].fill(0.0);
-                        }
-                    }
-                    for i in 0..g.kh {
-                        for j in 0..g.kw {
-                            let tap = i * g.kw + j;
-                            let shifted = View {
-                                data: &xt[pad.offset(i, j) * c..],
-                                rs: c,
-                                cs: 1,
-                            };
-                            let out = &mut sum[tap * g.c_out * c..][..g.c_out * c];
-                            matmul(
-                                g.c_out,
-                                c,
-                                k,
-                                View::rows(&wide[..g.c_out * k], k),
-                                shifted,
-                                out,
-                                first > 0,
-                            );
-                        }
-                    }
-                }
+            s.spawn(move || match direct {
+                true => direct_sums(g, pad, (xs, dys), sum),
+                false => gemm_sums(g, pad, (xs, dys), sum),
             });
         }
     });
     dw.fill(0.0);
-    for sum in partial.chunks_exact(dw.len()) {
-        for (tap, block) in sum.chunks_exact(g.c_out * c).enumerate() {
-            for (oc, v) in block.iter().enumerate() {
+    for sum in partial.chunks_exact(len) {
+        for (tap, block) in sum.chunks_exact(outs * g.c_in).enumerate() {
+            for (oc, v) in block[..g.c_out * g.c_in].iter().enumerate() {
                 dw[oc * taps + tap] += v;
             }
+        }
+    }
+}
+
+/// The kernel offsets of `g` as shifts of its padded plane, tap by tap.
+fn offsets(g: &Geometry, pad: Padded) -> Vec<usize> {
+    (0..g.kh * g.kw)
+        .map(|t| pad.offset(t / g.kw, t % g.kw))
+        .collect()
+}
+
+/// Image by image: the padded image and the output gradient position-major, and
+/// [`direct::WeightTiles`] over them.
+fn direct_sums(g: &Geometry, pad: Padded, (xs, dys): (&[f32], &[f32]), sum: &mut [f32]) {
+    let (c, plane, p) = (g.c_in, pad.plane, g.ho() * g.wo());
+    let offsets = offsets(g, pad);
+    let mut xp = vec![0.0; c * plane];
+    let mut xt = vec![0.0; plane * c];
+    let mut dyt = vec![0.0; p * g.c_out + direct::SLACK];
+    for (xi, dyi) in xs
+        .chunks_exact(c * g.h * g.w)
+        .zip(dys.chunks_exact(g.c_out * p))
+    {
+        pad.fill(g, xi, c, &mut xp);
+        transpose(&xp, c, plane, &mut xt);
+        transpose(dyi, g.c_out, p, &mut dyt[..p * g.c_out]);
+        let tiles = direct::WeightTiles {
+            xt: &xt,
+            c_in: c,
+            dyt: &dyt,
+            c_out: g.c_out,
+            rows: pad.rows(g),
+            offsets: &offsets,
+        };
+        tiles.add_to(sum);
+    }
+}
+
+/// Images per weight-gradient GEMM: enough positions for long GEMM sums, few enough that the
+/// position-major copy of a group stays a few megabytes.
+const IMAGES_PER_SUM: usize = 16;
+
+/// `kh·kw` GEMMs per group of images: the images padded and laid position-major one after
+/// another (so that each tap's operand is a row-major view the GEMM reads as it wants), the
+/// output gradient in padded-width rows with zeros wherever a position is thrown away — which
+/// also zeroes the products that read across into the next image.
+fn gemm_sums(g: &Geometry, pad: Padded, (xs, dys): (&[f32], &[f32]), sum: &mut [f32]) {
+    let (c, plane, wo) = (g.c_in, pad.plane, g.wo());
+    let (in_len, out_len) = (c * g.h * g.w, g.c_out * g.ho() * wo);
+    // The largest shift reads this many positions past a group's last plane.
+    let spill = pad.offset(g.kh - 1, g.kw - 1);
+    let mut xp = vec![0.0; c * plane];
+    let mut xt = vec![0.0; (IMAGES_PER_SUM * plane + spill) * c];
+    let mut wide = vec![0.0; g.c_out * IMAGES_PER_SUM * plane];
+    let images = xs.chunks(IMAGES_PER_SUM * in_len);
+    for (first, (xg, dyg)) in images.zip(dys.chunks(IMAGES_PER_SUM * out_len)).enumerate() {
+        let nb = xg.len() / in_len;
+        let k = nb * plane;
+        for (b, (xi, dyi)) in xg
+            .chunks_exact(in_len)
+            .zip(dyg.chunks_exact(out_len))
+            .enumerate()
+        {
+            pad.fill(g, xi, c, &mut xp);
+            transpose(&xp, c, plane, &mut xt[b * plane * c..][..plane * c]);
+            // dy in padded-width rows: wide[o][b·plane + oh·wp + ow].
+            for o in 0..g.c_out {
+                let dst = &mut wide[o * k + b * plane..][..plane];
+                let src = &dyi[o * g.ho() * wo..][..g.ho() * wo];
+                for (row, line) in dst.chunks_exact_mut(pad.wp).zip(src.chunks(wo)) {
+                    row[..wo].copy_from_slice(line);
+                    row[wo..].fill(0.0);
+                }
+                dst[g.ho() * pad.wp..].fill(0.0);
+            }
+        }
+        for (tap, off) in offsets(g, pad).into_iter().enumerate() {
+            let shifted = View {
+                data: &xt[off * c..],
+                rs: c,
+                cs: 1,
+            };
+            let out = &mut sum[tap * g.c_out * c..][..g.c_out * c];
+            let dyw = View::rows(&wide[..g.c_out * k], k);
+            matmul(g.c_out, c, k, dyw, shifted, out, first > 0);
         }
     }
 }
