@@ -174,6 +174,11 @@ fn store(v: std::arch::x86_64::__m256, out: &mut [f32]) {
     }
 }
 
+/// Whether runs of 8 cover rows `wo` wide with at most a quarter more lanes than outputs.
+pub(super) fn runs_fit(wo: usize) -> bool {
+    wo > 0 && 4 * wo.next_multiple_of(RUN) <= 5 * wo
+}
+
 /// Output channels as the weight-gradient sums are laid out: rounded up to whole tiles.
 pub(super) fn padded_outputs(c_out: usize) -> usize {
     c_out.next_multiple_of(CO)

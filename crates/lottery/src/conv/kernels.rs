@@ -465,14 +465,36 @@ pub(super) mod tests {
             (g(4, 6, 6, 2, [1, 1], [2, 2], [0; 4]), 3),
             (g(1, 6, 5, 3, [2, 3], [1, 2], [0, 1, 1, 1]), 1),
             (g(3, 4, 4, 2, [3, 3], [1, 1], [0; 4]), 2),
-            // Stride 1 without im2col: asymmetric padding, a padding as large as the kernel
-            // (whose input gradient goes back to im2col), and more images than one sum takes.
-            (g(2, 5, 7, 3, [2, 3], [1, 1], [0, 1, 1, 0]), 2),
-            (g(2, 4, 5, 3, [2, 2], [1, 1], [2, 1, 0, 2]), 1),
-            (g(2, 5, 5, 3, [3, 3], [1, 1], [1; 4]), 35),
-            // Whole tiles of input channels (the direct weight gradient), outputs not.
-            (g(16, 5, 6, 7, [3, 3], [1, 1], [1, 0, 1, 2]), 3),
+            // Stride 1 without im2col (output rows 7 and 8 wide, which runs of 8 cover):
+            // asymmetric padding, a padding as large as the kernel (whose input gradient goes
+            // back to im2col), more images than a thread takes, whole tiles of input channels
+            // (the direct weight gradient) with outputs that are not.
+            (g(2, 5, 8, 3, [2, 3], [1, 1], [0, 1, 1, 0]), 2),
+            (g(2, 4, 6, 3, [2, 2], [1, 1], [2, 1, 0, 2]), 1),
+            (g(2, 5, 7, 3, [3, 3], [1, 1], [1; 4]), 35),
+            (g(16, 5, 7, 7, [3, 3], [1, 1], [1, 0, 1, 2]), 3),
         ]
+    }
+
+    /// The geometries above meant for the direct kernels reach them on a CPU that has them.
+    #[test]
+    fn stride_one_geometries_take_the_direct_kernels() {
+        if !super::super::direct::available() {
+            return;
+        }
+        let all = geometries();
+        let direct = &all[all.len() - 4..];
+        for (g, _) in direct {
+            assert!(shifted::takes(g) && shifted::takes_weight_grad(g), "{g:?}");
+        }
+        assert!(!shifted::takes_input_grad(&direct[1].0), "padding as large as the kernel");
+        for i in [0, 2, 3] {
+            assert!(shifted::takes_input_grad(&direct[i].0), "{:?}", direct[i].0);
+        }
+        // Four-wide rows would waste half of every run.
+        let mut narrow = direct[2].0;
+        narrow.w = 4;
+        assert!(!shifted::takes(&narrow));
     }
 
     /// Forward against the written-out sum; the gradients against their definitions through

@@ -172,6 +172,8 @@ mod tests {
             (4, 5, [1, 1], [1, 1], 0, [5, 6], 1, false),
             (4, 2, [1, 1], [2, 2], 0, [6, 6], 3, true),
             (1, 3, [2, 3], [1, 2], 0, [6, 5], 2, true),
+            // The direct kernels (stride 1, rows of 8, whole tiles of input channels).
+            (16, 7, [3, 3], [1, 1], 1, [6, 8], 3, true),
         ];
         for (c_in, c_out, k, stride, p, [h, w], n, bias) in cases {
             let conv = Conv2dConfig::new([c_in, c_out], k)

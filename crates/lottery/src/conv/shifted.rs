@@ -67,15 +67,20 @@ pub(super) fn takes_weight_grad(g: &Geometry) -> bool {
     g.stride == [1, 1] && !g.is_pointwise()
 }
 
-/// The forward also needs the direct kernel's CPU.
+/// The forward also needs the direct kernel's CPU, and output rows its runs cover without
+/// much waste (VGG's 4- and 2-wide planes would spend half and three quarters of it).
 pub(super) fn takes(g: &Geometry) -> bool {
-    takes_weight_grad(g) && direct::available()
+    takes_weight_grad(g) && direct::available() && direct::runs_fit(g.wo())
 }
 
 /// Whether it also computes the input gradient, a stride-1 convolution of the output gradient
-/// padded by `k − 1 − pad` on each side (so no side may be padded by the kernel's size or more).
+/// padded by `k − 1 − pad` on each side (so no side may be padded by the kernel's size or more)
+/// whose output rows are the input's.
 pub(super) fn takes_input_grad(g: &Geometry) -> bool {
-    takes(g) && g.pad[0].max(g.pad[1]) < g.kh && g.pad[2].max(g.pad[3]) < g.kw
+    takes(g)
+        && direct::runs_fit(g.w)
+        && g.pad[0].max(g.pad[1]) < g.kh
+        && g.pad[2].max(g.pad[3]) < g.kw
 }
 
 /// `y[n] = W ⊛ x[n]` for stride 1; `w` is `[c_out, c_in, kh, kw]`.
