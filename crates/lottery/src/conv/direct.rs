@@ -59,8 +59,8 @@ pub(super) fn pack(w: &[f32], c_out: usize, c_in: usize, taps: usize) -> Vec<f32
 pub(super) struct Rows {
     pub ho: usize,
     pub wo: usize,
-    /// The padded row length.
-    pub wp: usize,
+    /// Distance between output rows in the padded image.
+    pub step: usize,
 }
 
 impl Rows {
@@ -69,7 +69,7 @@ impl Rows {
         (0..self.ho).flat_map(move |oh| {
             (0..self.wo)
                 .step_by(RUN)
-                .map(move |ow| (oh * self.wp + ow, oh * self.wo + ow, RUN.min(self.wo - ow)))
+                .map(move |ow| (oh * self.step + ow, oh * self.wo + ow, RUN.min(self.wo - ow)))
         })
     }
 }
@@ -91,10 +91,10 @@ pub(super) struct Tiles<'a> {
 impl Tiles<'_> {
     /// `y[o][oh][ow] = Σ_(tap, c) w[o][c][tap] · xp[c·plane + oh·wp + ow + offsets[tap]]`.
     pub(super) fn run(&self, y: &mut [f32]) {
-        let Rows { ho, wo, wp } = self.rows;
+        let Rows { ho, wo, step } = self.rows;
         let reach = self.offsets.iter().max().copied().unwrap_or(0);
         // The furthest read: the last run's last lane, at the largest offset, in the last plane.
-        let last = (ho.max(1) - 1) * wp + wo.div_ceil(RUN) * RUN - 1 + reach;
+        let last = (ho.max(1) - 1) * step + wo.div_ceil(RUN) * RUN - 1 + reach;
         assert!(
             self.packed.len() == self.c_out.div_ceil(CO) * self.offsets.len() * self.c_in * CO
                 && y.len() == self.c_out * ho * wo
@@ -208,13 +208,13 @@ impl WeightTiles<'_> {
     /// tile collect sums of whatever the broadcasts read past a position's channels: not
     /// gradients, never read.
     pub(super) fn add_to(&self, sums: &mut [f32]) {
-        let Rows { ho, wo, wp } = self.rows;
+        let Rows { ho, wo, step } = self.rows;
         let reach = self.offsets.iter().max().copied().unwrap_or(0);
         let outs = padded_outputs(self.c_out);
         assert!(
             self.c_in.is_multiple_of(CT)
                 && self.dyt.len() >= ho * wo * self.c_out + CO
-                && (ho * wo == 0 || ((ho - 1) * wp + wo + reach) * self.c_in <= self.xt.len())
+                && (ho * wo == 0 || ((ho - 1) * step + wo + reach) * self.c_in <= self.xt.len())
                 && sums.len() == self.offsets.len() * outs * self.c_in,
             "operands of the sizes the weight tiles read and write"
         );
@@ -230,7 +230,7 @@ impl WeightTiles<'_> {
     #[target_feature(enable = "avx2,fma")]
     unsafe fn add_avx2(&self, sums: &mut [f32], outs: usize) {
         use std::arch::x86_64::*;
-        let Rows { ho, wo, wp } = self.rows;
+        let Rows { ho, wo, step } = self.rows;
         let (c_in, c_out) = (self.c_in, self.c_out);
         let rows_per_pass = (PASS / wo.max(1)).max(1);
         for first in (0..ho).step_by(rows_per_pass) {
@@ -251,7 +251,7 @@ impl WeightTiles<'_> {
                         for oh in pass.clone() {
                             // SAFETY (reads): inside `xt` and `dyt` by `add_to`'s assertion.
                             let mut x =
-                                unsafe { self.xt.as_ptr().add((oh * wp + off) * c_in + c0) };
+                                unsafe { self.xt.as_ptr().add((oh * step + off) * c_in + c0) };
                             let mut g = unsafe { self.dyt.as_ptr().add(oh * wo * c_out + o0) };
                             for _ in 0..wo {
                                 let (a0, a1) =

@@ -473,6 +473,13 @@ pub(super) mod tests {
             (g(2, 4, 6, 3, [2, 2], [1, 1], [2, 1, 0, 2]), 1),
             (g(2, 5, 7, 3, [3, 3], [1, 1], [1; 4]), 35),
             (g(16, 5, 7, 7, [3, 3], [1, 1], [1, 0, 1, 2]), 3),
+            // Strided, through the column phases (input gradients by im2col): ResNet's 3×3 and
+            // 1×1 stride-2 layers with whole channel tiles, a 2×3 kernel at stride (1, 2), and
+            // stride 3.
+            (g(16, 9, 16, 5, [3, 3], [2, 2], [1; 4]), 2),
+            (g(16, 6, 16, 4, [1, 1], [2, 2], [0; 4]), 2),
+            (g(2, 6, 15, 3, [2, 3], [1, 2], [0, 1, 1, 1]), 2),
+            (g(3, 7, 23, 2, [3, 3], [3, 3], [1; 4]), 1),
         ]
     }
 
@@ -483,13 +490,18 @@ pub(super) mod tests {
             return;
         }
         let all = geometries();
-        let direct = &all[all.len() - 4..];
+        let (direct, strided) = all[all.len() - 8..].split_at(4);
         for (g, _) in direct {
             assert!(shifted::takes(g) && shifted::takes_weight_grad(g), "{g:?}");
         }
         assert!(!shifted::takes_input_grad(&direct[1].0), "padding as large as the kernel");
         for i in [0, 2, 3] {
             assert!(shifted::takes_input_grad(&direct[i].0), "{:?}", direct[i].0);
+        }
+        for (i, (g, _)) in strided.iter().enumerate() {
+            assert!(shifted::takes(g) && !shifted::takes_input_grad(g), "{g:?}");
+            // The direct weight gradient wants whole tiles of input channels.
+            assert_eq!(shifted::takes_weight_grad(g), i < 2, "{g:?}");
         }
         // Four-wide rows would waste half of every run.
         let mut narrow = direct[2].0;

@@ -174,6 +174,7 @@ mod tests {
             (1, 3, [2, 3], [1, 2], 0, [6, 5], 2, true),
             // The direct kernels (stride 1, rows of 8, whole tiles of input channels).
             (16, 7, [3, 3], [1, 1], 1, [6, 8], 3, true),
+            (16, 8, [3, 3], [2, 2], 1, [9, 16], 2, false),
         ];
         for (c_in, c_out, k, stride, p, [h, w], n, bias) in cases {
             let conv = Conv2dConfig::new([c_in, c_out], k)

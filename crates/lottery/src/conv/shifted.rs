@@ -12,22 +12,47 @@ use super::direct;
 use super::kernels::{Geometry, View, matmul, per_group, threads};
 use lottery_sparse::train::transpose;
 
-/// The padded image of a stride-1 geometry: planes of `hp × wp`, each followed by `kw − 1`
-/// zeros so that the last offset's view stays inside the plane.
+/// The padded image as the direct kernels read it. Each channel's plane holds the padded image
+/// (`hp` rows of `wp`) split by column phase: with column stride `s`, phase `p` holds columns
+/// `p, p + s, …` in rows `wr = ⌈wp / s⌉` long, so that kernel offset `(i, j)` of output
+/// `(oh, ow)` — padded pixel `(oh·sh + i, ow·s + j)` — sits at `oh·step + ow + offset(i, j)`,
+/// consecutive outputs of a row at consecutive addresses whatever the stride. With stride 1
+/// it is the padded image itself.
 #[derive(Debug, Clone, Copy)]
 struct Padded {
-    wp: usize,
-    /// Distance between planes.
+    hp: usize,
+    /// Row length within a phase.
+    wr: usize,
+    phases: usize,
+    /// Distance between output rows: `sh · wr`.
+    step: usize,
+    /// Distance between channels.
     plane: usize,
+    /// Floats past the last plane that the kernels may read (a run's tail past a row's end,
+    /// the largest offset): buffers are this much longer.
+    tail: usize,
 }
 
 impl Padded {
     fn of(g: &Geometry) -> Self {
         let (hp, wp) = (g.h + g.pad[0] + g.pad[1], g.w + g.pad[2] + g.pad[3]);
-        Padded {
-            wp,
-            plane: hp * wp + g.kw - 1,
-        }
+        let phases = g.stride[1];
+        let wr = wp.div_ceil(phases);
+        let mut pad = Padded {
+            hp,
+            wr,
+            phases,
+            step: g.stride[0] * wr,
+            plane: phases * hp * wr,
+            tail: 0,
+        };
+        let reach = (0..g.kh * g.kw)
+            .map(|t| pad.offset(t / g.kw, t % g.kw))
+            .max()
+            .unwrap_or(0);
+        let furthest = (g.ho().max(1) - 1) * pad.step + g.wo().next_multiple_of(8) + reach;
+        pad.tail = furthest.saturating_sub(pad.plane) + direct::SLACK;
+        pad
     }
 
     /// The output rows of `g` in this padded image.
@@ -35,55 +60,70 @@ impl Padded {
         direct::Rows {
             ho: g.ho(),
             wo: g.wo(),
-            wp: self.wp,
+            step: self.step,
         }
     }
 
-    /// Kernel offset `(i, j)` as a shift of the padded plane.
+    /// Kernel offset `(i, j)` as a shift within the plane.
     fn offset(&self, i: usize, j: usize) -> usize {
-        i * self.wp + j
+        (j % self.phases) * self.hp * self.wr + i * self.wr + j / self.phases
     }
 
-    /// Copies the image's planes inside the zero border of `xp` (`c · plane` long), whose
-    /// border (and tail) the caller keeps at zero.
+    /// Copies the image's planes inside the zero border of `xp` (`c · plane` long or more),
+    /// whose border (and tail) the caller keeps at zero.
     fn fill(&self, g: &Geometry, x: &[f32], c: usize, xp: &mut [f32]) {
         let (top, left) = (g.pad[0], g.pad[2]);
         for (plane, dst) in x
             .chunks_exact(g.h * g.w)
-            .zip(xp.chunks_exact_mut(self.plane))
+            .zip(xp.chunks_mut(self.plane))
             .take(c)
         {
             for (row, line) in plane.chunks_exact(g.w).enumerate() {
-                let at = (row + top) * self.wp + left;
-                dst[at..at + g.w].copy_from_slice(line);
+                let at = (row + top) * self.wr;
+                if self.phases == 1 {
+                    dst[at + left..at + left + g.w].copy_from_slice(line);
+                    continue;
+                }
+                for (col, &v) in line.iter().enumerate() {
+                    let pc = col + left;
+                    dst[(pc % self.phases) * self.hp * self.wr + at + pc / self.phases] = v;
+                }
             }
         }
     }
 }
 
-/// Whether the stride-1 path computes `g`'s forward and weight gradient.
-/// 1×1 convolutions without padding read the image itself as their columns already.
+/// Whether the direct kernels' CPU computes `g`'s weight gradient by [`direct::WeightTiles`]:
+/// whole tiles of input channels.
+fn direct_weight_grad(g: &Geometry) -> bool {
+    direct::available() && g.c_in.is_multiple_of(direct::CT)
+}
+
+/// Whether this module computes `g`'s weight gradient: the direct kernel at any stride, GEMMs
+/// over shifted views at stride 1. (1×1 convolutions without padding read the image itself
+/// as their columns already.)
 pub(super) fn takes_weight_grad(g: &Geometry) -> bool {
-    g.stride == [1, 1] && !g.is_pointwise()
+    !g.is_pointwise() && (g.stride == [1, 1] || direct_weight_grad(g))
 }
 
-/// The forward also needs the direct kernel's CPU, and output rows its runs cover without
-/// much waste (VGG's 4- and 2-wide planes would spend half and three quarters of it).
+/// Whether the direct kernel computes `g`'s forward: its CPU, and output rows its runs cover
+/// without much waste (VGG's 4- and 2-wide planes would spend half and three quarters of it).
 pub(super) fn takes(g: &Geometry) -> bool {
-    takes_weight_grad(g) && direct::available() && direct::runs_fit(g.wo())
+    !g.is_pointwise() && direct::available() && direct::runs_fit(g.wo())
 }
 
-/// Whether it also computes the input gradient, a stride-1 convolution of the output gradient
-/// padded by `k − 1 − pad` on each side (so no side may be padded by the kernel's size or more)
-/// whose output rows are the input's.
+/// Whether it also computes the input gradient: at stride 1, a stride-1 convolution of the
+/// output gradient padded by `k − 1 − pad` on each side (so no side may be padded by the
+/// kernel's size or more) whose output rows are the input's.
 pub(super) fn takes_input_grad(g: &Geometry) -> bool {
-    takes(g)
+    g.stride == [1, 1]
+        && takes(g)
         && direct::runs_fit(g.w)
         && g.pad[0].max(g.pad[1]) < g.kh
         && g.pad[2].max(g.pad[3]) < g.kw
 }
 
-/// `y[n] = W ⊛ x[n]` for stride 1; `w` is `[c_out, c_in, kh, kw]`.
+/// `y[n] = W ⊛ x[n]`; `w` is `[c_out, c_in, kh, kw]`.
 pub(super) fn forward(g: &Geometry, x: &[f32], w: &[f32], y: &mut [f32]) {
     debug_assert!(takes(g));
     let (in_len, out_len) = (g.c_in * g.h * g.w, g.c_out * g.ho() * g.wo());
@@ -95,7 +135,7 @@ pub(super) fn forward(g: &Geometry, x: &[f32], w: &[f32], y: &mut [f32]) {
     let offsets: Vec<usize> = (0..taps).map(|t| pad.offset(t / g.kw, t % g.kw)).collect();
     let rows = pad.rows(g);
     per_group(n, (x, in_len), (y, out_len), |xs, ys| {
-        let mut xp = vec![0.0; g.c_in * pad.plane + direct::SLACK];
+        let mut xp = vec![0.0; g.c_in * pad.plane + pad.tail];
         for (xi, yi) in xs.chunks_exact(in_len).zip(ys.chunks_exact_mut(out_len)) {
             pad.fill(g, xi, g.c_in, &mut xp);
             let tiles = direct::Tiles {
@@ -146,7 +186,7 @@ pub(super) fn input_grad(g: &Geometry, dy: &[f32], w: &[f32], dx: &mut [f32]) {
     forward(&back, dy, &flipped, dx);
 }
 
-/// `dw = Σ_n dy[n] · shifted(x[n])ᵀ` for stride 1, `[c_out, c_in, kh, kw]`: per tap, a sum over
+/// `dw = Σ_n dy[n] · shifted(x[n])ᵀ`, `[c_out, c_in, kh, kw]`: per tap, a sum over
 /// output positions of the output gradient times the padded image shifted by the tap. With
 /// whole tiles of input channels on an AVX2 CPU, [`direct::WeightTiles`] sums image by image;
 /// otherwise (the first layer's three channels, other CPUs) `kh·kw` GEMMs per group of images.
@@ -158,7 +198,7 @@ pub(super) fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
     let taps = g.kh * g.kw;
     assert_eq!(dw.len(), g.c_out * g.c_in * taps);
     let pad = Padded::of(g);
-    let direct = direct::available() && g.c_in.is_multiple_of(direct::CT);
+    let direct = direct_weight_grad(g);
     let outs = if direct {
         direct::padded_outputs(g.c_out)
     } else {
@@ -204,14 +244,14 @@ fn direct_sums(g: &Geometry, pad: Padded, (xs, dys): (&[f32], &[f32]), sum: &mut
     let (c, plane, p) = (g.c_in, pad.plane, g.ho() * g.wo());
     let offsets = offsets(g, pad);
     let mut xp = vec![0.0; c * plane];
-    let mut xt = vec![0.0; plane * c];
+    let mut xt = vec![0.0; (plane + pad.tail) * c];
     let mut dyt = vec![0.0; p * g.c_out + direct::SLACK];
     for (xi, dyi) in xs
         .chunks_exact(c * g.h * g.w)
         .zip(dys.chunks_exact(g.c_out * p))
     {
         pad.fill(g, xi, c, &mut xp);
-        transpose(&xp, c, plane, &mut xt);
+        transpose(&xp, c, plane, &mut xt[..plane * c]);
         transpose(dyi, g.c_out, p, &mut dyt[..p * g.c_out]);
         let tiles = direct::WeightTiles {
             xt: &xt,
@@ -256,11 +296,11 @@ fn gemm_sums(g: &Geometry, pad: Padded, (xs, dys): (&[f32], &[f32]), sum: &mut [
             for o in 0..g.c_out {
                 let dst = &mut wide[o * k + b * plane..][..plane];
                 let src = &dyi[o * g.ho() * wo..][..g.ho() * wo];
-                for (row, line) in dst.chunks_exact_mut(pad.wp).zip(src.chunks(wo)) {
+                for (row, line) in dst.chunks_exact_mut(pad.step).zip(src.chunks(wo)) {
                     row[..wo].copy_from_slice(line);
                     row[wo..].fill(0.0);
                 }
-                dst[g.ho() * pad.wp..].fill(0.0);
+                dst[g.ho() * pad.step..].fill(0.0);
             }
         }
         for (tap, off) in offsets(g, pad).into_iter().enumerate() {
