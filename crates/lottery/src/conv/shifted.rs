@@ -84,9 +84,15 @@ impl Padded {
                     dst[at + left..at + left + g.w].copy_from_slice(line);
                     continue;
                 }
-                for (col, &v) in line.iter().enumerate() {
-                    let pc = col + left;
-                    dst[(pc % self.phases) * self.hp * self.wr + at + pc / self.phases] = v;
+                // Phase by phase: input column `col` is padded column `col + left`, phase
+                // `(col + left) % s`, at `(col + left) / s` within its phase's row.
+                for phase in 0..self.phases {
+                    let first = (phase + self.phases - left % self.phases) % self.phases;
+                    let row = &mut dst[phase * self.hp * self.wr + at..][..self.wr];
+                    let cols = line.iter().skip(first).step_by(self.phases);
+                    for (d, &v) in row[(first + left) / self.phases..].iter_mut().zip(cols) {
+                        *d = v;
+                    }
                 }
             }
         }
