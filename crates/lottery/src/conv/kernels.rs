@@ -1,7 +1,8 @@
-//! A 2-D convolution and its two gradients on host memory: im2col (each output position's
-//! receptive field as one column) and a tuned GEMM (the `gemm` crate's kernels, chosen for the
-//! CPU at run time: AVX2/FMA, AVX-512 where built with it). Images of a batch are split across
-//! threads; each thread keeps its own columns buffer and, for the weight gradient, its own sum.
+//! A 2-D convolution and its two gradients on host memory. Each of the three goes to
+//! [`super::shifted`] (direct kernels over the padded image) where that covers it, and
+//! otherwise to im2col (each output position's receptive field as one column) and a tuned GEMM
+//! (the `gemm` crate's kernels, chosen for the CPU at run time). Images of a batch are split
+//! across threads; each thread keeps its own buffers and, for the weight gradient, its own sum.
 
 use gemm::{Parallelism, gemm};
 use lottery_sparse::train::transpose;
@@ -494,7 +495,10 @@ pub(super) mod tests {
         for (g, _) in direct {
             assert!(shifted::takes(g) && shifted::takes_weight_grad(g), "{g:?}");
         }
-        assert!(!shifted::takes_input_grad(&direct[1].0), "padding as large as the kernel");
+        assert!(
+            !shifted::takes_input_grad(&direct[1].0),
+            "padding as large as the kernel"
+        );
         for i in [0, 2, 3] {
             assert!(shifted::takes_input_grad(&direct[i].0), "{:?}", direct[i].0);
         }

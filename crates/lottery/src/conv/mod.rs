@@ -1,5 +1,5 @@
-//! 2-D convolutions, batch norm and max-pooling on the CPU through our own kernels (im2col + a
-//! tuned GEMM, images split across threads; batch norm fused with its ReLU; pooling with the
+//! 2-D convolutions, batch norm and max-pooling on the CPU through our own kernels (direct AVX2
+//! convolutions, or im2col + a tuned GEMM, images split across threads; batch norm fused with its ReLU; pooling with the
 //! argmax kept) with hand-written backward steps, instead of burn-flex's generic paths: the
 //! models call [`conv2d`], [`batch_norm`] and [`max_pool2d`] where they called burn's modules,
 //! which route every other device, grouped or dilated convolutions, padded pools and non-f32

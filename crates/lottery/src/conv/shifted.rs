@@ -1,12 +1,12 @@
-//! Stride-1 convolutions without im2col. With the image zero-padded once (planes `hp × wp`),
-//! kernel offset `(i, j)` reads the padded plane shifted by `i·wp + j`: output position
-//! `q = oh·wp + ow` — rows as wide as the padded image, the last `kw − 1` columns of each thrown
-//! away — is `Σ_(i,j) W_ij · Xp[·, q + i·wp + j]`. The forward is [`super::direct`]'s kernel on
-//! the padded image instead of a GEMM on a matrix of columns nine times the image's size,
-//! written and read back at every step; the input gradient is the same forward on the padded
-//! output gradient with the kernel flipped; the weight gradient is `kh·kw` GEMMs over the
-//! positions of a group of images at once. The price is the thrown-away columns: `wp / wo` of
-//! the arithmetic (1.06 at 32 wide, 1.25 at 8).
+//! Convolutions without im2col. The image is zero-padded once, each channel's plane split by
+//! column phase when the column stride is more than 1 ([`Padded`]), so that kernel offset
+//! `(i, j)` reads output row `oh`'s inputs at consecutive addresses `oh·step + ow + offset(i, j)`.
+//! The forward is [`super::direct`]'s kernel straight on that image, instead of a GEMM on a
+//! matrix of columns nine times the image's size, written and read back at every step; the
+//! stride-1 input gradient is the same forward on the padded output gradient with the kernel
+//! flipped; the weight gradient is the direct kernel over the image laid position-major, or,
+//! at stride 1 without whole tiles of input channels (or without AVX2), `kh·kw` GEMMs over
+//! shifted views of a group of images.
 
 use super::direct;
 use super::kernels::{Geometry, View, matmul, per_group, threads};
@@ -244,23 +244,37 @@ fn offsets(g: &Geometry, pad: Padded) -> Vec<usize> {
         .collect()
 }
 
-/// Image by image: the padded image and the output gradient position-major, and
-/// [`direct::WeightTiles`] over them.
+/// Images at a time: the padded images and the output gradients position-major, and
+/// [`direct::WeightTiles`] over them — several images of small planes at once, so that a
+/// tile's sum runs over a few hundred positions.
 fn direct_sums(g: &Geometry, pad: Padded, (xs, dys): (&[f32], &[f32]), sum: &mut [f32]) {
     let (c, plane, p) = (g.c_in, pad.plane, g.ho() * g.wo());
     let offsets = offsets(g, pad);
+    let group = direct::PASS.div_ceil(p.max(1)).clamp(1, IMAGES_PER_SUM);
+    let image = plane + pad.tail;
     let mut xp = vec![0.0; c * plane];
-    let mut xt = vec![0.0; (plane + pad.tail) * c];
-    let mut dyt = vec![0.0; p * g.c_out + direct::SLACK];
-    for (xi, dyi) in xs
-        .chunks_exact(c * g.h * g.w)
-        .zip(dys.chunks_exact(g.c_out * p))
+    // Each image's tail stays zero.
+    let mut xt = vec![0.0; group * image * c];
+    let mut dyt = vec![0.0; group * p * g.c_out + direct::SLACK];
+    let in_len = c * g.h * g.w;
+    for (xg, dyg) in xs
+        .chunks(group * in_len)
+        .zip(dys.chunks(group * g.c_out * p))
     {
-        pad.fill(g, xi, c, &mut xp);
-        transpose(&xp, c, plane, &mut xt[..plane * c]);
-        transpose(dyi, g.c_out, p, &mut dyt[..p * g.c_out]);
+        let images = xg.len() / in_len;
+        for (b, (xi, dyi)) in xg
+            .chunks_exact(in_len)
+            .zip(dyg.chunks_exact(g.c_out * p))
+            .enumerate()
+        {
+            pad.fill(g, xi, c, &mut xp);
+            transpose(&xp, c, plane, &mut xt[b * image * c..][..plane * c]);
+            transpose(dyi, g.c_out, p, &mut dyt[b * p * g.c_out..][..p * g.c_out]);
+        }
         let tiles = direct::WeightTiles {
             xt: &xt,
+            image,
+            images,
             c_in: c,
             dyt: &dyt,
             c_out: g.c_out,
