@@ -474,6 +474,8 @@ pub(super) mod tests {
             (g(2, 4, 6, 3, [2, 2], [1, 1], [2, 1, 0, 2]), 1),
             (g(2, 5, 7, 3, [3, 3], [1, 1], [1; 4]), 35),
             (g(16, 5, 7, 7, [3, 3], [1, 1], [1, 0, 1, 2]), 3),
+            // Rows of 16 and 32 input channels: AVX-512's kernels where the CPU has it.
+            (g(32, 3, 16, 3, [3, 3], [1, 1], [1; 4]), 1),
             // Strided, through the column phases (input gradients by im2col): ResNet's 3×3 and
             // 1×1 stride-2 layers with whole channel tiles, a 2×3 kernel at stride (1, 2), and
             // stride 3.
@@ -486,12 +488,12 @@ pub(super) mod tests {
 
     /// The geometries above meant for the direct kernels reach them on a CPU that has them.
     #[test]
-    fn stride_one_geometries_take_the_direct_kernels() {
+    fn geometries_take_the_direct_kernels() {
         if !super::super::direct::available() {
             return;
         }
         let all = geometries();
-        let (direct, strided) = all[all.len() - 8..].split_at(4);
+        let (direct, strided) = (&all[all.len() - 9..all.len() - 5], &all[all.len() - 4..]);
         for (g, _) in direct {
             assert!(shifted::takes(g) && shifted::takes_weight_grad(g), "{g:?}");
         }
@@ -511,6 +513,34 @@ pub(super) mod tests {
         let mut narrow = direct[2].0;
         narrow.w = 4;
         assert!(!shifted::takes(&narrow));
+    }
+
+    /// The AVX2 kernels against the AVX-512 ones (where the CPU has them): rows of 16 and 32
+    /// input channels, which both take.
+    #[test]
+    fn narrow_and_wide_kernels_agree() {
+        use super::super::direct::narrow;
+        let (g, n) = geometries()[geometries().len() - 5];
+        assert_eq!((g.c_in, g.wo()), (32, 16));
+        let x = values(n * g.in_len(), 4);
+        let w = values(g.c_out * g.k(), 5);
+        let r = values(n * g.out_len(), 6);
+        let run = || {
+            let mut y = vec![f32::NAN; r.len()];
+            let mut dx = vec![f32::NAN; x.len()];
+            let mut dw = vec![f32::NAN; w.len()];
+            forward(&g, &x, &w, &mut y);
+            input_grad(&g, &r, &w, &mut dx);
+            weight_grad(&g, &x, &r, &mut dw);
+            [y, dx, dw]
+        };
+        let (wide, narrow) = (run(), narrow(run));
+        for (what, (a, b)) in ["output", "input gradient", "weight gradient"]
+            .iter()
+            .zip(wide.iter().zip(&narrow))
+        {
+            close(a, b, what);
+        }
     }
 
     /// Forward against the written-out sum; the gradients against their definitions through

@@ -50,7 +50,7 @@ impl Padded {
             .map(|t| pad.offset(t / g.kw, t % g.kw))
             .max()
             .unwrap_or(0);
-        let furthest = (g.ho().max(1) - 1) * pad.step + g.wo().next_multiple_of(8) + reach;
+        let furthest = (g.ho().max(1) - 1) * pad.step + g.wo().next_multiple_of(16) + reach;
         pad.tail = furthest.saturating_sub(pad.plane) + direct::SLACK;
         pad
     }
