@@ -1,18 +1,22 @@
-//! The stride-1 kernels: direct convolutions over a zero-padded image, in AVX2 registers.
+//! The convolution kernels: direct convolutions over a zero-padded image (any stride, through
+//! [`super::shifted`]'s column phases), in AVX2 or AVX-512 registers.
 //!
-//! Forward: a tile of 6 output channels × two runs of 8 output positions stays in twelve
+//! Forward: a tile of 6 output channels × two runs of output positions stays in twelve
 //! registers while the sum runs over every kernel offset and input channel — `kh·kw·c_in` steps
 //! of two loads, six broadcasts and twelve FMAs — and is stored once, straight into the output.
-//! A run is 8 consecutive positions of one output row, read from the padded row the kernel
-//! offset shifts it to, so no arithmetic is spent on the padding columns when the output width
-//! is a multiple of 8 (32, 16 and 8 in the CIFAR networks). (Nine GEMMs of `c_in` steps each, one
-//! per offset, store and reload the output nine times and pay the GEMM's set-up each time: at
-//! ResNet-20's 16 channels that was no faster than im2col.)
+//! A run is 8 (AVX2) or 16 (AVX-512) consecutive positions of one output row, read from the
+//! padded row the kernel offset shifts it to, so no arithmetic is spent on the padding columns
+//! when the output width is a multiple of the run (32, 16 and 8 in the CIFAR networks; rows
+//! 8 wide take AVX2's runs). (Nine GEMMs of `c_in` steps each, one per offset, store and reload
+//! the output nine times and pay the GEMM's set-up each time: at ResNet-20's 16 channels that
+//! was no faster than im2col.)
 //!
-//! Weight gradient: a tile of 6 output channels × 16 input channels, summed over output
-//! positions, the image and the output gradient both position-major.
+//! Weight gradient: a tile of 6 output channels × 16 (AVX2) or 32 (AVX-512) input channels,
+//! summed over output positions, the image and the output gradient both position-major.
 //!
-//! AVX2 with FMA only, detected at run time; other CPUs keep im2col and the `gemm` crate.
+//! Detected at run time: AVX-512 F where the CPU has it (twice the arithmetic per cycle on
+//! CPUs with 512-bit FMA units, such as AMD Zen 5 and Intel's server cores), else AVX2 with
+//! FMA; other CPUs keep im2col and the `gemm` crate.
 
 use std::sync::atomic::Ordering::Relaxed;
 
