@@ -154,19 +154,19 @@ impl Tiles<'_> {
         unreachable!("the direct kernels run only where `available()`");
     }
 
-    /// Two runs of 16 per tile, a 16-lane register each.
+    /// Two runs of `L::N` per tile, a register each.
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    unsafe fn run_avx512(&self, y: &mut [f32]) {
-        use std::arch::x86_64::*;
+    #[inline(always)]
+    unsafe fn tiles<L: Lanes>(&self, y: &mut [f32]) {
         let per_block = self.offsets.len() * self.c_in * CO;
         let plane_out = self.rows.ho * self.rows.wo;
-        let runs: Vec<_> = self.rows.runs(WIDE_RUN).collect();
+        let runs: Vec<_> = self.rows.runs(L::N).collect();
         // Two runs per tile; an odd last run is paired with itself and stored once.
         for pair in runs.chunks(2) {
             let (a, b) = (pair[0], pair[pair.len() - 1]);
             for (blk, block) in self.packed.chunks_exact(per_block).enumerate() {
-                let mut acc = [[_mm512_setzero_ps(); 2]; CO];
+                // SAFETY (all intrinsics): the caller's CPU has `L`'s features.
+                let mut acc = [[unsafe { L::zero() }; 2]; CO];
                 let mut w = block.as_ptr();
                 for &off in self.offsets {
                     // SAFETY (all reads below): inside `xp` by `run`'s assertion; `w` walks
@@ -178,11 +178,11 @@ impl Tiles<'_> {
                         )
                     };
                     for _ in 0..self.c_in {
-                        let (va, vb) = unsafe { (_mm512_loadu_ps(xa), _mm512_loadu_ps(xb)) };
+                        let (va, vb) = unsafe { (L::load(xa), L::load(xb)) };
                         for (j, acc) in acc.iter_mut().enumerate() {
-                            let wj = _mm512_set1_ps(unsafe { *w.add(j) });
-                            acc[0] = _mm512_fmadd_ps(wj, va, acc[0]);
-                            acc[1] = _mm512_fmadd_ps(wj, vb, acc[1]);
+                            let wj = unsafe { L::splat(w.add(j)) };
+                            acc[0] = unsafe { L::fma(wj, va, acc[0]) };
+                            acc[1] = unsafe { L::fma(wj, vb, acc[1]) };
                         }
                         unsafe {
                             w = w.add(CO);
@@ -195,11 +195,7 @@ impl Tiles<'_> {
                 for (j, acc) in acc.iter().enumerate().take(outs) {
                     let plane = &mut y[(blk * CO + j) * plane_out..][..plane_out];
                     for (&(_, at, len), v) in pair.iter().zip(*acc) {
-                        let out = &mut plane[at..at + len];
-                        // SAFETY: the mask writes the first `len` ≤ 16 lanes, all in `out`.
-                        unsafe {
-                            _mm512_mask_storeu_ps(out.as_mut_ptr(), ((1u32 << len) - 1) as u16, v)
-                        };
+                        unsafe { L::store_first(v, &mut plane[at..at + len]) };
                     }
                 }
             }
@@ -209,65 +205,13 @@ impl Tiles<'_> {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn run_avx2(&self, y: &mut [f32]) {
-        use std::arch::x86_64::*;
-        let per_block = self.offsets.len() * self.c_in * CO;
-        let plane_out = self.rows.ho * self.rows.wo;
-        let runs: Vec<_> = self.rows.runs(RUN).collect();
-        // Two runs per tile; an odd last run is paired with itself and stored once.
-        for pair in runs.chunks(2) {
-            let (a, b) = (pair[0], pair[pair.len() - 1]);
-            for (blk, block) in self.packed.chunks_exact(per_block).enumerate() {
-                let mut acc = [[_mm256_setzero_ps(); 2]; CO];
-                let mut w = block.as_ptr();
-                for &off in self.offsets {
-                    // SAFETY (all reads below): inside `xp` by `run`'s assertion; `w` walks
-                    // `block` exactly once.
-                    let (mut xa, mut xb) = unsafe {
-                        (
-                            self.xp.as_ptr().add(a.0 + off),
-                            self.xp.as_ptr().add(b.0 + off),
-                        )
-                    };
-                    for _ in 0..self.c_in {
-                        let (va, vb) = unsafe { (_mm256_loadu_ps(xa), _mm256_loadu_ps(xb)) };
-                        for (j, acc) in acc.iter_mut().enumerate() {
-                            let wj = unsafe { _mm256_broadcast_ss(&*w.add(j)) };
-                            acc[0] = _mm256_fmadd_ps(wj, va, acc[0]);
-                            acc[1] = _mm256_fmadd_ps(wj, vb, acc[1]);
-                        }
-                        unsafe {
-                            w = w.add(CO);
-                            xa = xa.add(self.plane);
-                            xb = xb.add(self.plane);
-                        }
-                    }
-                }
-                let outs = (self.c_out - blk * CO).min(CO);
-                for (j, acc) in acc.iter().enumerate().take(outs) {
-                    let plane = &mut y[(blk * CO + j) * plane_out..][..plane_out];
-                    store(acc[0], &mut plane[a.1..a.1 + a.2]);
-                    if pair.len() == 2 {
-                        store(acc[1], &mut plane[b.1..b.1 + b.2]);
-                    }
-                }
-            }
-        }
+        unsafe { self.tiles::<Avx2>(y) }
     }
-}
 
-/// The first `out.len()` (at most 8) lanes of `v`.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn store(v: std::arch::x86_64::__m256, out: &mut [f32]) {
-    use std::arch::x86_64::*;
-    if out.len() == RUN {
-        // SAFETY: `out` holds eight values.
-        unsafe { _mm256_storeu_ps(out.as_mut_ptr(), v) };
-    } else {
-        let mut lanes = [0.0f32; RUN];
-        // SAFETY: `lanes` holds eight values.
-        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), v) };
-        out.copy_from_slice(&lanes[..out.len()]);
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    unsafe fn run_avx512(&self, y: &mut [f32]) {
+        unsafe { self.tiles::<Avx512>(y) }
     }
 }
 
@@ -338,27 +282,28 @@ impl WeightTiles<'_> {
         unreachable!("the direct kernels run only where `available()`");
     }
 
+    /// Tiles of 6 output × `2·L::N` input channels, two registers per row.
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn add_avx2(&self, sums: &mut [f32], outs: usize) {
-        use std::arch::x86_64::*;
+    #[inline(always)]
+    unsafe fn sums<L: Lanes>(&self, sums: &mut [f32], outs: usize) {
         let Rows { ho, wo, step } = self.rows;
-        let (c_in, c_out) = (self.c_in, self.c_out);
+        let (c_in, c_out, ct) = (self.c_in, self.c_out, 2 * L::N);
         // Rows of all the images in turn: row `r` is image `r / ho`'s row `r % ho`.
         let (all, rows_per_pass) = (self.images * ho, (PASS / wo.max(1)).max(1));
         for first in (0..all).step_by(rows_per_pass) {
             let pass = first..all.min(first + rows_per_pass);
             for (tap, &off) in self.offsets.iter().enumerate() {
                 for o0 in (0..outs).step_by(CO) {
-                    for c0 in (0..c_in).step_by(CT) {
+                    for c0 in (0..c_in).step_by(ct) {
                         let at = (tap * outs + o0) * c_in + c0;
-                        let tile = &mut sums[at..at + (CO - 1) * c_in + CT];
-                        let mut acc = [[_mm256_setzero_ps(); 2]; CO];
+                        let tile = &mut sums[at..at + (CO - 1) * c_in + ct];
+                        // SAFETY (all intrinsics): the caller's CPU has `L`'s features.
+                        let mut acc = [[unsafe { L::zero() }; 2]; CO];
                         for (j, acc) in acc.iter_mut().enumerate() {
                             // SAFETY: row `j` of the tile is inside `tile`.
                             unsafe {
                                 let p = tile.as_ptr().add(j * c_in);
-                                *acc = [_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8))];
+                                *acc = [L::load(p), L::load(p.add(L::N))];
                             }
                         }
                         for r in pass.clone() {
@@ -367,12 +312,11 @@ impl WeightTiles<'_> {
                             let mut x = unsafe { self.xt.as_ptr().add(at * c_in + c0) };
                             let mut g = unsafe { self.dyt.as_ptr().add(r * wo * c_out + o0) };
                             for _ in 0..wo {
-                                let (a0, a1) =
-                                    unsafe { (_mm256_loadu_ps(x), _mm256_loadu_ps(x.add(8))) };
+                                let (a0, a1) = unsafe { (L::load(x), L::load(x.add(L::N))) };
                                 for (j, acc) in acc.iter_mut().enumerate() {
-                                    let gj = unsafe { _mm256_broadcast_ss(&*g.add(j)) };
-                                    acc[0] = _mm256_fmadd_ps(gj, a0, acc[0]);
-                                    acc[1] = _mm256_fmadd_ps(gj, a1, acc[1]);
+                                    let gj = unsafe { L::splat(g.add(j)) };
+                                    acc[0] = unsafe { L::fma(gj, a0, acc[0]) };
+                                    acc[1] = unsafe { L::fma(gj, a1, acc[1]) };
                                 }
                                 unsafe {
                                     x = x.add(c_in);
@@ -384,8 +328,11 @@ impl WeightTiles<'_> {
                             // SAFETY: as for the loads.
                             unsafe {
                                 let p = tile.as_mut_ptr().add(j * c_in);
-                                _mm256_storeu_ps(p, acc[0]);
-                                _mm256_storeu_ps(p.add(8), acc[1]);
+                                L::store_first(acc[0], std::slice::from_raw_parts_mut(p, L::N));
+                                L::store_first(
+                                    acc[1],
+                                    std::slice::from_raw_parts_mut(p.add(L::N), L::N),
+                                );
                             }
                         }
                     }
@@ -394,60 +341,100 @@ impl WeightTiles<'_> {
         }
     }
 
-    /// Tiles of 6 output × 32 input channels, two 16-lane registers per row.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn add_avx2(&self, sums: &mut [f32], outs: usize) {
+        unsafe { self.sums::<Avx2>(sums, outs) }
+    }
+
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx2,fma")]
     unsafe fn add_avx512(&self, sums: &mut [f32], outs: usize) {
-        use std::arch::x86_64::*;
-        let Rows { ho, wo, step } = self.rows;
-        let (c_in, c_out) = (self.c_in, self.c_out);
-        // Rows of all the images in turn: row `r` is image `r / ho`'s row `r % ho`.
-        let (all, rows_per_pass) = (self.images * ho, (PASS / wo.max(1)).max(1));
-        for first in (0..all).step_by(rows_per_pass) {
-            let pass = first..all.min(first + rows_per_pass);
-            for (tap, &off) in self.offsets.iter().enumerate() {
-                for o0 in (0..outs).step_by(CO) {
-                    for c0 in (0..c_in).step_by(2 * CT) {
-                        let at = (tap * outs + o0) * c_in + c0;
-                        let tile = &mut sums[at..at + (CO - 1) * c_in + 2 * CT];
-                        let mut acc = [[_mm512_setzero_ps(); 2]; CO];
-                        for (j, acc) in acc.iter_mut().enumerate() {
-                            // SAFETY: row `j` of the tile is inside `tile`.
-                            unsafe {
-                                let p = tile.as_ptr().add(j * c_in);
-                                *acc = [_mm512_loadu_ps(p), _mm512_loadu_ps(p.add(16))];
-                            }
-                        }
-                        for r in pass.clone() {
-                            let at = (r / ho) * self.image + (r % ho) * step + off;
-                            // SAFETY (reads): inside `xt` and `dyt` by `add_to`'s assertion.
-                            let mut x = unsafe { self.xt.as_ptr().add(at * c_in + c0) };
-                            let mut g = unsafe { self.dyt.as_ptr().add(r * wo * c_out + o0) };
-                            for _ in 0..wo {
-                                let (a0, a1) =
-                                    unsafe { (_mm512_loadu_ps(x), _mm512_loadu_ps(x.add(16))) };
-                                for (j, acc) in acc.iter_mut().enumerate() {
-                                    let gj = _mm512_set1_ps(unsafe { *g.add(j) });
-                                    acc[0] = _mm512_fmadd_ps(gj, a0, acc[0]);
-                                    acc[1] = _mm512_fmadd_ps(gj, a1, acc[1]);
-                                }
-                                unsafe {
-                                    x = x.add(c_in);
-                                    g = g.add(c_out);
-                                }
-                            }
-                        }
-                        for (j, acc) in acc.iter().enumerate() {
-                            // SAFETY: as for the loads.
-                            unsafe {
-                                let p = tile.as_mut_ptr().add(j * c_in);
-                                _mm512_storeu_ps(p, acc[0]);
-                                _mm512_storeu_ps(p.add(16), acc[1]);
-                            }
-                        }
-                    }
-                }
-            }
+        unsafe { self.sums::<Avx512>(sums, outs) }
+    }
+}
+
+/// One register width's operations, for the kernels written once over both.
+#[cfg(target_arch = "x86_64")]
+trait Lanes {
+    /// Lanes per register.
+    const N: usize;
+    type V: Copy;
+    /// # Safety (every method)
+    /// The CPU has the width's features; pointers are valid for `N` values.
+    unsafe fn zero() -> Self::V;
+    unsafe fn load(p: *const f32) -> Self::V;
+    /// `*p` in every lane.
+    unsafe fn splat(p: *const f32) -> Self::V;
+    /// `a·b + c`.
+    unsafe fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+    /// The first `out.len()` (at most `N`) lanes of `v`.
+    unsafe fn store_first(v: Self::V, out: &mut [f32]);
+}
+
+#[cfg(target_arch = "x86_64")]
+struct Avx2;
+
+#[cfg(target_arch = "x86_64")]
+impl Lanes for Avx2 {
+    const N: usize = RUN;
+    type V = std::arch::x86_64::__m256;
+    #[inline(always)]
+    unsafe fn zero() -> Self::V {
+        unsafe { std::arch::x86_64::_mm256_setzero_ps() }
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self::V {
+        unsafe { std::arch::x86_64::_mm256_loadu_ps(p) }
+    }
+    #[inline(always)]
+    unsafe fn splat(p: *const f32) -> Self::V {
+        unsafe { std::arch::x86_64::_mm256_broadcast_ss(&*p) }
+    }
+    #[inline(always)]
+    unsafe fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V {
+        unsafe { std::arch::x86_64::_mm256_fmadd_ps(a, b, c) }
+    }
+    #[inline(always)]
+    unsafe fn store_first(v: Self::V, out: &mut [f32]) {
+        use std::arch::x86_64::_mm256_storeu_ps;
+        if out.len() == RUN {
+            unsafe { _mm256_storeu_ps(out.as_mut_ptr(), v) };
+        } else {
+            let mut lanes = [0.0f32; RUN];
+            unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), v) };
+            out.copy_from_slice(&lanes[..out.len()]);
         }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+struct Avx512;
+
+#[cfg(target_arch = "x86_64")]
+impl Lanes for Avx512 {
+    const N: usize = WIDE_RUN;
+    type V = std::arch::x86_64::__m512;
+    #[inline(always)]
+    unsafe fn zero() -> Self::V {
+        unsafe { std::arch::x86_64::_mm512_setzero_ps() }
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self::V {
+        unsafe { std::arch::x86_64::_mm512_loadu_ps(p) }
+    }
+    #[inline(always)]
+    unsafe fn splat(p: *const f32) -> Self::V {
+        unsafe { std::arch::x86_64::_mm512_set1_ps(*p) }
+    }
+    #[inline(always)]
+    unsafe fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V {
+        unsafe { std::arch::x86_64::_mm512_fmadd_ps(a, b, c) }
+    }
+    #[inline(always)]
+    unsafe fn store_first(v: Self::V, out: &mut [f32]) {
+        // A mask of the first `len` ≤ 16 lanes: the store writes only inside `out`.
+        let mask = ((1u32 << out.len()) - 1) as u16;
+        unsafe { std::arch::x86_64::_mm512_mask_storeu_ps(out.as_mut_ptr(), mask, v) };
     }
 }
