@@ -32,19 +32,18 @@ pub(super) const SLACK: usize = WIDE_RUN;
 /// Positions per run of the AVX-512 forward: one 16-lane vector.
 const WIDE_RUN: usize = 16;
 
-/// Whether this CPU has AVX-512 (F): the kernels then take 16-lane registers — twice the
-/// arithmetic per instruction, and on CPUs with 512-bit FMA units (AMD Zen 5, Intel's server
-/// cores) twice the arithmetic per cycle.
+/// Whether the kernels take 16-lane registers: the CPU has AVX-512 (F) and no test asked for
+/// AVX2 — twice the arithmetic per instruction, and on CPUs with 512-bit FMA units (AMD Zen 5,
+/// Intel's server cores) twice the arithmetic per cycle.
 fn wide() -> bool {
     #[cfg(target_arch = "x86_64")]
-    {
+    let has = {
         static YES: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
         *YES.get_or_init(|| is_x86_feature_detected!("avx512f"))
-    }
+    };
     #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    let has = false;
+    has && !NARROW_ONLY.load(Relaxed)
 }
 
 /// Set by tests to run the AVX2 kernels on a CPU that has AVX-512, so that both are checked.
@@ -145,7 +144,7 @@ impl Tiles<'_> {
         if available() {
             // SAFETY: the CPU has AVX-512 / AVX2 and FMA; the assertion bounds every read.
             return unsafe {
-                match wide() && !NARROW_ONLY.load(Relaxed) && fits(self.rows.wo, WIDE_RUN) {
+                match wide() && fits(self.rows.wo, WIDE_RUN) {
                     true => self.run_avx512(y),
                     false => self.run_avx2(y),
                 }
@@ -273,7 +272,7 @@ impl WeightTiles<'_> {
             // SAFETY: the CPU has AVX-512 / AVX2 and FMA; the assertion bounds every read and
             // write.
             return unsafe {
-                match wide() && !NARROW_ONLY.load(Relaxed) && self.c_in.is_multiple_of(2 * CT) {
+                match wide() && self.c_in.is_multiple_of(2 * CT) {
                     true => self.add_avx512(sums, outs),
                     false => self.add_avx2(sums, outs),
                 }
