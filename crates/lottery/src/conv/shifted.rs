@@ -194,8 +194,8 @@ pub(super) fn input_grad(g: &Geometry, dy: &[f32], w: &[f32], dx: &mut [f32]) {
 
 /// `dw = Σ_n dy[n] · shifted(x[n])ᵀ`, `[c_out, c_in, kh, kw]`: per tap, a sum over
 /// output positions of the output gradient times the padded image shifted by the tap. With
-/// whole tiles of input channels on an AVX2 CPU, [`direct::WeightTiles`] sums image by image;
-/// otherwise (the first layer's three channels, other CPUs) `kh·kw` GEMMs per group of images.
+/// whole tiles of input channels on an AVX2 CPU, [`direct::WeightTiles`] sums a few images at
+/// a time; otherwise (the first layer's three channels, other CPUs) `kh·kw` GEMMs per group of images.
 pub(super) fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
     debug_assert!(takes_weight_grad(g));
     let (in_len, out_len) = (g.c_in * g.h * g.w, g.c_out * g.ho() * g.wo());
@@ -245,8 +245,8 @@ fn offsets(g: &Geometry, pad: Padded) -> Vec<usize> {
 }
 
 /// Images at a time: the padded images and the output gradients position-major, and
-/// [`direct::WeightTiles`] over them — several images of small planes at once, so that a
-/// tile's sum runs over a few hundred positions.
+/// [`direct::WeightTiles`] over them — several images of small planes at once, so that each of
+/// its passes has its [`direct::PASS`] positions.
 fn direct_sums(g: &Geometry, pad: Padded, (xs, dys): (&[f32], &[f32]), sum: &mut [f32]) {
     let (c, plane, p) = (g.c_in, pad.plane, g.ho() * g.wo());
     let offsets = offsets(g, pad);
