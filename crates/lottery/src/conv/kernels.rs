@@ -42,11 +42,11 @@ impl Geometry {
         self.ho() * self.wo()
     }
 
-    fn in_len(&self) -> usize {
+    pub(super) fn in_len(&self) -> usize {
         self.c_in * self.h * self.w
     }
 
-    fn out_len(&self) -> usize {
+    pub(super) fn out_len(&self) -> usize {
         self.c_out * self.p()
     }
 
@@ -246,7 +246,7 @@ where
     });
 }
 
-/// `y[n] = W · im2col(x[n])` for a batch of `n` images; `w` is `[c_out, c_in, kh, kw]`.
+/// `y[n] = W ⊛ x[n]` for a batch of `n` images; `w` is `[c_out, c_in, kh, kw]`.
 pub fn forward(g: &Geometry, x: &[f32], w: &[f32], y: &mut [f32]) {
     if shifted::takes(g) {
         shifted::forward(g, x, w, y)
@@ -255,6 +255,7 @@ pub fn forward(g: &Geometry, x: &[f32], w: &[f32], y: &mut [f32]) {
     }
 }
 
+/// `y[n] = W · im2col(x[n])`.
 fn forward_im2col(g: &Geometry, x: &[f32], w: &[f32], y: &mut [f32]) {
     let n = x.len() / g.in_len().max(1);
     assert!(x.len() == n * g.in_len() && y.len() == n * g.out_len() && w.len() == g.c_out * g.k());
@@ -288,7 +289,7 @@ fn forward_im2col(g: &Geometry, x: &[f32], w: &[f32], y: &mut [f32]) {
     });
 }
 
-/// `dx[n] = col2im(Wᵀ · dy[n])`.
+/// `dx[n] = Wᵀ ⊛ dy[n]`, the adjoint of [`forward`].
 pub fn input_grad(g: &Geometry, dy: &[f32], w: &[f32], dx: &mut [f32]) {
     if shifted::takes_input_grad(g) {
         shifted::input_grad(g, dy, w, dx)
@@ -297,6 +298,7 @@ pub fn input_grad(g: &Geometry, dy: &[f32], w: &[f32], dx: &mut [f32]) {
     }
 }
 
+/// `dx[n] = col2im(Wᵀ · dy[n])`.
 fn input_grad_im2col(g: &Geometry, dy: &[f32], w: &[f32], dx: &mut [f32]) {
     let n = dy.len() / g.out_len().max(1);
     assert!(
@@ -320,11 +322,7 @@ fn input_grad_im2col(g: &Geometry, dy: &[f32], w: &[f32], dx: &mut [f32]) {
     });
 }
 
-/// `dw = Σ_n dy[n] · im2col(x[n])ᵀ`, `[c_out, c_in, kh, kw]`. The product sums over output
-/// positions, which both `dy` and the columns hold contiguously — the layout a GEMM packs
-/// slowest (a strided gather per element of the large operand). So the columns are transposed
-/// first (position-major, one cache-blocked pass) and the GEMM reads both operands the way its
-/// kernels want.
+/// `dw = Σ_n ∂(y[n]·dy[n])/∂W`, `[c_out, c_in, kh, kw]`.
 pub fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
     if shifted::takes_weight_grad(g) {
         shifted::weight_grad(g, x, dy, dw)
@@ -333,60 +331,76 @@ pub fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
     }
 }
 
+/// `dw = Σ_n dy[n] · im2col(x[n])ᵀ`, `[c_out, c_in, kh, kw]`. The product sums over output
+/// positions, which both `dy` and the columns hold contiguously — the layout a GEMM packs
+/// slowest (a strided gather per element of the large operand). So the columns are transposed
+/// first (position-major, one cache-blocked pass) and the GEMM reads both operands the way its
+/// kernels want.
 fn weight_grad_im2col(g: &Geometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
-    let n = x.len() / g.in_len().max(1);
-    assert!(
-        x.len() == n * g.in_len() && dy.len() == n * g.out_len() && dw.len() == g.c_out * g.k()
+    assert_eq!(
+        dw.len(),
+        g.c_out * g.k(),
+        "a weight gradient of the weight's shape"
     );
     let (k, p) = (g.k(), g.p());
+    let total = summed_per_group(g, x, dy, dw.len(), |xs, dys, sum| {
+        let mut col = if g.is_pointwise() {
+            Vec::new()
+        } else {
+            vec![0.0; k * p]
+        };
+        let mut colt = vec![0.0; k * p];
+        for (i, (xi, dyi)) in xs
+            .chunks_exact(g.in_len())
+            .zip(dys.chunks_exact(g.out_len()))
+            .enumerate()
+        {
+            let cols = if g.is_pointwise() {
+                xi
+            } else {
+                g.im2col(xi, &mut col);
+                &col
+            };
+            transpose(cols, k, p, &mut colt);
+            let (a, b) = (View::rows(dyi, p), View::rows(&colt, k));
+            matmul(g.c_out, k, p, a, b, sum, i > 0);
+        }
+    });
+    dw.copy_from_slice(&total);
+}
+
+/// A weight gradient's sum over the images of a batch: `f(images' inputs, their output
+/// gradients, the group's sum)` on contiguous groups of images, one group per thread, each into
+/// its own `len` values (zero to start), which are then added up.
+pub(super) fn summed_per_group<F>(g: &Geometry, x: &[f32], dy: &[f32], len: usize, f: F) -> Vec<f32>
+where
+    F: Fn(&[f32], &[f32], &mut [f32]) + Sync,
+{
+    let n = x.len() / g.in_len().max(1);
+    assert!(
+        x.len() == n * g.in_len() && dy.len() == n * g.out_len(),
+        "inputs and output gradients of the same images"
+    );
     let groups = threads(n);
     let per = n.div_ceil(groups).max(1);
-    // One partial sum per group of images, added up at the end.
-    let mut partial = vec![0.0f32; groups * dw.len()];
+    let mut partial = vec![0.0f32; groups * len];
     std::thread::scope(|s| {
         let work = x
             .chunks(per * g.in_len())
             .zip(dy.chunks(per * g.out_len()))
-            .zip(partial.chunks_mut(dw.len()));
+            .zip(partial.chunks_mut(len.max(1)));
         for ((xs, dys), sum) in work {
-            s.spawn(move || {
-                let mut col = if g.is_pointwise() {
-                    Vec::new()
-                } else {
-                    vec![0.0; k * p]
-                };
-                let mut colt = vec![0.0; k * p];
-                for (i, (xi, dyi)) in xs
-                    .chunks_exact(g.in_len())
-                    .zip(dys.chunks_exact(g.out_len()))
-                    .enumerate()
-                {
-                    let cols = if g.is_pointwise() {
-                        xi
-                    } else {
-                        g.im2col(xi, &mut col);
-                        &col
-                    };
-                    transpose(cols, k, p, &mut colt);
-                    matmul(
-                        g.c_out,
-                        k,
-                        p,
-                        View::rows(dyi, p),
-                        View::rows(&colt, k),
-                        sum,
-                        i > 0,
-                    );
-                }
-            });
+            let f = &f;
+            s.spawn(move || f(xs, dys, sum));
         }
     });
-    dw.fill(0.0);
-    for sum in partial.chunks_exact(dw.len()) {
-        for (d, s) in dw.iter_mut().zip(sum) {
-            *d += s;
+    let mut total = vec![0.0f32; len];
+    for sum in partial.chunks_exact(len.max(1)) {
+        for (t, v) in total.iter_mut().zip(sum) {
+            *t += v;
         }
     }
+    total
 }
 
 #[cfg(test)]

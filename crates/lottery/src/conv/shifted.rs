@@ -9,7 +9,7 @@
 //! shifted views of a group of images.
 
 use super::direct;
-use super::kernels::{Geometry, View, matmul, per_group, threads};
+use super::kernels::{Geometry, View, matmul, per_group, summed_per_group};
 use lottery_sparse::train::transpose;
 
 /// The padded image as the direct kernels read it. Each channel's plane holds the padded image
@@ -132,7 +132,7 @@ pub(super) fn takes_input_grad(g: &Geometry) -> bool {
 /// `y[n] = W ⊛ x[n]`; `w` is `[c_out, c_in, kh, kw]`.
 pub(super) fn forward(g: &Geometry, x: &[f32], w: &[f32], y: &mut [f32]) {
     debug_assert!(takes(g));
-    let (in_len, out_len) = (g.c_in * g.h * g.w, g.c_out * g.ho() * g.wo());
+    let (in_len, out_len) = (g.in_len(), g.out_len());
     let n = x.len() / in_len.max(1);
     assert!(x.len() == n * in_len && y.len() == n * out_len);
     let taps = g.kh * g.kw;
@@ -198,9 +198,6 @@ pub(super) fn input_grad(g: &Geometry, dy: &[f32], w: &[f32], dx: &mut [f32]) {
 /// a time; otherwise (the first layer's three channels, other CPUs) `kh·kw` GEMMs per group of images.
 pub(super) fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
     debug_assert!(takes_weight_grad(g));
-    let (in_len, out_len) = (g.c_in * g.h * g.w, g.c_out * g.ho() * g.wo());
-    let n = x.len() / in_len.max(1);
-    assert!(x.len() == n * in_len && dy.len() == n * out_len);
     let taps = g.kh * g.kw;
     assert_eq!(dw.len(), g.c_out * g.c_in * taps);
     let pad = Padded::of(g);
@@ -210,29 +207,15 @@ pub(super) fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
     } else {
         g.c_out
     };
-    let groups = threads(n);
-    let per = n.div_ceil(groups).max(1);
-    // One sum per thread, tap-major (`[tap][o][c]`, `outs` rows), added up and reordered below.
+    // Tap-major (`[tap][o][c]`, `outs` rows), reordered below.
     let len = taps * outs * g.c_in;
-    let mut partial = vec![0.0f32; groups * len];
-    std::thread::scope(|s| {
-        let work = x
-            .chunks(per * in_len)
-            .zip(dy.chunks(per * out_len))
-            .zip(partial.chunks_mut(len));
-        for ((xs, dys), sum) in work {
-            s.spawn(move || match direct {
-                true => direct_sums(g, pad, (xs, dys), sum),
-                false => gemm_sums(g, pad, (xs, dys), sum),
-            });
-        }
+    let total = summed_per_group(g, x, dy, len, |xs, dys, sum| match direct {
+        true => direct_sums(g, pad, (xs, dys), sum),
+        false => gemm_sums(g, pad, (xs, dys), sum),
     });
-    dw.fill(0.0);
-    for sum in partial.chunks_exact(len) {
-        for (tap, block) in sum.chunks_exact(outs * g.c_in).enumerate() {
-            for (oc, v) in block[..g.c_out * g.c_in].iter().enumerate() {
-                dw[oc * taps + tap] += v;
-            }
+    for (tap, block) in total.chunks_exact(outs * g.c_in).enumerate() {
+        for (oc, &v) in block[..g.c_out * g.c_in].iter().enumerate() {
+            dw[oc * taps + tap] = v;
         }
     }
 }
@@ -256,7 +239,7 @@ fn direct_sums(g: &Geometry, pad: Padded, (xs, dys): (&[f32], &[f32]), sum: &mut
     // Each image's tail stays zero.
     let mut xt = vec![0.0; group * image * c];
     let mut dyt = vec![0.0; group * p * g.c_out + direct::SLACK];
-    let in_len = c * g.h * g.w;
+    let in_len = g.in_len();
     for (xg, dyg) in xs
         .chunks(group * in_len)
         .zip(dys.chunks(group * g.c_out * p))
@@ -295,7 +278,7 @@ const IMAGES_PER_SUM: usize = 16;
 /// also zeroes the products that read across into the next image.
 fn gemm_sums(g: &Geometry, pad: Padded, (xs, dys): (&[f32], &[f32]), sum: &mut [f32]) {
     let (c, plane, wo) = (g.c_in, pad.plane, g.wo());
-    let (in_len, out_len) = (c * g.h * g.w, g.c_out * g.ho() * wo);
+    let (in_len, out_len) = (g.in_len(), g.out_len());
     // The largest shift reads this many positions past a group's last plane.
     let spill = pad.offset(g.kh - 1, g.kw - 1);
     let mut xp = vec![0.0; c * plane];
