@@ -36,14 +36,31 @@ const WIDE_RUN: usize = 16;
 /// AVX2 — twice the arithmetic per instruction, and on CPUs with 512-bit FMA units (AMD Zen 5,
 /// Intel's server cores) twice the arithmetic per cycle.
 fn wide() -> bool {
+    has_avx512() && !NARROW_ONLY.load(Relaxed)
+}
+
+/// Whether the CPU has AVX-512 (F).
+fn has_avx512() -> bool {
     #[cfg(target_arch = "x86_64")]
-    let has = {
+    {
         static YES: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
         *YES.get_or_init(|| is_x86_feature_detected!("avx512f"))
-    };
+    }
     #[cfg(not(target_arch = "x86_64"))]
-    let has = false;
-    has && !NARROW_ONLY.load(Relaxed)
+    {
+        false
+    }
+}
+
+/// Lanes of the kernels' registers on this CPU: 16 with AVX-512, else 8.
+pub(super) fn lanes() -> usize {
+    if wide() { WIDE_RUN } else { RUN }
+}
+
+/// Whether runs of this CPU's full register width cover rows `wo` wide with at most a quarter
+/// more lanes than outputs: the forward's rows fill its registers.
+pub(super) fn rows_fill(wo: usize) -> bool {
+    fits(wo, lanes())
 }
 
 /// Set by tests to run the AVX2 kernels on a CPU that has AVX-512, so that both are checked.
@@ -211,6 +228,135 @@ impl Tiles<'_> {
     #[target_feature(enable = "avx512f,avx2,fma")]
     unsafe fn run_avx512(&self, y: &mut [f32]) {
         unsafe { self.tiles::<Avx512>(y) }
+    }
+}
+
+/// Input channels per pass of [`ImageTiles`]: a tile of positions' windows of this many
+/// channels (about 18 positions × 16 channels × 64 bytes for 3×3 kernels) stays in L1 while
+/// every block of output channels reads it.
+const CHANNELS_PER_PASS: usize = 16;
+
+/// The operands of a forward with a group of images across the lanes: for planes whose rows
+/// are narrower than a register (VGG's 8-, 4- and 2-wide ones), the same position of
+/// [`lanes`] images fills it instead.
+pub(super) struct ImageTiles<'a> {
+    /// 8 or 16: the group's images, the lanes of the registers the caller laid `xb` out for.
+    pub lanes: usize,
+    /// The group's padded images position-major, images innermost: `xb[(pos·c_in + c)·lanes
+    /// + b]`.
+    pub xb: &'a [f32],
+    pub c_in: usize,
+    /// Each kernel offset as a shift of padded positions.
+    pub offsets: &'a [usize],
+    /// From [`pack`].
+    pub packed: &'a [f32],
+    pub c_out: usize,
+    /// Each output position's window: the padded position its first kernel offset reads.
+    pub windows: &'a [usize],
+}
+
+impl ImageTiles<'_> {
+    /// `yb[(o·P + p)·lanes + b] = Σ_(tap, c) w[o][c][tap] · xb[((windows[p] + offsets[tap])·c_in
+    /// + c)·lanes + b]`, `P` the output positions.
+    pub(super) fn run(&self, yb: &mut [f32]) {
+        let reach = self.offsets.iter().max().copied().unwrap_or(0);
+        let furthest = self.windows.iter().max().map_or(0, |&w| w + reach + 1);
+        assert!(
+            self.packed.len() == self.c_out.div_ceil(CO) * self.offsets.len() * self.c_in * CO
+                && yb.len() == self.c_out * self.windows.len() * self.lanes
+                && furthest * self.c_in * self.lanes <= self.xb.len(),
+            "operands of the sizes the image tiles read and write"
+        );
+        #[cfg(target_arch = "x86_64")]
+        if available() {
+            // SAFETY: the CPU has AVX2 and FMA, and AVX-512 for 16 lanes; the assertion bounds
+            // every read and write.
+            return unsafe {
+                match self.lanes {
+                    WIDE_RUN if has_avx512() => self.images_avx512(yb),
+                    RUN => self.images_avx2(yb),
+                    lanes => panic!("no kernel of {lanes} lanes on this CPU"),
+                }
+            };
+        }
+        unreachable!("the direct kernels run only where `available()`");
+    }
+
+    /// Tiles of 6 output channels × `P` positions, a register each; the input channels in
+    /// passes of [`CHANNELS_PER_PASS`], the tile's sums kept in `yb` between passes.
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn tiles<L: Lanes, const P: usize>(&self, yb: &mut [f32]) {
+        let (c_in, n, positions) = (self.c_in, L::N, self.windows.len());
+        let per_block = self.offsets.len() * c_in * CO;
+        for p0 in (0..positions).step_by(P) {
+            let count = (positions - p0).min(P);
+            // A short last tile repeats its last position, computed and not stored.
+            let mut window = [0; P];
+            for (k, w) in window.iter_mut().enumerate() {
+                *w = self.windows[p0 + k.min(count - 1)];
+            }
+            for c0 in (0..c_in).step_by(CHANNELS_PER_PASS) {
+                let cc = CHANNELS_PER_PASS.min(c_in - c0);
+                for (blk, block) in self.packed.chunks_exact(per_block).enumerate() {
+                    let outs = (self.c_out - blk * CO).min(CO);
+                    let at = |j: usize, k: usize| ((blk * CO + j) * positions + p0 + k) * n;
+                    // SAFETY (all intrinsics): the caller's CPU has `L`'s features; `yb`
+                    // holds every (output, position) stored or reloaded, by `run`'s assertion.
+                    let mut acc = [[unsafe { L::zero() }; P]; CO];
+                    if c0 > 0 {
+                        for (j, acc) in acc.iter_mut().enumerate().take(outs) {
+                            for (k, a) in acc.iter_mut().enumerate().take(count) {
+                                *a = unsafe { L::load(yb.as_ptr().add(at(j, k))) };
+                            }
+                        }
+                    }
+                    for (tap, &off) in self.offsets.iter().enumerate() {
+                        // SAFETY (reads): inside `packed` and `xb` by `run`'s assertion.
+                        let mut w = unsafe { block.as_ptr().add((tap * c_in + c0) * CO) };
+                        let mut x = [self.xb.as_ptr(); P];
+                        for (x, &p) in x.iter_mut().zip(&window) {
+                            *x = unsafe { x.add(((p + off) * c_in + c0) * n) };
+                        }
+                        for _ in 0..cc {
+                            let mut v = [unsafe { L::zero() }; P];
+                            for (v, x) in v.iter_mut().zip(x.iter_mut()) {
+                                unsafe {
+                                    *v = L::load(*x);
+                                    *x = x.add(n);
+                                }
+                            }
+                            for (j, acc) in acc.iter_mut().enumerate() {
+                                let wj = unsafe { L::splat(w.add(j)) };
+                                for (a, &v) in acc.iter_mut().zip(&v) {
+                                    *a = unsafe { L::fma(wj, v, *a) };
+                                }
+                            }
+                            w = unsafe { w.add(CO) };
+                        }
+                    }
+                    for (j, acc) in acc.iter().enumerate().take(outs) {
+                        for (k, &a) in acc.iter().enumerate().take(count) {
+                            unsafe { L::store_first(a, &mut yb[at(j, k)..at(j, k) + n]) };
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Two positions per tile: twelve of AVX2's sixteen registers hold the sums.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn images_avx2(&self, yb: &mut [f32]) {
+        unsafe { self.tiles::<Avx2, 2>(yb) }
+    }
+
+    /// Four positions per tile: twenty-four of AVX-512's thirty-two registers hold the sums.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    unsafe fn images_avx512(&self, yb: &mut [f32]) {
+        unsafe { self.tiles::<Avx512, 4>(yb) }
     }
 }
 

@@ -7,7 +7,7 @@
 use gemm::{Parallelism, gemm};
 use lottery_sparse::train::transpose;
 
-use super::shifted;
+use super::{batched, shifted};
 
 /// Everything about a convolution but the batch size: NCHW input, OIHW weight, zero padding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +48,32 @@ impl Geometry {
 
     pub(super) fn out_len(&self) -> usize {
         self.c_out * self.p()
+    }
+
+    /// The stride-1 convolution whose forward is this one's input gradient: from the output
+    /// gradient, padded by `k − 1 − pad` on each side, to the input, with the kernel flipped
+    /// and its two channel axes swapped ([`flipped`]). Only at stride 1, and while no side is
+    /// padded by the kernel's size or more.
+    pub(super) fn transposed(&self) -> Option<Geometry> {
+        let (kh, kw) = (self.kh, self.kw);
+        let fits = self.stride == [1, 1]
+            && self.pad[0].max(self.pad[1]) < kh
+            && self.pad[2].max(self.pad[3]) < kw;
+        fits.then(|| Geometry {
+            c_in: self.c_out,
+            h: self.ho(),
+            w: self.wo(),
+            c_out: self.c_in,
+            kh,
+            kw,
+            stride: [1, 1],
+            pad: [
+                kh - 1 - self.pad[0],
+                kh - 1 - self.pad[1],
+                kw - 1 - self.pad[2],
+                kw - 1 - self.pad[3],
+            ],
+        })
     }
 
     /// A 1×1 convolution with stride 1 and no padding reads the image itself as its columns.
@@ -224,13 +250,19 @@ pub(super) fn threads(n: usize) -> usize {
     cores.min(n).max(1)
 }
 
-/// Runs `f(first image, images' inputs, images' outputs)` on contiguous groups of images, one
-/// group per thread.
-pub(super) fn per_group<F>(n: usize, input: (&[f32], usize), output: (&mut [f32], usize), f: F)
-where
+/// Runs `f(images' inputs, images' outputs)` on contiguous groups of images, one group per
+/// thread, each group but the last a multiple of `unit` images.
+pub(super) fn per_group<F>(
+    n: usize,
+    unit: usize,
+    input: (&[f32], usize),
+    output: (&mut [f32], usize),
+    f: F,
+) where
     F: Fn(&[f32], &mut [f32]) + Sync,
 {
-    let per = n.div_ceil(threads(n)).max(1);
+    let units = n.div_ceil(unit.max(1));
+    let per = units.div_ceil(threads(units)).max(1) * unit.max(1);
     let (x, in_len) = input;
     let (y, out_len) = output;
     std::thread::scope(|s| {
@@ -248,11 +280,19 @@ where
 
 /// `y[n] = W ⊛ x[n]` for a batch of `n` images; `w` is `[c_out, c_in, kh, kw]`.
 pub fn forward(g: &Geometry, x: &[f32], w: &[f32], y: &mut [f32]) {
-    if shifted::takes(g) {
+    let n = x.len() / g.in_len().max(1);
+    if batched::takes(g, n) {
+        batched::forward(g, x, w, y)
+    } else if shifted::takes(g) {
         shifted::forward(g, x, w, y)
     } else {
         forward_im2col(g, x, w, y)
     }
+}
+
+/// Whether a direct kernel, not im2col, computes the forward of `g` on `n` images.
+fn direct_forward(g: &Geometry, n: usize) -> bool {
+    batched::takes(g, n) || shifted::takes(g)
 }
 
 /// `y[n] = W · im2col(x[n])`.
@@ -260,7 +300,7 @@ fn forward_im2col(g: &Geometry, x: &[f32], w: &[f32], y: &mut [f32]) {
     let n = x.len() / g.in_len().max(1);
     assert!(x.len() == n * g.in_len() && y.len() == n * g.out_len() && w.len() == g.c_out * g.k());
     let (k, p) = (g.k(), g.p());
-    per_group(n, (x, g.in_len()), (y, g.out_len()), |xs, ys| {
+    per_group(n, 1, (x, g.in_len()), (y, g.out_len()), |xs, ys| {
         let mut col = if g.is_pointwise() {
             Vec::new()
         } else {
@@ -289,13 +329,30 @@ fn forward_im2col(g: &Geometry, x: &[f32], w: &[f32], y: &mut [f32]) {
     });
 }
 
-/// `dx[n] = Wᵀ ⊛ dy[n]`, the adjoint of [`forward`].
+/// `dx[n] = Wᵀ ⊛ dy[n]`, the adjoint of [`forward`]: at stride 1, where a direct kernel takes
+/// it, the forward of [`Geometry::transposed`] on `dy` with the kernel flipped.
 pub fn input_grad(g: &Geometry, dy: &[f32], w: &[f32], dx: &mut [f32]) {
-    if shifted::takes_input_grad(g) {
-        shifted::input_grad(g, dy, w, dx)
-    } else {
-        input_grad_im2col(g, dy, w, dx)
+    let n = dy.len() / g.out_len().max(1);
+    match g.transposed() {
+        Some(back) if direct_forward(&back, n) => forward(&back, dy, &flipped(g, w), dx),
+        _ => input_grad_im2col(g, dy, w, dx),
     }
+}
+
+/// `w'[c][o][i][j] = w[o][c][kh−1−i][kw−1−j]`: the kernel of [`Geometry::transposed`].
+fn flipped(g: &Geometry, w: &[f32]) -> Vec<f32> {
+    let taps = g.kh * g.kw;
+    let mut flipped = vec![0.0; w.len()];
+    for o in 0..g.c_out {
+        for c in 0..g.c_in {
+            let src = &w[(o * g.c_in + c) * taps..][..taps];
+            let dst = &mut flipped[(c * g.c_out + o) * taps..][..taps];
+            for (d, s) in dst.iter_mut().zip(src.iter().rev()) {
+                *d = *s;
+            }
+        }
+    }
+    flipped
 }
 
 /// `dx[n] = col2im(Wᵀ · dy[n])`.
@@ -305,7 +362,7 @@ fn input_grad_im2col(g: &Geometry, dy: &[f32], w: &[f32], dx: &mut [f32]) {
         dy.len() == n * g.out_len() && dx.len() == n * g.in_len() && w.len() == g.c_out * g.k()
     );
     let (k, p) = (g.k(), g.p());
-    per_group(n, (dy, g.out_len()), (dx, g.in_len()), |dys, dxs| {
+    per_group(n, 1, (dy, g.out_len()), (dx, g.in_len()), |dys, dxs| {
         let mut col = vec![0.0; k * p];
         for (dyi, dxi) in dys
             .chunks_exact(g.out_len())
@@ -497,7 +554,24 @@ pub(super) mod tests {
             (g(16, 6, 16, 4, [1, 1], [2, 2], [0; 4]), 2),
             (g(2, 6, 15, 3, [2, 3], [1, 2], [0, 1, 1, 1]), 2),
             (g(3, 7, 23, 2, [3, 3], [3, 3], [1; 4]), 1),
+            // Images across the lanes (`batched`): VGG's 4×4 planes with a second pass of
+            // input channels and a short last group; 2×2 planes over two threads' groups; 8×8
+            // (AVX-512's, AVX2 runs rows of 8); strided 4×4 outputs and a 2×3 kernel at
+            // stride (1, 2), whose input gradients go to im2col.
+            (g(20, 4, 4, 3, [3, 3], [1, 1], [1; 4]), 13),
+            (g(3, 2, 2, 5, [3, 3], [1, 1], [1; 4]), 30),
+            (g(4, 8, 8, 3, [3, 3], [1, 1], [1; 4]), 13),
+            (g(4, 7, 7, 7, [3, 3], [2, 2], [1; 4]), 13),
+            (g(2, 5, 7, 3, [2, 3], [1, 2], [0, 1, 1, 1]), 13),
         ]
+    }
+
+    /// How many of [`geometries`]' last ones are meant for `batched`.
+    const BATCHED: usize = 5;
+
+    /// Whether a direct kernel computes `g`'s input gradient on `n` images.
+    fn direct_input_grad(g: &Geometry, n: usize) -> bool {
+        g.transposed().is_some_and(|back| direct_forward(&back, n))
     }
 
     /// The geometries above meant for the direct kernels reach them on a CPU that has them.
@@ -507,53 +581,73 @@ pub(super) mod tests {
             return;
         }
         let all = geometries();
-        let (direct, strided) = (&all[all.len() - 9..all.len() - 5], &all[all.len() - 4..]);
-        for (g, _) in direct {
+        let (rows, batched) = all.split_at(all.len() - BATCHED);
+        let (direct, strided) = (
+            &rows[rows.len() - 9..rows.len() - 5],
+            &rows[rows.len() - 4..],
+        );
+        for (g, n) in direct {
             assert!(shifted::takes(g) && shifted::takes_weight_grad(g), "{g:?}");
+            assert!(
+                !batched::takes(g, *n),
+                "{g:?}: rows 7 and 8 wide, or too few images"
+            );
         }
         assert!(
-            !shifted::takes_input_grad(&direct[1].0),
+            !direct_input_grad(&direct[1].0, direct[1].1),
             "padding as large as the kernel"
         );
-        for i in [0, 2, 3] {
-            assert!(shifted::takes_input_grad(&direct[i].0), "{:?}", direct[i].0);
+        for (g, n) in [0, 2, 3].map(|i| direct[i]) {
+            assert!(direct_input_grad(&g, n), "{g:?}");
         }
-        for (i, (g, _)) in strided.iter().enumerate() {
-            assert!(shifted::takes(g) && !shifted::takes_input_grad(g), "{g:?}");
+        for (i, (g, n)) in strided.iter().enumerate() {
+            assert!(shifted::takes(g) && !direct_input_grad(g, *n), "{g:?}");
             // The direct weight gradient wants whole tiles of input channels.
             assert_eq!(shifted::takes_weight_grad(g), i < 2, "{g:?}");
         }
-        // Four-wide rows would waste half of every run.
+        // Four-wide rows would waste half of every run: their images go across the lanes.
         let mut narrow = direct[2].0;
         narrow.w = 4;
-        assert!(!shifted::takes(&narrow));
+        assert!(!shifted::takes(&narrow) && batched::takes(&narrow, 64));
+        assert!(
+            !batched::takes(&narrow, 1),
+            "a lone image would fill a sixteenth of them"
+        );
+        let eight_wide = super::super::direct::lanes() == 16;
+        for (i, (g, n)) in batched.iter().enumerate() {
+            assert_eq!(batched::takes(g, *n), i != 2 || eight_wide, "{g:?}");
+            assert_eq!(direct_input_grad(g, *n), i < 3, "{g:?}");
+        }
     }
 
     /// The AVX2 kernels against the AVX-512 ones (where the CPU has them): rows of 16 and 32
-    /// input channels, which both take.
+    /// input channels, which both take, and 4×4 planes with images across 8 or 16 lanes.
     #[test]
     fn narrow_and_wide_kernels_agree() {
         use super::super::direct::narrow;
-        let (g, n) = geometries()[geometries().len() - 5];
-        assert_eq!((g.c_in, g.wo()), (32, 16));
-        let x = values(n * g.in_len(), 4);
-        let w = values(g.c_out * g.k(), 5);
-        let r = values(n * g.out_len(), 6);
-        let run = || {
-            let mut y = vec![f32::NAN; r.len()];
-            let mut dx = vec![f32::NAN; x.len()];
-            let mut dw = vec![f32::NAN; w.len()];
-            forward(&g, &x, &w, &mut y);
-            input_grad(&g, &r, &w, &mut dx);
-            weight_grad(&g, &x, &r, &mut dw);
-            [y, dx, dw]
-        };
-        let (wide, narrow) = (run(), narrow(run));
-        for (what, (a, b)) in ["output", "input gradient", "weight gradient"]
-            .iter()
-            .zip(wide.iter().zip(&narrow))
-        {
-            close(a, b, what);
+        let all = geometries();
+        let wide_rows = all[all.len() - BATCHED - 5];
+        assert_eq!((wide_rows.0.c_in, wide_rows.0.wo()), (32, 16));
+        for (g, n) in [wide_rows, all[all.len() - BATCHED]] {
+            let x = values(n * g.in_len(), 4);
+            let w = values(g.c_out * g.k(), 5);
+            let r = values(n * g.out_len(), 6);
+            let run = || {
+                let mut y = vec![f32::NAN; r.len()];
+                let mut dx = vec![f32::NAN; x.len()];
+                let mut dw = vec![f32::NAN; w.len()];
+                forward(&g, &x, &w, &mut y);
+                input_grad(&g, &r, &w, &mut dx);
+                weight_grad(&g, &x, &r, &mut dw);
+                [y, dx, dw]
+            };
+            let (wide, narrow) = (run(), narrow(run));
+            for (what, (a, b)) in ["output", "input gradient", "weight gradient"]
+                .iter()
+                .zip(wide.iter().zip(&narrow))
+            {
+                close(a, b, &format!("{g:?} {what}"));
+            }
         }
     }
 

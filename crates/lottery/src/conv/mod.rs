@@ -5,6 +5,7 @@
 //! which route every other device, grouped or dilated convolutions, padded pools and non-f32
 //! tensors to burn's own.
 
+mod batched;
 mod direct;
 mod kernels;
 mod norm;

@@ -118,17 +118,6 @@ pub(super) fn takes(g: &Geometry) -> bool {
     !g.is_pointwise() && direct::available() && direct::runs_fit(g.wo())
 }
 
-/// Whether it also computes the input gradient: at stride 1, a stride-1 convolution of the
-/// output gradient padded by `k − 1 − pad` on each side (so no side may be padded by the
-/// kernel's size or more) whose output rows are the input's.
-pub(super) fn takes_input_grad(g: &Geometry) -> bool {
-    g.stride == [1, 1]
-        && takes(g)
-        && direct::runs_fit(g.w)
-        && g.pad[0].max(g.pad[1]) < g.kh
-        && g.pad[2].max(g.pad[3]) < g.kw
-}
-
 /// `y[n] = W ⊛ x[n]`; `w` is `[c_out, c_in, kh, kw]`.
 pub(super) fn forward(g: &Geometry, x: &[f32], w: &[f32], y: &mut [f32]) {
     debug_assert!(takes(g));
@@ -140,7 +129,7 @@ pub(super) fn forward(g: &Geometry, x: &[f32], w: &[f32], y: &mut [f32]) {
     let pad = Padded::of(g);
     let offsets: Vec<usize> = (0..taps).map(|t| pad.offset(t / g.kw, t % g.kw)).collect();
     let rows = pad.rows(g);
-    per_group(n, (x, in_len), (y, out_len), |xs, ys| {
+    per_group(n, 1, (x, in_len), (y, out_len), |xs, ys| {
         let mut xp = vec![0.0; g.c_in * pad.plane + pad.tail];
         for (xi, yi) in xs.chunks_exact(in_len).zip(ys.chunks_exact_mut(out_len)) {
             pad.fill(g, xi, g.c_in, &mut xp);
@@ -156,40 +145,6 @@ pub(super) fn forward(g: &Geometry, x: &[f32], w: &[f32], y: &mut [f32]) {
             tiles.run(yi);
         }
     });
-}
-
-/// `dx[n] = Wᵀ ⊛ dy[n]`: the stride-1 convolution of `dy` padded by `k − 1 − pad`, with the
-/// kernel flipped and its two channel axes swapped.
-pub(super) fn input_grad(g: &Geometry, dy: &[f32], w: &[f32], dx: &mut [f32]) {
-    debug_assert!(takes_input_grad(g));
-    let (kh, kw, taps) = (g.kh, g.kw, g.kh * g.kw);
-    let back = Geometry {
-        c_in: g.c_out,
-        h: g.ho(),
-        w: g.wo(),
-        c_out: g.c_in,
-        kh,
-        kw,
-        stride: [1, 1],
-        pad: [
-            kh - 1 - g.pad[0],
-            kh - 1 - g.pad[1],
-            kw - 1 - g.pad[2],
-            kw - 1 - g.pad[3],
-        ],
-    };
-    // w'[c][o][i][j] = w[o][c][kh−1−i][kw−1−j].
-    let mut flipped = vec![0.0; w.len()];
-    for o in 0..g.c_out {
-        for c in 0..g.c_in {
-            let src = &w[(o * g.c_in + c) * taps..][..taps];
-            let dst = &mut flipped[(c * g.c_out + o) * taps..][..taps];
-            for (d, s) in dst.iter_mut().zip(src.iter().rev()) {
-                *d = *s;
-            }
-        }
-    }
-    forward(&back, dy, &flipped, dx);
 }
 
 /// `dw = Σ_n dy[n] · shifted(x[n])ᵀ`, `[c_out, c_in, kh, kw]`: per tap, a sum over
