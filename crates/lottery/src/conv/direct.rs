@@ -21,7 +21,7 @@
 use std::sync::atomic::Ordering::Relaxed;
 
 /// Output channels per tile.
-const CO: usize = 6;
+pub(super) const CO: usize = 6;
 /// Positions per run: one vector.
 const RUN: usize = 8;
 /// Input channels per weight-gradient tile: two vectors.
@@ -95,11 +95,15 @@ pub(super) fn pack(w: &[f32], c_out: usize, c_in: usize, taps: usize) -> Vec<f32
     assert_eq!(w.len(), c_out * c_in * taps, "weights of the shape given");
     let blocks = c_out.div_ceil(CO);
     let mut packed = vec![0.0; blocks * taps * c_in * CO];
-    for o in 0..c_out {
-        let (b, j) = (o / CO, o % CO);
-        for c in 0..c_in {
-            for tap in 0..taps {
-                packed[((b * taps + tap) * c_in + c) * CO + j] = w[(o * c_in + c) * taps + tap];
+    // In the order written: a block's weights (`CO · c_in · taps`) stay in L2 while its taps
+    // gather from them, where scattered writes missed the cache at every one.
+    for (b, dst) in packed.chunks_exact_mut(taps * c_in * CO).enumerate() {
+        let rows = &w[b * CO * c_in * taps..w.len().min((b + 1) * CO * c_in * taps)];
+        for (tap, dst) in dst.chunks_exact_mut(c_in * CO).enumerate() {
+            for (c, dst) in dst.chunks_exact_mut(CO).enumerate() {
+                for (d, row) in dst.iter_mut().zip(rows.chunks_exact(c_in * taps)) {
+                    *d = row[c * taps + tap];
+                }
             }
         }
     }
@@ -289,16 +293,16 @@ impl ImageTiles<'_> {
     unsafe fn tiles<L: Lanes, const P: usize>(&self, yb: &mut [f32]) {
         let (c_in, n, positions) = (self.c_in, L::N, self.windows.len());
         let per_block = self.offsets.len() * c_in * CO;
-        for p0 in (0..positions).step_by(P) {
-            let count = (positions - p0).min(P);
-            // A short last tile repeats its last position, computed and not stored.
-            let mut window = [0; P];
-            for (k, w) in window.iter_mut().enumerate() {
-                *w = self.windows[p0 + k.min(count - 1)];
-            }
-            for c0 in (0..c_in).step_by(CHANNELS_PER_PASS) {
-                let cc = CHANNELS_PER_PASS.min(c_in - c0);
-                for (blk, block) in self.packed.chunks_exact(per_block).enumerate() {
+        for c0 in (0..c_in).step_by(CHANNELS_PER_PASS) {
+            let cc = CHANNELS_PER_PASS.min(c_in - c0);
+            for (blk, block) in self.packed.chunks_exact(per_block).enumerate() {
+                for p0 in (0..positions).step_by(P) {
+                    let count = (positions - p0).min(P);
+                    // A short last tile repeats its last position, computed and not stored.
+                    let mut window = [0; P];
+                    for (k, w) in window.iter_mut().enumerate() {
+                        *w = self.windows[p0 + k.min(count - 1)];
+                    }
                     let outs = (self.c_out - blk * CO).min(CO);
                     let at = |j: usize, k: usize| ((blk * CO + j) * positions + p0 + k) * n;
                     // SAFETY (all intrinsics): the caller's CPU has `L`'s features; `yb`
@@ -375,52 +379,80 @@ pub(super) fn padded_outputs(c_out: usize) -> usize {
     c_out.next_multiple_of(CO)
 }
 
-/// The operands of the weight-gradient sums over a group of images.
+/// Input channels per weight-gradient tile for `c_in` channels on this CPU: two registers, 32
+/// with AVX-512 where they divide `c_in`, else [`CT`].
+pub(super) fn weight_tile(c_in: usize) -> usize {
+    if wide() && c_in.is_multiple_of(2 * CT) {
+        2 * CT
+    } else {
+        CT
+    }
+}
+
+/// The operands of the weight-gradient sums over a group of images, both laid out in the
+/// panels the tiles read, so that a tile reads consecutive addresses: its input channels'
+/// panel stays in L1 while every block of output channels passes over it.
 pub(super) struct WeightTiles<'a> {
-    /// The padded images position-major, `image` positions apart: `xt[pos·c_in + c]`.
+    /// Input channels per tile, from [`weight_tile`]: the caller laid `xt` out for it.
+    pub ct: usize,
+    /// The padded images in panels of `ct` channels, position-major, images `image` positions
+    /// apart: channel `t·ct + c` of position `pos` of image `b` at `xt[t·panel + (b·image +
+    /// pos)·ct + c]`.
     pub xt: &'a [f32],
+    pub panel: usize,
     pub image: usize,
     pub images: usize,
-    /// A multiple of [`CT`].
+    /// A multiple of `ct`.
     pub c_in: usize,
-    /// The output gradients position-major, image after image:
-    /// `dyt[((b·ho + oh)·wo + ow)·c_out + o]`, [`SLACK`] more at the end.
+    /// The output gradients in blocks of [`CO`] channels, position-major, zero past `c_out`:
+    /// channel `k·CO + j` of output position `q` of image `b` at `dyt[k·block + (b·ho·wo +
+    /// q)·CO + j]`.
     pub dyt: &'a [f32],
+    pub block: usize,
     pub c_out: usize,
     pub rows: Rows,
     pub offsets: &'a [usize],
 }
 
-/// Output positions per pass over the taps and tiles: a tile's rows of both operands (a line
-/// each per position) stay in L1 while the next tiles read them. 64 ran 64→64- and 128→128-
-/// channel weight gradients in 13 ms where 256 took 15–17 (2.4 GFLOP each, 32 images).
-pub(super) const PASS: usize = 64;
+/// Output positions per pass over the taps and tiles. A tile's panel of one tap (256 positions
+/// × 32 channels × 4 bytes = 32 KB) stays in L1 while every block of output channels passes
+/// over it, and each pass loads and stores every tile's sums once (9 MB at 512 channels), so
+/// small planes take many images per pass. 256 where 64 ran the 512-channel 4×4 and 2×2
+/// weight gradients at 150–200 and 100–150 GFLOP/s (now 270–290 and 225–230, with the flat
+/// list of positions).
+pub(super) const PASS: usize = 256;
 
 impl WeightTiles<'_> {
-    /// `sums[tap][o][c] += Σ_(b, oh, ow) dyt[b][oh·wo + ow][o] · xt[b·image + oh·step + ow +
-    /// offsets[tap]][c]`; `sums` is `taps · padded_outputs(c_out) · c_in` long. The rows past
-    /// `c_out` of the last tile collect sums of whatever the broadcasts read past a position's
-    /// channels: not gradients, never read.
+    /// `sums[tap][o][c] += Σ_(b, oh, ow) dy[b][o][oh][ow] · x[b][c][oh·step + ow + offsets[tap]]`
+    /// (padded positions); `sums` is `taps · padded_outputs(c_out) · c_in` long.
     pub(super) fn add_to(&self, sums: &mut [f32]) {
         let Rows { ho, wo, step } = self.rows;
         let reach = self.offsets.iter().max().copied().unwrap_or(0);
         let outs = padded_outputs(self.c_out);
-        let furthest = |b: usize| ((b - 1) * self.image + (ho - 1) * step + wo + reach) * self.c_in;
+        let (tiles, blocks) = (self.c_in / self.ct.max(1), outs / CO);
+        // The furthest position a tile reads, past its panel's start, plus one.
+        let furthest = (self.images.max(1) - 1) * self.image + (ho.max(1) - 1) * step + wo + reach;
+        let positions = self.images * ho * wo;
         assert!(
-            self.c_in.is_multiple_of(CT)
-                && self.dyt.len() >= self.images * ho * wo * self.c_out + CO
-                && (self.images * ho * wo == 0 || furthest(self.images) <= self.xt.len())
+            (self.ct == CT || self.ct == 2 * CT)
+                && self.c_in.is_multiple_of(self.ct)
+                && (positions == 0
+                    || (furthest * self.ct <= self.panel
+                        && (tiles.max(1) - 1) * self.panel + furthest * self.ct <= self.xt.len()
+                        && positions * CO <= self.block
+                        && (blocks.max(1) - 1) * self.block + positions * CO <= self.dyt.len()))
                 && sums.len() == self.offsets.len() * outs * self.c_in,
             "operands of the sizes the weight tiles read and write"
         );
         #[cfg(target_arch = "x86_64")]
         if available() {
-            // SAFETY: the CPU has AVX-512 / AVX2 and FMA; the assertion bounds every read and
-            // write.
+            // SAFETY: the CPU has AVX2 and FMA, and AVX-512 for 32-channel tiles; the
+            // assertion bounds every read and write.
             return unsafe {
-                match wide() && self.c_in.is_multiple_of(2 * CT) {
-                    true => self.add_avx512(sums, outs),
-                    false => self.add_avx2(sums, outs),
+                match self.ct {
+                    32 if has_avx512() => self.add_avx512(sums, outs),
+                    CT => self.add_avx2(sums, outs),
+                    ct => panic!("no weight tiles of {ct} channels on this CPU"),
                 }
             };
         }
@@ -432,14 +464,20 @@ impl WeightTiles<'_> {
     #[inline(always)]
     unsafe fn sums<L: Lanes>(&self, sums: &mut [f32], outs: usize) {
         let Rows { ho, wo, step } = self.rows;
-        let (c_in, c_out, ct) = (self.c_in, self.c_out, 2 * L::N);
-        // Rows of all the images in turn: row `r` is image `r / ho`'s row `r % ho`.
-        let (all, rows_per_pass) = (self.images * ho, (PASS / wo.max(1)).max(1));
-        for first in (0..all).step_by(rows_per_pass) {
-            let pass = first..all.min(first + rows_per_pass);
-            for (tap, &off) in self.offsets.iter().enumerate() {
-                for o0 in (0..outs).step_by(CO) {
-                    for c0 in (0..c_in).step_by(ct) {
+        let (c_in, ct) = (self.c_in, 2 * L::N);
+        // Each output position's padded position, image after image, row after row: the
+        // sums run over a flat list, which small planes (rows of 2 and 4) would otherwise
+        // spend on loop overhead.
+        let starts: Vec<usize> = (0..self.images)
+            .flat_map(|b| (0..ho).flat_map(move |oh| (0..wo).map(move |ow| (b, oh, ow))))
+            .map(|(b, oh, ow)| b * self.image + oh * step + ow)
+            .collect();
+        for (pass, first) in starts.chunks(PASS).zip((0..).step_by(PASS)) {
+            for c0 in (0..c_in).step_by(ct) {
+                let panel = &self.xt[(c0 / ct) * self.panel..];
+                for (tap, &off) in self.offsets.iter().enumerate() {
+                    for o0 in (0..outs).step_by(CO) {
+                        let block = &self.dyt[(o0 / CO) * self.block..];
                         let at = (tap * outs + o0) * c_in + c0;
                         let tile = &mut sums[at..at + (CO - 1) * c_in + ct];
                         // SAFETY (all intrinsics): the caller's CPU has `L`'s features.
@@ -451,23 +489,20 @@ impl WeightTiles<'_> {
                                 *acc = [L::load(p), L::load(p.add(L::N))];
                             }
                         }
-                        for r in pass.clone() {
-                            let at = (r / ho) * self.image + (r % ho) * step + off;
-                            // SAFETY (reads): inside `xt` and `dyt` by `add_to`'s assertion.
-                            let mut x = unsafe { self.xt.as_ptr().add(at * c_in + c0) };
-                            let mut g = unsafe { self.dyt.as_ptr().add(r * wo * c_out + o0) };
-                            for _ in 0..wo {
-                                let (a0, a1) = unsafe { (L::load(x), L::load(x.add(L::N))) };
-                                for (j, acc) in acc.iter_mut().enumerate() {
-                                    let gj = unsafe { L::splat(g.add(j)) };
-                                    acc[0] = unsafe { L::fma(gj, a0, acc[0]) };
-                                    acc[1] = unsafe { L::fma(gj, a1, acc[1]) };
-                                }
-                                unsafe {
-                                    x = x.add(c_in);
-                                    g = g.add(c_out);
-                                }
+                        // SAFETY (reads): inside the panel and the block by `add_to`'s
+                        // assertion.
+                        let (x, mut g) = unsafe {
+                            (panel.as_ptr().add(off * ct), block.as_ptr().add(first * CO))
+                        };
+                        for &at in pass {
+                            let x = unsafe { x.add(at * ct) };
+                            let (a0, a1) = unsafe { (L::load(x), L::load(x.add(L::N))) };
+                            for (j, acc) in acc.iter_mut().enumerate() {
+                                let gj = unsafe { L::splat(g.add(j)) };
+                                acc[0] = unsafe { L::fma(gj, a0, acc[0]) };
+                                acc[1] = unsafe { L::fma(gj, a1, acc[1]) };
                             }
+                            g = unsafe { g.add(CO) };
                         }
                         for (j, acc) in acc.iter().enumerate() {
                             // SAFETY: as for the loads.

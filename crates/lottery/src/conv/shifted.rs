@@ -182,18 +182,22 @@ fn offsets(g: &Geometry, pad: Padded) -> Vec<usize> {
         .collect()
 }
 
-/// Images at a time: the padded images and the output gradients position-major, and
-/// [`direct::WeightTiles`] over them — several images of small planes at once, so that each of
-/// its passes has its [`direct::PASS`] positions.
+/// Images at a time: the padded images and the output gradients laid out in
+/// [`direct::WeightTiles`]' panels and blocks, and its sums over them — several images of
+/// small planes at once, so that each of its passes has its [`direct::PASS`] positions.
 fn direct_sums(g: &Geometry, pad: Padded, (xs, dys): (&[f32], &[f32]), sum: &mut [f32]) {
     let (c, plane, p) = (g.c_in, pad.plane, g.ho() * g.wo());
+    // Read once: the panels below and the kernel's registers must agree.
+    let ct = direct::weight_tile(c);
     let offsets = offsets(g, pad);
-    let group = direct::PASS.div_ceil(p.max(1)).clamp(1, IMAGES_PER_SUM);
+    let group = direct::PASS.div_ceil(p.max(1));
     let image = plane + pad.tail;
+    let (panel, block) = (group * image * ct, group * p * CO);
+    let blocks = direct::padded_outputs(g.c_out) / CO;
     let mut xp = vec![0.0; c * plane];
-    // Each image's tail stays zero.
-    let mut xt = vec![0.0; group * image * c];
-    let mut dyt = vec![0.0; group * p * g.c_out + direct::SLACK];
+    // Each image's tail, and the outputs past `c_out`, stay zero.
+    let mut xt = vec![0.0; (c / ct) * panel];
+    let mut dyt = vec![0.0; blocks * block];
     let in_len = g.in_len();
     for (xg, dyg) in xs
         .chunks(group * in_len)
@@ -206,15 +210,27 @@ fn direct_sums(g: &Geometry, pad: Padded, (xs, dys): (&[f32], &[f32]), sum: &mut
             .enumerate()
         {
             pad.fill(g, xi, c, &mut xp);
-            transpose(&xp, c, plane, &mut xt[b * image * c..][..plane * c]);
-            transpose(dyi, g.c_out, p, &mut dyt[b * p * g.c_out..][..p * g.c_out]);
+            for (t, planes) in xp.chunks_exact(ct * plane).enumerate() {
+                let dst = &mut xt[t * panel + b * image * ct..][..plane * ct];
+                transpose(planes, ct, plane, dst);
+            }
+            for (o, plane) in dyi.chunks_exact(p).enumerate() {
+                let (k, j) = (o / CO, o % CO);
+                let dst = &mut dyt[k * block + b * p * CO..][..p * CO];
+                for (d, &v) in dst[j..].iter_mut().step_by(CO).zip(plane) {
+                    *d = v;
+                }
+            }
         }
         let tiles = direct::WeightTiles {
+            ct,
             xt: &xt,
+            panel,
             image,
             images,
             c_in: c,
             dyt: &dyt,
+            block,
             c_out: g.c_out,
             rows: pad.rows(g),
             offsets: &offsets,
@@ -222,6 +238,9 @@ fn direct_sums(g: &Geometry, pad: Padded, (xs, dys): (&[f32], &[f32]), sum: &mut
         tiles.add_to(sum);
     }
 }
+
+/// Output channels per block of the weight gradient's tiles.
+const CO: usize = direct::CO;
 
 /// Images per weight-gradient GEMM: enough positions for long GEMM sums, few enough that the
 /// position-major copy of a group stays a few megabytes.
