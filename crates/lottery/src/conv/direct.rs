@@ -414,6 +414,18 @@ pub(super) struct WeightTiles<'a> {
     pub offsets: &'a [usize],
 }
 
+/// Places image `b`'s output gradient (`dy[o][q]`, `p` positions) into [`WeightTiles`]'
+/// blocks: channel `k·CO + j` of position `q` at `dyt[k·block + (b·p + q)·CO + j]`.
+pub(super) fn place_outputs(dy: &[f32], p: usize, b: usize, dyt: &mut [f32], block: usize) {
+    for (o, plane) in dy.chunks_exact(p).enumerate() {
+        let (k, j) = (o / CO, o % CO);
+        let dst = &mut dyt[k * block + b * p * CO..][..p * CO];
+        for (d, &v) in dst[j..].iter_mut().step_by(CO).zip(plane) {
+            *d = v;
+        }
+    }
+}
+
 /// Output positions per pass over the taps and tiles. A tile's panel of one tap (256 positions
 /// × 32 channels × 4 bytes = 32 KB) stays in L1 while every block of output channels passes
 /// over it, and each pass loads and stores every tile's sums once (9 MB at 512 channels), so

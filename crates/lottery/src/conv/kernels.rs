@@ -7,7 +7,7 @@
 use gemm::{Parallelism, gemm};
 use lottery_sparse::train::transpose;
 
-use super::{batched, shifted};
+use super::{batched, columns, shifted};
 
 /// Everything about a convolution but the batch size: NCHW input, OIHW weight, zero padding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,12 +33,12 @@ impl Geometry {
     }
 
     /// Rows of the columns matrix: one per weight of an output channel.
-    fn k(&self) -> usize {
+    pub(super) fn k(&self) -> usize {
         self.c_in * self.kh * self.kw
     }
 
     /// Output positions per image.
-    fn p(&self) -> usize {
+    pub(super) fn p(&self) -> usize {
         self.ho() * self.wo()
     }
 
@@ -99,7 +99,7 @@ impl Geometry {
     }
 
     /// `col[(c·kh + i)·kw + j][oh·wo + ow] = x[c][oh·s + i − top][ow·s + j − left]`, 0 outside.
-    fn im2col(&self, x: &[f32], col: &mut [f32]) {
+    pub(super) fn im2col(&self, x: &[f32], col: &mut [f32]) {
         let (ho, wo, s) = (self.ho(), self.wo(), self.stride[1]);
         let mut rows = col.chunks_exact_mut(ho * wo);
         for c in 0..self.c_in {
@@ -383,6 +383,8 @@ fn input_grad_im2col(g: &Geometry, dy: &[f32], w: &[f32], dx: &mut [f32]) {
 pub fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
     if shifted::takes_weight_grad(g) {
         shifted::weight_grad(g, x, dy, dw)
+    } else if columns::takes(g) {
+        columns::weight_grad(g, x, dy, dw)
     } else {
         weight_grad_im2col(g, x, dy, dw)
     }
@@ -587,7 +589,12 @@ pub(super) mod tests {
             &rows[rows.len() - 4..],
         );
         for (g, n) in direct {
-            assert!(shifted::takes(g) && shifted::takes_weight_grad(g), "{g:?}");
+            assert!(shifted::takes(g), "{g:?}");
+            // Whole tiles of input channels go to the direct weight gradient over the image,
+            // the rest to the same kernel over im2col's columns.
+            let whole = g.c_in.is_multiple_of(super::super::direct::CT);
+            assert_eq!(shifted::takes_weight_grad(g), whole, "{g:?}");
+            assert!(columns::takes(g), "{g:?}");
             assert!(
                 !batched::takes(g, *n),
                 "{g:?}: rows 7 and 8 wide, or too few images"
@@ -602,8 +609,10 @@ pub(super) mod tests {
         }
         for (i, (g, n)) in strided.iter().enumerate() {
             assert!(shifted::takes(g) && !direct_input_grad(g, *n), "{g:?}");
-            // The direct weight gradient wants whole tiles of input channels.
+            // The direct weight gradient wants whole tiles of input channels; the others but
+            // the 1×1 go through the columns.
             assert_eq!(shifted::takes_weight_grad(g), i < 2, "{g:?}");
+            assert_eq!(columns::takes(g), !g.is_pointwise(), "{g:?}");
         }
         // Four-wide rows would waste half of every run: their images go across the lanes.
         let mut narrow = direct[2].0;
@@ -648,6 +657,26 @@ pub(super) mod tests {
             {
                 close(a, b, &format!("{g:?} {what}"));
             }
+        }
+    }
+
+    /// The stride-1 weight gradient by GEMMs over shifted views (CPUs without AVX2) against
+    /// the one checked against the definition below.
+    #[test]
+    fn gemm_weight_gradient_matches() {
+        for (g, n) in geometries() {
+            if g.stride != [1, 1] || g.is_pointwise() {
+                continue;
+            }
+            let x = values(n * g.in_len(), 7);
+            let r = values(n * g.out_len(), 8);
+            let (mut want, mut got) = (
+                vec![f32::NAN; g.c_out * g.k()],
+                vec![f32::NAN; g.c_out * g.k()],
+            );
+            weight_grad(&g, &x, &r, &mut want);
+            shifted::weight_grad_by(&g, &x, &r, &mut got, false);
+            close(&got, &want, &format!("{g:?} weight gradient by GEMMs"));
         }
     }
 

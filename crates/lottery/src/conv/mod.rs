@@ -6,6 +6,7 @@
 //! tensors to burn's own.
 
 mod batched;
+mod columns;
 mod direct;
 mod kernels;
 mod norm;

@@ -105,11 +105,11 @@ fn direct_weight_grad(g: &Geometry) -> bool {
     direct::available() && g.c_in.is_multiple_of(direct::CT)
 }
 
-/// Whether this module computes `g`'s weight gradient: the direct kernel at any stride, GEMMs
-/// over shifted views at stride 1. (1×1 convolutions without padding read the image itself
-/// as their columns already.)
+/// Whether this module computes `g`'s weight gradient: the direct kernel at any stride, or,
+/// on CPUs without it, GEMMs over shifted views at stride 1. (1×1 convolutions without padding
+/// read the image itself as their columns already.)
 pub(super) fn takes_weight_grad(g: &Geometry) -> bool {
-    !g.is_pointwise() && (g.stride == [1, 1] || direct_weight_grad(g))
+    !g.is_pointwise() && (direct_weight_grad(g) || (g.stride == [1, 1] && !direct::available()))
 }
 
 /// Whether the direct kernel computes `g`'s forward: its CPU, and output rows its runs cover
@@ -153,10 +153,15 @@ pub(super) fn forward(g: &Geometry, x: &[f32], w: &[f32], y: &mut [f32]) {
 /// a time; otherwise (the first layer's three channels, other CPUs) `kh·kw` GEMMs per group of images.
 pub(super) fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
     debug_assert!(takes_weight_grad(g));
+    weight_grad_by(g, x, dy, dw, direct_weight_grad(g));
+}
+
+/// [`weight_grad`] by the direct kernel or (`direct` false, stride 1) by GEMMs, which tests
+/// also run on CPUs that have the direct kernel.
+pub(super) fn weight_grad_by(g: &Geometry, x: &[f32], dy: &[f32], dw: &mut [f32], direct: bool) {
     let taps = g.kh * g.kw;
-    assert_eq!(dw.len(), g.c_out * g.c_in * taps);
+    assert!(dw.len() == g.c_out * g.c_in * taps && (direct || g.stride == [1, 1]));
     let pad = Padded::of(g);
-    let direct = direct_weight_grad(g);
     let outs = if direct {
         direct::padded_outputs(g.c_out)
     } else {
@@ -214,13 +219,7 @@ fn direct_sums(g: &Geometry, pad: Padded, (xs, dys): (&[f32], &[f32]), sum: &mut
                 let dst = &mut xt[t * panel + b * image * ct..][..plane * ct];
                 transpose(planes, ct, plane, dst);
             }
-            for (o, plane) in dyi.chunks_exact(p).enumerate() {
-                let (k, j) = (o / CO, o % CO);
-                let dst = &mut dyt[k * block + b * p * CO..][..p * CO];
-                for (d, &v) in dst[j..].iter_mut().step_by(CO).zip(plane) {
-                    *d = v;
-                }
-            }
+            direct::place_outputs(dyi, p, b, &mut dyt, block);
         }
         let tiles = direct::WeightTiles {
             ct,
