@@ -35,17 +35,17 @@ for model in "${models[@]}"; do
       results+=("$side $out")
     done
   done
-  printf '%s\n' "${results[@]}" | python3 -c '
+  printf '%s\n' "${results[@]}" | python3 <(cat <<'PY'
 import json, statistics, sys
-rows = {}
+model, rows = sys.argv[1], {}
 for line in sys.stdin:
     side, js = line.split(" ", 1)
     rows.setdefault(side, []).append(json.loads(js))
-med = lambda side, key: statistics.median(r[key] for r in rows[side])
-d = {s: (med(s, "ms_per_step"), med(s, "ms_per_step_masked")) for s in rows}
-print(f"'"$model"' medians, dense (masked) ms: old {d[\"old\"][0]:.1f} ({d[\"old\"][1]:.1f}), "
-      f"new {d[\"new\"][0]:.1f} ({d[\"new\"][1]:.1f}), torch {d[\"torch\"][0]:.1f} ({d[\"torch\"][1]:.1f}); "
-      f"new/torch {d[\"new\"][0] / d[\"torch\"][0]:.2f}x ({d[\"new\"][1] / d[\"torch\"][1]:.2f}x), "
-      f"old/new {d[\"old\"][0] / d[\"new\"][0]:.2f}x")
-'
+med = {s: [statistics.median(r[k] for r in rs) for k in ("ms_per_step", "ms_per_step_masked")]
+       for s, rs in rows.items()}
+(od, om), (nd, nm), (td, tm) = med["old"], med["new"], med["torch"]
+print(f"{model} medians, dense (masked) ms: old {od:.1f} ({om:.1f}), new {nd:.1f} ({nm:.1f}), "
+      f"torch {td:.1f} ({tm:.1f}); new/torch {nd / td:.2f}x ({nm / tm:.2f}x), old/new {od / nd:.2f}x")
+PY
+) "$model"
 done

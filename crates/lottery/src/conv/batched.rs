@@ -5,7 +5,8 @@
 //! (AVX2) or 16 (AVX-512), at the same position, so any plane fills the registers whatever
 //! its width or stride; a batch pays only its last group's missing images. The images are laid
 //! position-major with the group innermost ([`direct::ImageTiles`]), and the outputs come back
-//! through one transpose.
+//! through one transpose. Kernel offsets that read the zero padding are skipped position by
+//! position: on a 2×2 plane they are more than half of the 3×3 window.
 
 use super::direct;
 use super::kernels::{Geometry, per_group};
@@ -39,6 +40,7 @@ pub(super) fn forward(g: &Geometry, x: &[f32], w: &[f32], y: &mut [f32]) {
     let windows: Vec<usize> = (0..g.ho())
         .flat_map(|oh| (0..g.wo()).map(move |ow| oh * g.stride[0] * wp + ow * g.stride[1]))
         .collect();
+    let live = g.live_taps();
     per_group(n, lanes, (x, in_len), (y, out_len), |xs, ys| {
         // The border of `xb` is never written: it stays zero.
         let mut xb = vec![0.0; hp * wp * g.c_in * lanes];
@@ -78,6 +80,7 @@ pub(super) fn forward(g: &Geometry, x: &[f32], w: &[f32], y: &mut [f32]) {
                 packed: &packed,
                 c_out: g.c_out,
                 windows: &windows,
+                live: &live,
             };
             tiles.run(&mut yb);
             // yb is [o·P + p][b]: its transpose is the group's outputs, image after image.

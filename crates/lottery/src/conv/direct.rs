@@ -257,6 +257,9 @@ pub(super) struct ImageTiles<'a> {
     pub c_out: usize,
     /// Each output position's window: the padded position its first kernel offset reads.
     pub windows: &'a [usize],
+    /// Whether offset `tap` of position `p` reads inside the image: `live[p·taps + tap]`
+    /// ([`super::kernels::Geometry::live_taps`]). The others read zeros and are skipped.
+    pub live: &'a [bool],
 }
 
 impl ImageTiles<'_> {
@@ -268,7 +271,8 @@ impl ImageTiles<'_> {
         assert!(
             self.packed.len() == self.c_out.div_ceil(CO) * self.offsets.len() * self.c_in * CO
                 && yb.len() == self.c_out * self.windows.len() * self.lanes
-                && furthest * self.c_in * self.lanes <= self.xb.len(),
+                && furthest * self.c_in * self.lanes <= self.xb.len()
+                && self.live.len() == self.windows.len() * self.offsets.len(),
             "operands of the sizes the image tiles read and write"
         );
         #[cfg(target_arch = "x86_64")]
@@ -286,13 +290,34 @@ impl ImageTiles<'_> {
         unreachable!("the direct kernels run only where `available()`");
     }
 
+    /// For each tile of `p` positions and each offset, which of its positions read inside the
+    /// image (bit `k` for position `k` of the tile): `masks[tile·taps + tap]`.
+    fn tile_masks(&self, p: usize) -> Vec<u8> {
+        let taps = self.offsets.len();
+        let positions = self.windows.len();
+        (0..positions)
+            .step_by(p)
+            .flat_map(|p0| {
+                (0..taps).map(move |tap| {
+                    (p0..positions.min(p0 + p))
+                        .enumerate()
+                        .filter(|&(_, q)| self.live[q * taps + tap])
+                        .fold(0u8, |m, (k, _)| m | 1 << k)
+                })
+            })
+            .collect()
+    }
+
     /// Tiles of 6 output channels × `P` positions, a register each; the input channels in
-    /// passes of [`CHANNELS_PER_PASS`], the tile's sums kept in `yb` between passes.
+    /// passes of [`CHANNELS_PER_PASS`], the tile's sums kept in `yb` between passes. Each
+    /// offset adds only to the positions it reads inside the image for.
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
     unsafe fn tiles<L: Lanes, const P: usize>(&self, yb: &mut [f32]) {
         let (c_in, n, positions) = (self.c_in, L::N, self.windows.len());
-        let per_block = self.offsets.len() * c_in * CO;
+        let taps = self.offsets.len();
+        let per_block = taps * c_in * CO;
+        let masks = self.tile_masks(P);
         for c0 in (0..c_in).step_by(CHANNELS_PER_PASS) {
             let cc = CHANNELS_PER_PASS.min(c_in - c0);
             for (blk, block) in self.packed.chunks_exact(per_block).enumerate() {
@@ -315,29 +340,19 @@ impl ImageTiles<'_> {
                             }
                         }
                     }
-                    for (tap, &off) in self.offsets.iter().enumerate() {
+                    let tile_masks = &masks[(p0 / P) * taps..][..taps];
+                    for ((tap, &off), &mask) in self.offsets.iter().enumerate().zip(tile_masks) {
+                        if mask == 0 {
+                            continue;
+                        }
                         // SAFETY (reads): inside `packed` and `xb` by `run`'s assertion.
-                        let mut w = unsafe { block.as_ptr().add((tap * c_in + c0) * CO) };
+                        let w = unsafe { block.as_ptr().add((tap * c_in + c0) * CO) };
                         let mut x = [self.xb.as_ptr(); P];
                         for (x, &p) in x.iter_mut().zip(&window) {
                             *x = unsafe { x.add(((p + off) * c_in + c0) * n) };
                         }
-                        for _ in 0..cc {
-                            let mut v = [unsafe { L::zero() }; P];
-                            for (v, x) in v.iter_mut().zip(x.iter_mut()) {
-                                unsafe {
-                                    *v = L::load(*x);
-                                    *x = x.add(n);
-                                }
-                            }
-                            for (j, acc) in acc.iter_mut().enumerate() {
-                                let wj = unsafe { L::splat(w.add(j)) };
-                                for (a, &v) in acc.iter_mut().zip(&v) {
-                                    *a = unsafe { L::fma(wj, v, *a) };
-                                }
-                            }
-                            w = unsafe { w.add(CO) };
-                        }
+                        // SAFETY: as above; `mask` has bits below `P` only.
+                        unsafe { masked_sums::<L, P>(mask, &mut acc, x, w, cc) };
                     }
                     for (j, acc) in acc.iter().enumerate().take(outs) {
                         for (k, &a) in acc.iter().enumerate().take(count) {
@@ -361,6 +376,69 @@ impl ImageTiles<'_> {
     #[target_feature(enable = "avx512f,avx2,fma")]
     unsafe fn images_avx512(&self, yb: &mut [f32]) {
         unsafe { self.tiles::<Avx512, 4>(yb) }
+    }
+}
+
+/// `acc[j][k] += Σ_c w[c·CO + j] · x[k][c·N]` over `cc` channels, for the positions `k` whose
+/// bit is set in `mask`: one instance of the loop for each of the masks, so that the positions
+/// an offset skips cost nothing.
+///
+/// # Safety
+/// The CPU has `L`'s features; `w` is valid for `cc·CO` values and each `x[k]` of `mask` for
+/// `cc·N`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn masked_sums<L: Lanes, const P: usize>(
+    mask: u8,
+    acc: &mut [[L::V; P]; CO],
+    x: [*const f32; P],
+    w: *const f32,
+    cc: usize,
+) {
+    macro_rules! by_mask {
+        ($($m:literal)*) => {
+            match mask {
+                $($m => unsafe { sums_of::<L, P, $m>(acc, x, w, cc) },)*
+                _ => unreachable!("masks of up to four positions"),
+            }
+        };
+    }
+    by_mask!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15)
+}
+
+/// [`masked_sums`] for one mask, `M`, known when compiled.
+///
+/// # Safety
+/// As for [`masked_sums`].
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn sums_of<L: Lanes, const P: usize, const M: u8>(
+    acc: &mut [[L::V; P]; CO],
+    mut x: [*const f32; P],
+    mut w: *const f32,
+    cc: usize,
+) {
+    let on = |k: usize| k < 8 && M & (1 << k) != 0;
+    for _ in 0..cc {
+        // SAFETY (all intrinsics and reads): by the caller's contract.
+        let mut v = [unsafe { L::zero() }; P];
+        for (k, (v, x)) in v.iter_mut().zip(x.iter_mut()).enumerate() {
+            if on(k) {
+                unsafe {
+                    *v = L::load(*x);
+                    *x = x.add(L::N);
+                }
+            }
+        }
+        for (j, acc) in acc.iter_mut().enumerate() {
+            let wj = unsafe { L::splat(w.add(j)) };
+            for (k, (a, &v)) in acc.iter_mut().zip(&v).enumerate() {
+                if on(k) {
+                    *a = unsafe { L::fma(wj, v, *a) };
+                }
+            }
+        }
+        w = unsafe { w.add(CO) };
     }
 }
 
