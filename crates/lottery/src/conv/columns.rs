@@ -29,6 +29,8 @@ pub(super) fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
     let outs = direct::padded_outputs(g.c_out);
     let group = direct::PASS.div_ceil(p.max(1));
     let (panel, block) = (group * p * ct, group * p * CO);
+    // The columns hold im2col's zeros themselves: one offset, read at every position.
+    let live = vec![true; p];
     let total = summed_per_group(g, x, dy, outs * padded, |xs, dys, sum| {
         // The rows past `k` stay zero.
         let mut col = vec![0.0; padded * p];
@@ -66,6 +68,7 @@ pub(super) fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
                     step: g.wo(),
                 },
                 offsets: &[0],
+                live: &live,
             };
             tiles.add_to(sum);
         }

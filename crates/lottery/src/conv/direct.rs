@@ -490,6 +490,10 @@ pub(super) struct WeightTiles<'a> {
     pub c_out: usize,
     pub rows: Rows,
     pub offsets: &'a [usize],
+    /// Whether offset `tap` of an image's output position `q` reads inside the image:
+    /// `live[q·taps + tap]` ([`super::kernels::Geometry::live_taps`]). The others read zeros
+    /// and are skipped.
+    pub live: &'a [bool],
 }
 
 /// Places image `b`'s output gradient (`dy[o][q]`, `p` positions) into [`WeightTiles`]'
@@ -531,7 +535,8 @@ impl WeightTiles<'_> {
                         && (tiles.max(1) - 1) * self.panel + furthest * self.ct <= self.xt.len()
                         && positions * CO <= self.block
                         && (blocks.max(1) - 1) * self.block + positions * CO <= self.dyt.len()))
-                && sums.len() == self.offsets.len() * outs * self.c_in,
+                && sums.len() == self.offsets.len() * outs * self.c_in
+                && self.live.len() == ho * wo * self.offsets.len(),
             "operands of the sizes the weight tiles read and write"
         );
         #[cfg(target_arch = "x86_64")]
@@ -554,7 +559,7 @@ impl WeightTiles<'_> {
     #[inline(always)]
     unsafe fn sums<L: Lanes>(&self, sums: &mut [f32], outs: usize) {
         let Rows { ho, wo, step } = self.rows;
-        let (c_in, ct) = (self.c_in, 2 * L::N);
+        let (c_in, ct, taps, p) = (self.c_in, 2 * L::N, self.offsets.len(), ho * wo);
         // Each output position's padded position, image after image, row after row: the
         // sums run over a flat list, which small planes (rows of 2 and 4) would otherwise
         // spend on loop overhead.
@@ -562,10 +567,25 @@ impl WeightTiles<'_> {
             .flat_map(|b| (0..ho).flat_map(move |oh| (0..wo).map(move |ow| (b, oh, ow))))
             .map(|(b, oh, ow)| b * self.image + oh * step + ow)
             .collect();
+        // Per offset, the pass's positions it reads inside the image for, as (panel, block)
+        // offsets in floats: where that is every position, the sums walk the pass itself.
+        let mut lists: Vec<Vec<(usize, usize)>> = vec![Vec::with_capacity(PASS); taps];
         for (pass, first) in starts.chunks(PASS).zip((0..).step_by(PASS)) {
+            for ((tap, list), &off) in lists.iter_mut().enumerate().zip(self.offsets) {
+                list.clear();
+                let live = |i: usize| self.live[((first + i) % p.max(1)) * taps + tap];
+                list.extend(
+                    (pass.iter().enumerate())
+                        .filter(|&(i, _)| live(i))
+                        .map(|(i, &at)| ((at + off) * ct, (first + i) * CO)),
+                );
+            }
             for c0 in (0..c_in).step_by(ct) {
                 let panel = &self.xt[(c0 / ct) * self.panel..];
-                for (tap, &off) in self.offsets.iter().enumerate() {
+                for ((tap, &off), list) in self.offsets.iter().enumerate().zip(&lists) {
+                    if list.is_empty() {
+                        continue;
+                    }
                     for o0 in (0..outs).step_by(CO) {
                         let block = &self.dyt[(o0 / CO) * self.block..];
                         let at = (tap * outs + o0) * c_in + c0;
@@ -580,19 +600,14 @@ impl WeightTiles<'_> {
                             }
                         }
                         // SAFETY (reads): inside the panel and the block by `add_to`'s
-                        // assertion.
-                        let (x, mut g) = unsafe {
-                            (panel.as_ptr().add(off * ct), block.as_ptr().add(first * CO))
-                        };
-                        for &at in pass {
-                            let x = unsafe { x.add(at * ct) };
-                            let (a0, a1) = unsafe { (L::load(x), L::load(x.add(L::N))) };
-                            for (j, acc) in acc.iter_mut().enumerate() {
-                                let gj = unsafe { L::splat(g.add(j)) };
-                                acc[0] = unsafe { L::fma(gj, a0, acc[0]) };
-                                acc[1] = unsafe { L::fma(gj, a1, acc[1]) };
-                            }
-                            g = unsafe { g.add(CO) };
+                        // assertion, as every entry of `list` is one of `pass`'s positions.
+                        let (x, g) = (panel.as_ptr(), block.as_ptr());
+                        if list.len() == pass.len() {
+                            let at = pass.iter().zip(first..);
+                            let at = at.map(|(&at, q)| ((at + off) * ct, q * CO));
+                            unsafe { weight_sums::<L>(&mut acc, x, g, at) };
+                        } else {
+                            unsafe { weight_sums::<L>(&mut acc, x, g, list.iter().copied()) };
                         }
                         for (j, acc) in acc.iter().enumerate() {
                             // SAFETY: as for the loads.
@@ -621,6 +636,31 @@ impl WeightTiles<'_> {
     #[target_feature(enable = "avx512f,avx2,fma")]
     unsafe fn add_avx512(&self, sums: &mut [f32], outs: usize) {
         unsafe { self.sums::<Avx512>(sums, outs) }
+    }
+}
+
+/// `acc[j] += g[q + j] · x[at..at + 2·N]` over the `(at, q)` of `at`: one weight-gradient tile's
+/// sum over the positions given, as offsets in floats into the panel `x` and the block `g`.
+///
+/// # Safety
+/// The CPU has `L`'s features; each `x + at` is valid for `2·N` values and `g + q` for `CO`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn weight_sums<L: Lanes>(
+    acc: &mut [[L::V; 2]; CO],
+    x: *const f32,
+    g: *const f32,
+    at: impl Iterator<Item = (usize, usize)>,
+) {
+    for (at, q) in at {
+        // SAFETY (all intrinsics and reads): by the caller's contract.
+        let (x, g) = unsafe { (x.add(at), g.add(q)) };
+        let (a0, a1) = unsafe { (L::load(x), L::load(x.add(L::N))) };
+        for (j, acc) in acc.iter_mut().enumerate() {
+            let gj = unsafe { L::splat(g.add(j)) };
+            acc[0] = unsafe { L::fma(gj, a0, acc[0]) };
+            acc[1] = unsafe { L::fma(gj, a1, acc[1]) };
+        }
     }
 }
 

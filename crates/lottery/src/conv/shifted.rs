@@ -195,6 +195,7 @@ fn direct_sums(g: &Geometry, pad: Padded, (xs, dys): (&[f32], &[f32]), sum: &mut
     // Read once: the panels below and the kernel's registers must agree.
     let ct = direct::weight_tile(c);
     let offsets = offsets(g, pad);
+    let live = g.live_taps();
     let group = direct::PASS.div_ceil(p.max(1));
     let image = plane + pad.tail;
     let (panel, block) = (group * image * ct, group * p * CO);
@@ -233,6 +234,7 @@ fn direct_sums(g: &Geometry, pad: Padded, (xs, dys): (&[f32], &[f32]), sum: &mut
             c_out: g.c_out,
             rows: pad.rows(g),
             offsets: &offsets,
+            live: &live,
         };
         tiles.add_to(sum);
     }
