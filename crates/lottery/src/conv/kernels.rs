@@ -646,6 +646,34 @@ pub(super) mod tests {
         }
     }
 
+    /// The image-lane forward over more input channels than one of its passes takes (the
+    /// sums kept between passes), on 4×4 and 2×2 planes and with a short last group, against
+    /// the written-out sum. (The input gradient is the same kernel.)
+    #[test]
+    fn image_lane_passes_add_up() {
+        let c_in = 2 * super::super::direct::CHANNELS_PER_PASS + 3;
+        for (hw, n) in [(4, 13), (2, 30)] {
+            let g = Geometry {
+                c_in,
+                h: hw,
+                w: hw,
+                c_out: 7,
+                kh: 3,
+                kw: 3,
+                stride: [1, 1],
+                pad: [1; 4],
+            };
+            if super::super::direct::available() {
+                assert!(batched::takes(&g, n), "{g:?}");
+            }
+            let x = values(n * g.in_len(), 9);
+            let w = values(g.c_out * g.k(), 10);
+            let mut y = vec![f32::NAN; n * g.out_len()];
+            forward(&g, &x, &w, &mut y);
+            close(&y, &naive(&g, &x, &w, n), &format!("{g:?} forward"));
+        }
+    }
+
     /// Which kernel offsets read inside the image: VGG's 2×2 and 4×4 planes, and a strided,
     /// asymmetrically padded geometry against the coordinates written out.
     #[test]
