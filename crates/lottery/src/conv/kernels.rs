@@ -674,6 +674,35 @@ pub(super) mod tests {
         }
     }
 
+    /// The direct weight gradient where it skips the positions that read the padding (enough
+    /// channel tiles and output blocks per pass) and where it walks them all, against im2col's
+    /// (checked against the definition above on the small geometries).
+    #[test]
+    fn direct_weight_gradient_matches_im2col() {
+        for (c_in, c_out, hw, n) in [(32, 48, 4, 3), (64, 60, 2, 5), (16, 16, 8, 2)] {
+            let g = Geometry {
+                c_in,
+                h: hw,
+                w: hw,
+                c_out,
+                kh: 3,
+                kw: 3,
+                stride: [1, 1],
+                pad: [1; 4],
+            };
+            if super::super::direct::available() {
+                assert!(shifted::takes_weight_grad(&g), "{g:?}");
+            }
+            let x = values(n * g.in_len(), 11);
+            let r = values(n * g.out_len(), 12);
+            let (mut want, mut got) =
+                (vec![f32::NAN; c_out * g.k()], vec![f32::NAN; c_out * g.k()]);
+            weight_grad_im2col(&g, &x, &r, &mut want);
+            weight_grad(&g, &x, &r, &mut got);
+            close(&got, &want, &format!("{g:?} weight gradient"));
+        }
+    }
+
     /// Which kernel offsets read inside the image: VGG's 2×2 and 4×4 planes, and a strided,
     /// asymmetrically padded geometry against the coordinates written out.
     #[test]
