@@ -646,6 +646,20 @@ pub(super) mod tests {
         }
     }
 
+    /// A 3×3 convolution with padding 1 on square planes `hw` wide, as in VGG and ResNet.
+    fn same_3x3(c_in: usize, c_out: usize, hw: usize) -> Geometry {
+        Geometry {
+            c_in,
+            h: hw,
+            w: hw,
+            c_out,
+            kh: 3,
+            kw: 3,
+            stride: [1, 1],
+            pad: [1; 4],
+        }
+    }
+
     /// The image-lane forward over more input channels than one of its passes takes (the
     /// sums kept between passes), on 4×4 and 2×2 planes and with a short last group, against
     /// the written-out sum. (The input gradient is the same kernel.)
@@ -653,16 +667,7 @@ pub(super) mod tests {
     fn image_lane_passes_add_up() {
         let c_in = 2 * super::super::direct::CHANNELS_PER_PASS + 3;
         for (hw, n) in [(4, 13), (2, 30)] {
-            let g = Geometry {
-                c_in,
-                h: hw,
-                w: hw,
-                c_out: 7,
-                kh: 3,
-                kw: 3,
-                stride: [1, 1],
-                pad: [1; 4],
-            };
+            let g = same_3x3(c_in, 7, hw);
             if super::super::direct::available() {
                 assert!(batched::takes(&g, n), "{g:?}");
             }
@@ -680,16 +685,7 @@ pub(super) mod tests {
     #[test]
     fn direct_weight_gradient_matches_im2col() {
         for (c_in, c_out, hw, n) in [(32, 48, 4, 3), (64, 60, 2, 5), (16, 16, 8, 2)] {
-            let g = Geometry {
-                c_in,
-                h: hw,
-                w: hw,
-                c_out,
-                kh: 3,
-                kw: 3,
-                stride: [1, 1],
-                pad: [1; 4],
-            };
+            let g = same_3x3(c_in, c_out, hw);
             if super::super::direct::available() {
                 assert!(shifted::takes_weight_grad(&g), "{g:?}");
             }
@@ -707,16 +703,7 @@ pub(super) mod tests {
     /// asymmetrically padded geometry against the coordinates written out.
     #[test]
     fn live_taps_are_the_offsets_inside_the_image() {
-        let vgg = |hw| Geometry {
-            c_in: 1,
-            h: hw,
-            w: hw,
-            c_out: 1,
-            kh: 3,
-            kw: 3,
-            stride: [1, 1],
-            pad: [1; 4],
-        };
+        let vgg = |hw| same_3x3(1, 1, hw);
         let count = |g: &Geometry| g.live_taps().iter().filter(|&&l| l).count();
         assert_eq!(count(&vgg(2)), 16);
         assert_eq!(count(&vgg(4)), 100);
